@@ -1,0 +1,132 @@
+//! Conventions every fromgit binary shares, kept in one place so that the five
+//! tools agree on exit codes, on where output goes and on how errors read:
+//!
+//! - stdout carries results only (human text, or JSON with `--json`);
+//! - stderr carries logs, warnings and errors, coloured only when allowed;
+//! - exit codes: 0 ok, 1 negative result, 2 error, 3 unproven.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+/// Flags every tool accepts.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Increase log verbosity (repeatable)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Decrease log verbosity (repeatable)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// Print machine-readable JSON on stdout instead of human text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to colour stderr
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl GlobalArgs {
+    /// Whether stderr may carry ANSI colour: `--color`, then `NO_COLOR`, then a terminal check.
+    pub fn stderr_color(&self) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && io::stderr().is_terminal()
+            }
+        }
+    }
+}
+
+/// The outcome of a run that did not fail with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The check passed, or the command did what was asked.
+    Success,
+    /// A valid run with a negative result (refused, differs, leak found).
+    Failure,
+    /// The command could not do its work: bad input, I/O, a failed child process.
+    Error,
+    /// No negative result, but the proof is incomplete (proof tools only).
+    Unproven,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::from(0),
+            ExitStatus::Failure => ExitCode::from(1),
+            ExitStatus::Error => ExitCode::from(2),
+            ExitStatus::Unproven => ExitCode::from(3),
+        }
+    }
+}
+
+/// The exit-code table every tool's `--help` ends with.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  negative result (check refused, verification failed)
+  2  error (bad input, I/O, a failed external program)";
+
+/// Sets up logging to stderr. `-v`/`-q` pick the level; `FROMGIT_LOG` overrides them.
+pub fn init_tracing(global: &GlobalArgs) {
+    let level = match i16::from(global.verbose) - i16::from(global.quiet) {
+        i16::MIN..=-2 => "off",
+        -1 => "error",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("FROMGIT_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // A second initialisation (tests calling `run` twice) is harmless: keep the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(global.stderr_color())
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Writes results to stdout, the one place where the tools print data.
+pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Prints a warning line on stderr, in the house `warning: …` form.
+pub fn warn(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "warning: {message}");
+}
+
+/// Renders an error chain on stderr and returns exit code 2, or 0 for a
+/// broken pipe on stdout (the reader went away: not our failure).
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(io_err) = cause.downcast_ref::<io::Error>() {
+            if io_err.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::from(0);
+            }
+        }
+    }
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  Caused by: {cause}");
+    }
+    ExitStatus::Error.into()
+}

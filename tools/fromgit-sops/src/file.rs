@@ -1,0 +1,646 @@
+//! Encrypted files: reading, decrypting with MAC verification, and the three
+//! ways of writing them (a new file, a re-encryption after an edit that
+//! keeps the ciphertext of unchanged values, and a key change).
+//!
+//! `updatekeys` and `rotate` are deliberately distinct, as in sops:
+//! `updatekeys` re-wraps the same data key for a new recipient set and
+//! leaves every value, the MAC and `lastmodified` byte-identical (a removed
+//! recipient that kept the old data key can still read the file);
+//! `rotate` draws a new data key and re-encrypts every value.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
+
+use crate::cipher::{self, CipherError, DataKey, EncValue};
+use crate::json::{self, JsonError};
+use crate::keys::{Identities, KeyError, Recipient};
+use crate::metadata::{self, AgeStanza, Metadata, MetadataError, Selection, SelectionMatcher};
+use crate::value::{Kind, KeyPath, Map, PathStep, Scalar, Value, ValueError};
+use crate::yaml::{self, YamlError};
+
+/// The stores fromgit reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// The format sops infers from a file name.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn parse(self, text: &str) -> Result<Map, SopsError> {
+        match self {
+            Format::Yaml => yaml::parse(text).map_err(SopsError::Yaml),
+            Format::Json => json::parse(text).map_err(SopsError::Json),
+        }
+    }
+
+    pub fn emit(self, map: &Map) -> Zeroizing<String> {
+        match self {
+            Format::Yaml => yaml::emit(map),
+            Format::Json => json::emit(map),
+        }
+    }
+}
+
+/// Everything that can go wrong reading, decrypting or writing a sops file.
+/// No variant carries a secret value; paths are key paths, not values.
+#[derive(Debug, thiserror::Error)]
+pub enum SopsError {
+    #[error(transparent)]
+    Yaml(YamlError),
+    #[error(transparent)]
+    Json(JsonError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A plaintext document uses the key sops reserves for its metadata.
+    #[error("the document has a top-level `sops` key, which sops reserves for its metadata (is the file already encrypted?)")]
+    ReservedKey,
+    /// An `ENC[…]` value is malformed or fails to decrypt.
+    #[error("value at `{path}` could not be decrypted: {source}")]
+    Value { path: KeyPath, source: CipherError },
+    /// A decrypted value does not parse as its declared type.
+    #[error("value at `{path}`: {source}")]
+    ValueType { path: KeyPath, source: ValueError },
+    /// A value that the selection rule says is encrypted is in plaintext.
+    #[error("value at `{path}` should be encrypted under the file's selection rule but is not an `ENC[…]` value")]
+    NotEncrypted { path: KeyPath },
+    /// The MAC cannot be decrypted with the data key.
+    #[error("the MAC could not be decrypted: {0}")]
+    MacUnreadable(CipherError),
+    /// The MAC does not match the values.
+    #[error("MAC mismatch: the values do not match the file's MAC (was it edited outside sops or fromgit?)")]
+    MacMismatch,
+    /// None of the identities is a recipient of the file.
+    #[error("no identity decrypts the data key; the file is encrypted for: {}; the identities given are for: {}", list(.file_recipients), list(.identity_recipients))]
+    NoMatchingIdentity {
+        file_recipients: Vec<String>,
+        identity_recipients: Vec<String>,
+    },
+    /// The file has no age recipient at all.
+    #[error("the file has no age recipient (key sources: {})", list(.0))]
+    NoAgeRecipient(Vec<String>),
+    /// A rewrite would lose something fromgit cannot reproduce.
+    #[error("fromgit cannot rewrite this file without losing data: {0}")]
+    NotRewritable(String),
+    /// A rewrite was asked for with no recipient.
+    #[error("at least one age recipient is required")]
+    NoRecipients,
+    /// The text we were about to write did not decrypt back to the intended values.
+    #[error("self-check failed: the file written would not decrypt to the intended values ({0})")]
+    SelfCheck(String),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// A parsed, still-encrypted sops file.
+#[derive(Debug, Clone)]
+pub struct EncryptedFile {
+    pub format: Format,
+    /// The document without its `sops` entry; encrypted leaves are `ENC[…]` strings.
+    pub tree: Map,
+    pub metadata: Metadata,
+    /// `#ENC[…]` comment lines, which the YAML reader does not keep.
+    encrypted_comments: usize,
+}
+
+impl EncryptedFile {
+    pub fn parse(text: &str, format: Format) -> Result<Self, SopsError> {
+        let mut tree = format.parse(text)?;
+        let position = tree
+            .iter()
+            .position(|(k, _)| k == "sops")
+            .ok_or(MetadataError::Missing)?;
+        let (_, meta_value) = tree.remove(position);
+        let metadata = Metadata::from_value(&meta_value)?;
+        let encrypted_comments = match format {
+            Format::Yaml => text
+                .lines()
+                .filter(|line| line.contains("#ENC[AES256_GCM,"))
+                .count(),
+            Format::Json => 0,
+        };
+        Ok(EncryptedFile {
+            format,
+            tree,
+            metadata,
+            encrypted_comments,
+        })
+    }
+
+    /// The file as text, the `sops` block last.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let mut map = self.tree.clone();
+        map.push(("sops".to_owned(), self.metadata.to_value()));
+        self.format.emit(&map)
+    }
+
+    pub fn recipients(&self) -> Vec<String> {
+        self.metadata
+            .age
+            .iter()
+            .map(|stanza| stanza.recipient.clone())
+            .collect()
+    }
+
+    /// Recovers the data key with any of `identities`, then decrypts.
+    pub fn decrypt(&self, identities: &Identities) -> Result<DecryptedFile, SopsError> {
+        if self.metadata.age.is_empty() {
+            return Err(SopsError::NoAgeRecipient(
+                self.metadata.foreign_key_sources.clone(),
+            ));
+        }
+        let mut first_error = None;
+        for stanza in &self.metadata.age {
+            match identities.unwrap(&stanza.enc) {
+                Ok(Some(key)) => return self.decrypt_with_key(key),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::debug!(recipient = %stanza.recipient, "unreadable age stanza: {err}");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err.into());
+        }
+        let mut file_recipients = self.recipients();
+        file_recipients.extend(self.metadata.foreign_key_sources.iter().cloned());
+        Err(SopsError::NoMatchingIdentity {
+            file_recipients,
+            identity_recipients: identities.recipients(),
+        })
+    }
+
+    /// Decrypts every value with a known data key and verifies the MAC.
+    pub fn decrypt_with_key(&self, data_key: DataKey) -> Result<DecryptedFile, SopsError> {
+        let matcher = self.metadata.selection.matcher()?;
+        let mac_aad = self.metadata.mac_aad()?;
+        let mut walk = DecryptWalk {
+            key: &data_key,
+            matcher: &matcher,
+            mac: MacHasher::new(self.metadata.mac_only_encrypted),
+            mac_only_encrypted: self.metadata.mac_only_encrypted,
+            stash: Stash::default(),
+            path: KeyPath::default(),
+        };
+        let tree = walk.map(&self.tree)?;
+        let computed = walk.mac.finish();
+        let stored = EncValue::parse(&self.metadata.mac)
+            .and_then(|enc| enc.open(&data_key, &mac_aad))
+            .map_err(SopsError::MacUnreadable)?;
+        if stored.as_str() != computed.as_str() {
+            return Err(SopsError::MacMismatch);
+        }
+        let stash = walk.stash;
+        Ok(DecryptedFile {
+            tree,
+            data_key,
+            stash,
+            encrypted: self.clone(),
+        })
+    }
+
+    /// Refuses when a rewrite would drop what fromgit does not model.
+    fn ensure_rewritable(&self) -> Result<(), SopsError> {
+        if self.encrypted_comments > 0 {
+            return Err(SopsError::NotRewritable(format!(
+                "{} encrypted comment line(s) (`#ENC[…]`) would be dropped; remove the comments with sops first",
+                self.encrypted_comments
+            )));
+        }
+        if !self.metadata.foreign_key_sources.is_empty() {
+            return Err(SopsError::NotRewritable(format!(
+                "it has non-age keys ({}) that fromgit would drop",
+                self.metadata.foreign_key_sources.join(", ")
+            )));
+        }
+        if self.metadata.comment_selection.is_some() {
+            return Err(SopsError::NotRewritable(
+                "it uses a comment selection regex".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A decrypted file, still holding what is needed to write it back: the data
+/// key, the original ciphertexts of unchanged values, the original metadata.
+pub struct DecryptedFile {
+    /// The plaintext document.
+    pub tree: Map,
+    data_key: DataKey,
+    stash: Stash,
+    encrypted: EncryptedFile,
+}
+
+/// What an `updatekeys` or `rotate` did to the recipient set.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecipientChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+impl RecipientChanges {
+    fn between(old: &[String], new: &[Recipient]) -> Self {
+        let new: Vec<String> = new.iter().map(|r| r.as_str().to_owned()).collect();
+        RecipientChanges {
+            added: new.iter().filter(|r| !old.contains(r)).cloned().collect(),
+            removed: old.iter().filter(|r| !new.contains(r)).cloned().collect(),
+            kept: new.iter().filter(|r| old.contains(r)).cloned().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl DecryptedFile {
+    pub fn format(&self) -> Format {
+        self.encrypted.format
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.encrypted.metadata
+    }
+
+    /// The plaintext document as text in the file's format (for `decrypt`).
+    pub fn plaintext_text(&self) -> Zeroizing<String> {
+        self.format().emit(&self.tree)
+    }
+
+    /// Encrypts `tree` as the new content of this file: same data key and
+    /// recipients, the original ciphertext for every unchanged value, fresh
+    /// IVs for new or changed ones, a new MAC and `lastmodified`.
+    pub fn reencrypt(&self, tree: &Map) -> Result<Written, SopsError> {
+        self.encrypted.ensure_rewritable()?;
+        let metadata = Metadata {
+            mac_only_encrypted: false,
+            ..self.encrypted.metadata.clone()
+        };
+        let mut stash = self.stash.clone();
+        seal(
+            self.format(),
+            tree,
+            self.data_key.clone(),
+            metadata,
+            Some(&mut stash),
+        )
+    }
+
+    /// Re-wraps the same data key for `recipients`. Values, MAC and
+    /// `lastmodified` stay byte-identical; kept recipients keep their stanza.
+    pub fn updatekeys(&self, recipients: &[Recipient]) -> Result<(Written, RecipientChanges), SopsError> {
+        self.encrypted.ensure_rewritable()?;
+        if recipients.is_empty() {
+            return Err(SopsError::NoRecipients);
+        }
+        let old = &self.encrypted.metadata.age;
+        let mut age = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            let stanza = match old.iter().find(|s| s.recipient == recipient.as_str()) {
+                Some(existing) => existing.clone(),
+                None => AgeStanza {
+                    recipient: recipient.as_str().to_owned(),
+                    enc: recipient.wrap(&self.data_key)?,
+                },
+            };
+            age.push(stanza);
+        }
+        let changes = RecipientChanges::between(&self.encrypted.recipients(), recipients);
+        let file = EncryptedFile {
+            metadata: Metadata {
+                age,
+                ..self.encrypted.metadata.clone()
+            },
+            ..self.encrypted.clone()
+        };
+        let written = Written {
+            text: file.to_text(),
+            data_key: self.data_key.clone(),
+            expected: self.tree.clone(),
+            recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
+            format: file.format,
+        };
+        Ok((written, changes))
+    }
+
+    /// A new data key, every value re-encrypted, wrapped for `recipients`.
+    pub fn rotate(&self, recipients: &[Recipient]) -> Result<(Written, RecipientChanges), SopsError> {
+        self.encrypted.ensure_rewritable()?;
+        let changes = RecipientChanges::between(&self.encrypted.recipients(), recipients);
+        let written = encrypt_new(
+            self.format(),
+            &self.tree,
+            recipients,
+            self.encrypted.metadata.selection.clone(),
+        )?;
+        Ok((written, changes))
+    }
+}
+
+/// Encrypts a plaintext document for `recipients` with a fresh data key.
+pub fn encrypt_new(
+    format: Format,
+    tree: &Map,
+    recipients: &[Recipient],
+    selection: Selection,
+) -> Result<Written, SopsError> {
+    if tree.iter().any(|(k, _)| k == "sops") {
+        return Err(SopsError::ReservedKey);
+    }
+    if recipients.is_empty() {
+        return Err(SopsError::NoRecipients);
+    }
+    let data_key = DataKey::generate();
+    let age = recipients
+        .iter()
+        .map(|r| {
+            Ok(AgeStanza {
+                recipient: r.as_str().to_owned(),
+                enc: r.wrap(&data_key)?,
+            })
+        })
+        .collect::<Result<Vec<_>, KeyError>>()?;
+    let metadata = Metadata {
+        age,
+        lastmodified: String::new(),
+        mac: String::new(),
+        selection,
+        mac_only_encrypted: false,
+        version: None,
+        foreign_key_sources: Vec::new(),
+        comment_selection: None,
+    };
+    seal(format, tree, data_key, metadata, None)
+}
+
+/// Encrypts `tree` under `metadata`'s key and selection, computing a new MAC.
+fn seal(
+    format: Format,
+    tree: &Map,
+    data_key: DataKey,
+    mut metadata: Metadata,
+    stash: Option<&mut Stash>,
+) -> Result<Written, SopsError> {
+    let matcher = metadata.selection.matcher()?;
+    let mut walk = EncryptWalk {
+        key: &data_key,
+        matcher: &matcher,
+        mac: MacHasher::new(false),
+        stash,
+        path: KeyPath::default(),
+    };
+    let encrypted_tree = walk.map(tree);
+    let mac = walk.mac.finish();
+    metadata.lastmodified = metadata::now_lastmodified();
+    metadata.mac = cipher::seal(&data_key, mac.as_bytes(), &metadata.lastmodified, Kind::Str);
+    let recipients = metadata.age.iter().map(|s| s.recipient.clone()).collect();
+    let file = EncryptedFile {
+        format,
+        tree: encrypted_tree,
+        metadata,
+        encrypted_comments: 0,
+    };
+    Ok(Written {
+        text: file.to_text(),
+        data_key,
+        expected: tree.clone(),
+        recipients,
+        format,
+    })
+}
+
+/// The text of an encrypted file about to be written, with what is needed
+/// to check it: [`Written::verify`] must pass on the bytes actually written.
+pub struct Written {
+    pub text: Zeroizing<String>,
+    data_key: DataKey,
+    expected: Map,
+    recipients: Vec<String>,
+    format: Format,
+}
+
+impl Written {
+    /// Parses `bytes` as an encrypted file and checks that it lists exactly the
+    /// intended recipients, that each stanza is an age file, and that it
+    /// decrypts, MAC included, to the intended values.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), SopsError> {
+        let check = |what: &str| SopsError::SelfCheck(what.to_owned());
+        let text = std::str::from_utf8(bytes).map_err(|_| check("not UTF-8"))?;
+        let file = EncryptedFile::parse(text, self.format)?;
+        if file.recipients() != self.recipients {
+            return Err(check("recipient list differs"));
+        }
+        for stanza in &file.metadata.age {
+            age::Decryptor::new(age::armor::ArmoredReader::new(stanza.enc.as_bytes()))
+                .map_err(|_| check("a recipient stanza is not an age file"))?;
+        }
+        let decrypted = file.decrypt_with_key(self.data_key.clone())?;
+        if decrypted.tree != self.expected {
+            return Err(check("decrypted values differ"));
+        }
+        Ok(())
+    }
+}
+
+/// sops' MAC: SHA-512 over the canonical bytes of every non-null,
+/// non-comment leaf in document order, as upper-case hex.
+struct MacHasher(Sha512);
+
+impl MacHasher {
+    fn new(mac_only_encrypted: bool) -> Self {
+        let mut hasher = Sha512::new();
+        if mac_only_encrypted {
+            // sops' MACOnlyEncryptedInitialization: sha256("sops").
+            hasher.update(Sha256::digest(b"sops"));
+        }
+        MacHasher(hasher)
+    }
+
+    fn add(&mut self, scalar: &Scalar) {
+        if scalar.kind != Kind::Comment {
+            self.0.update(scalar.text.as_bytes());
+        }
+    }
+
+    fn finish(self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode_upper(self.0.finalize()))
+    }
+}
+
+/// Original ciphertexts by (AAD, type, plaintext) digest, each usable once,
+/// so that rewriting an unchanged value reproduces its exact bytes.
+#[derive(Clone, Default)]
+struct Stash(HashMap<[u8; 32], Vec<String>>);
+
+impl Stash {
+    fn digest(aad: &str, scalar: &Scalar) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(aad.as_bytes());
+        hasher.update([0]);
+        hasher.update(scalar.kind.sops_name().as_bytes());
+        hasher.update([0]);
+        hasher.update(scalar.text.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn put(&mut self, aad: &str, scalar: &Scalar, enc: &str) {
+        self.0
+            .entry(Self::digest(aad, scalar))
+            .or_default()
+            .push(enc.to_owned());
+    }
+
+    fn take(&mut self, aad: &str, scalar: &Scalar) -> Option<String> {
+        let entries = self.0.get_mut(&Self::digest(aad, scalar))?;
+        if entries.is_empty() {
+            None
+        } else {
+            Some(entries.remove(0))
+        }
+    }
+}
+
+struct DecryptWalk<'a> {
+    key: &'a DataKey,
+    matcher: &'a SelectionMatcher,
+    mac: MacHasher,
+    mac_only_encrypted: bool,
+    stash: Stash,
+    path: KeyPath,
+}
+
+impl DecryptWalk<'_> {
+    fn map(&mut self, map: &Map) -> Result<Map, SopsError> {
+        let mut out = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            self.path.push(PathStep::Key(key.clone()));
+            let decrypted = self.value(value)?;
+            self.path.pop();
+            out.push((key.clone(), decrypted));
+        }
+        Ok(out)
+    }
+
+    fn value(&mut self, value: &Value) -> Result<Value, SopsError> {
+        Ok(match value {
+            Value::Null => Value::Null,
+            Value::Map(map) => Value::Map(self.map(map)?),
+            Value::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    self.path.push(PathStep::Index(index));
+                    out.push(self.value(item)?);
+                    self.path.pop();
+                }
+                Value::List(out)
+            }
+            Value::Scalar(scalar) => Value::Scalar(self.scalar(scalar)?),
+        })
+    }
+
+    fn scalar(&mut self, scalar: &Scalar) -> Result<Scalar, SopsError> {
+        let encrypted = self.matcher.encrypts(self.path.keys());
+        let plain = if !encrypted || (scalar.kind == Kind::Str && scalar.text.is_empty()) {
+            scalar.clone()
+        } else if scalar.kind == Kind::Str && EncValue::looks_encrypted(&scalar.text) {
+            let path = || self.path.clone();
+            let enc = EncValue::parse(&scalar.text)
+                .map_err(|source| SopsError::Value { path: path(), source })?;
+            let aad = self.path.aad();
+            let text = enc
+                .open(self.key, &aad)
+                .map_err(|source| SopsError::Value { path: path(), source })?;
+            let plain = Scalar::canonical(enc.kind, text)
+                .map_err(|source| SopsError::ValueType { path: path(), source })?;
+            self.stash.put(&aad, &plain, &scalar.text);
+            plain
+        } else {
+            return Err(SopsError::NotEncrypted {
+                path: self.path.clone(),
+            });
+        };
+        if encrypted || !self.mac_only_encrypted {
+            self.mac.add(&plain);
+        }
+        Ok(plain)
+    }
+}
+
+struct EncryptWalk<'a, 's> {
+    key: &'a DataKey,
+    matcher: &'a SelectionMatcher,
+    mac: MacHasher,
+    stash: Option<&'s mut Stash>,
+    path: KeyPath,
+}
+
+impl EncryptWalk<'_, '_> {
+    fn map(&mut self, map: &Map) -> Map {
+        map.iter()
+            .map(|(key, value)| {
+                self.path.push(PathStep::Key(key.clone()));
+                let encrypted = self.value(value);
+                self.path.pop();
+                (key.clone(), encrypted)
+            })
+            .collect()
+    }
+
+    fn value(&mut self, value: &Value) -> Value {
+        match value {
+            Value::Null => Value::Null,
+            Value::Map(map) => Value::Map(self.map(map)),
+            Value::List(items) => Value::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        self.path.push(PathStep::Index(index));
+                        let encrypted = self.value(item);
+                        self.path.pop();
+                        encrypted
+                    })
+                    .collect(),
+            ),
+            Value::Scalar(scalar) => Value::Scalar(self.scalar(scalar)),
+        }
+    }
+
+    fn scalar(&mut self, scalar: &Scalar) -> Scalar {
+        self.mac.add(scalar);
+        // sops never encrypts the empty string: `data:` cannot be empty.
+        if !self.matcher.encrypts(self.path.keys()) || scalar.text.is_empty() {
+            return scalar.clone();
+        }
+        let aad = self.path.aad();
+        let reused = self.stash.as_mut().and_then(|stash| stash.take(&aad, scalar));
+        let enc = reused
+            .unwrap_or_else(|| cipher::seal(self.key, scalar.text.as_bytes(), &aad, scalar.kind));
+        Scalar::string(enc)
+    }
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;
