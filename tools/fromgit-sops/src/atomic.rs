@@ -21,7 +21,11 @@ pub enum AtomicWriteError<E: std::error::Error + 'static> {
 
 /// Replaces `target` with `contents` once `check` accepts the bytes read back
 /// from the temporary file. Keeps the target's permissions when it exists.
-pub fn replace_checked<E, F>(target: &Path, contents: &[u8], check: F) -> Result<(), AtomicWriteError<E>>
+pub fn replace_checked<E, F>(
+    target: &Path,
+    contents: &[u8],
+    check: F,
+) -> Result<(), AtomicWriteError<E>>
 where
     E: std::error::Error + 'static,
     F: FnOnce(&[u8]) -> Result<(), E>,
@@ -107,7 +111,10 @@ mod tests {
         })
         .expect("replaced");
         assert_eq!(fs_err::read_to_string(&target).expect("read"), "new");
-        let mode = fs_err::metadata(&target).expect("stat").permissions().mode();
+        let mode = fs_err::metadata(&target)
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(leftovers(dir.path()), ["secrets.yaml"]);
     }

@@ -1,6 +1,6 @@
 //! The `ENC[AES256_GCM,…]` value cipher, exactly as sops' `aes/cipher.go`
 //! writes it: AES-256-GCM with a 32-byte nonce (so GCM derives J0 by
-//! GHASHing the nonce, unlike the common 12-byte variant), the key path as
+//! `GHASHing` the nonce, unlike the common 12-byte variant), the key path as
 //! additional data, and the 16-byte tag stored apart from the ciphertext.
 
 use aes_gcm::aead::consts::U32;
@@ -244,7 +244,10 @@ mod tests {
     fn malformed_values_are_refused_with_their_reason() {
         let good = seal(&key(), b"v", "k:", Kind::Str);
         let truncated = &good[..good.len() - 10];
-        assert_eq!(EncValue::parse(truncated).err(), Some(CipherError::Malformed));
+        assert_eq!(
+            EncValue::parse(truncated).err(),
+            Some(CipherError::Malformed)
+        );
         let bad_b64 = good.replacen("data:", "data:!!", 1);
         assert_eq!(
             EncValue::parse(&bad_b64).err(),

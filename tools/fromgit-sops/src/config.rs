@@ -123,7 +123,11 @@ pub fn rule_for_file(config: &Path, file: &Path) -> Result<CreationRule, ConfigE
             return Err(shape(&format!("creation rule {index} is not a mapping")));
         };
         let pattern = string_field(rule, "path_regex")
-            .map_err(|()| shape(&format!("creation rule {index}: `path_regex` is not a string")))?
+            .map_err(|()| {
+                shape(&format!(
+                    "creation rule {index}: `path_regex` is not a string"
+                ))
+            })?
             .unwrap_or_default();
         let regex = Regex::new(&pattern).map_err(|err| ConfigError::BadPathRegex {
             path: config.to_owned(),
@@ -200,6 +204,55 @@ fn interpret_rule(config: &Path, index: usize, rule: &Map) -> Result<CreationRul
             return Err(unsupported(format!("`{source}` keys")));
         }
     }
+    let recipients = group_recipients(config, index, group)?;
+    if recipients.is_empty() {
+        return Err(ConfigError::NoRecipients {
+            config: config.to_owned(),
+            rule: index,
+        });
+    }
+    let selection = Selection::from_map(rule).map_err(|source| ConfigError::Selection {
+        config: config.to_owned(),
+        rule: index,
+        source,
+    })?;
+    if let Some(selection) = &selection {
+        selection
+            .matcher()
+            .map_err(|source| ConfigError::Selection {
+                config: config.to_owned(),
+                rule: index,
+                source,
+            })?;
+    }
+    for field in [
+        "unencrypted_comment_regex",
+        "encrypted_comment_regex",
+        "mac_only_encrypted",
+    ] {
+        if rule.iter().any(|(k, v)| k == field && *v != Value::Null) {
+            return Err(unsupported(format!("`{field}`")));
+        }
+    }
+    Ok(CreationRule {
+        config: config.to_owned(),
+        index,
+        recipients,
+        selection,
+    })
+}
+
+/// The age recipients of a key group: a comma-separated string, or (sops
+/// 3.11+) a list of such strings; duplicates collapse.
+fn group_recipients(
+    config: &Path,
+    index: usize,
+    group: &Map,
+) -> Result<Vec<Recipient>, ConfigError> {
+    let shape = |what: &str| ConfigError::Shape {
+        path: config.to_owned(),
+        what: format!("creation rule {index}: {what}"),
+    };
     let mut recipients = Vec::new();
     let mut add = |text: &str| -> Result<(), ConfigError> {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -230,37 +283,7 @@ fn interpret_rule(config: &Path, index: usize, rule: &Map) -> Result<CreationRul
         }
         Some(_) => return Err(shape("`age` must be a string or a list of strings")),
     }
-    if recipients.is_empty() {
-        return Err(ConfigError::NoRecipients {
-            config: config.to_owned(),
-            rule: index,
-        });
-    }
-    let selection = Selection::from_map(rule).map_err(|source| ConfigError::Selection {
-        config: config.to_owned(),
-        rule: index,
-        source,
-    })?;
-    if let Some(selection) = &selection {
-        selection
-            .matcher()
-            .map_err(|source| ConfigError::Selection {
-                config: config.to_owned(),
-                rule: index,
-                source,
-            })?;
-    }
-    for field in ["unencrypted_comment_regex", "encrypted_comment_regex", "mac_only_encrypted"] {
-        if rule.iter().any(|(k, v)| k == field && *v != Value::Null) {
-            return Err(unsupported(format!("`{field}`")));
-        }
-    }
-    Ok(CreationRule {
-        config: config.to_owned(),
-        index,
-        recipients,
-        selection,
-    })
+    Ok(recipients)
 }
 
 fn string_field(map: &Map, key: &str) -> Result<Option<String>, ()> {
@@ -297,7 +320,10 @@ mod tests {
         );
         let web = rule_for_file(&cfg, &dir.path().join("hosts/web/secrets.yaml")).expect("matches");
         assert_eq!(web.index, 1);
-        assert_eq!(web.selection, Some(Selection::EncryptedRegex("^(data)$".into())));
+        assert_eq!(
+            web.selection,
+            Some(Selection::EncryptedRegex("^(data)$".into()))
+        );
         let other = rule_for_file(&cfg, &dir.path().join("x/secrets/a.yaml")).expect("matches");
         assert_eq!(other.index, 2);
         let names: Vec<&str> = other.recipients.iter().map(Recipient::as_str).collect();
@@ -331,7 +357,10 @@ mod tests {
         let err = rule_for_file(&cfg, &dir.path().join("groups.yaml")).expect_err("refused");
         assert!(err.to_string().contains("2 key groups"), "{err}");
         let err = rule_for_file(&cfg, &dir.path().join("none.yaml")).expect_err("refused");
-        assert!(matches!(err, ConfigError::NoRecipients { rule: 3, .. }), "{err}");
+        assert!(
+            matches!(err, ConfigError::NoRecipients { rule: 3, .. }),
+            "{err}"
+        );
         let err = rule_for_file(&cfg, &dir.path().join("other.json")).expect_err("refused");
         assert!(matches!(err, ConfigError::NoMatchingRule { .. }), "{err}");
     }

@@ -17,7 +17,7 @@ use crate::cipher::{self, CipherError, DataKey, EncValue};
 use crate::json::{self, JsonError};
 use crate::keys::{Identities, KeyError, Recipient};
 use crate::metadata::{self, AgeStanza, Metadata, MetadataError, Selection, SelectionMatcher};
-use crate::value::{Kind, KeyPath, Map, PathStep, Scalar, Value, ValueError};
+use crate::value::{KeyPath, Kind, Map, PathStep, Scalar, Value, ValueError};
 use crate::yaml::{self, YamlError};
 
 /// The stores fromgit reads and writes.
@@ -309,7 +309,10 @@ impl DecryptedFile {
 
     /// Re-wraps the same data key for `recipients`. Values, MAC and
     /// `lastmodified` stay byte-identical; kept recipients keep their stanza.
-    pub fn updatekeys(&self, recipients: &[Recipient]) -> Result<(Written, RecipientChanges), SopsError> {
+    pub fn updatekeys(
+        &self,
+        recipients: &[Recipient],
+    ) -> Result<(Written, RecipientChanges), SopsError> {
         self.encrypted.ensure_rewritable()?;
         if recipients.is_empty() {
             return Err(SopsError::NoRecipients);
@@ -345,7 +348,10 @@ impl DecryptedFile {
     }
 
     /// A new data key, every value re-encrypted, wrapped for `recipients`.
-    pub fn rotate(&self, recipients: &[Recipient]) -> Result<(Written, RecipientChanges), SopsError> {
+    pub fn rotate(
+        &self,
+        recipients: &[Recipient],
+    ) -> Result<(Written, RecipientChanges), SopsError> {
         self.encrypted.ensure_rewritable()?;
         let changes = RecipientChanges::between(&self.encrypted.recipients(), recipients);
         let written = encrypt_new(
@@ -565,14 +571,22 @@ impl DecryptWalk<'_> {
             scalar.clone()
         } else if scalar.kind == Kind::Str && EncValue::looks_encrypted(&scalar.text) {
             let path = || self.path.clone();
-            let enc = EncValue::parse(&scalar.text)
-                .map_err(|source| SopsError::Value { path: path(), source })?;
+            let enc = EncValue::parse(&scalar.text).map_err(|source| SopsError::Value {
+                path: path(),
+                source,
+            })?;
             let aad = self.path.aad();
             let text = enc
                 .open(self.key, &aad)
-                .map_err(|source| SopsError::Value { path: path(), source })?;
-            let plain = Scalar::canonical(enc.kind, text)
-                .map_err(|source| SopsError::ValueType { path: path(), source })?;
+                .map_err(|source| SopsError::Value {
+                    path: path(),
+                    source,
+                })?;
+            let plain =
+                Scalar::canonical(enc.kind, text).map_err(|source| SopsError::ValueType {
+                    path: path(),
+                    source,
+                })?;
             self.stash.put(&aad, &plain, &scalar.text);
             plain
         } else {
@@ -634,7 +648,10 @@ impl EncryptWalk<'_, '_> {
             return scalar.clone();
         }
         let aad = self.path.aad();
-        let reused = self.stash.as_mut().and_then(|stash| stash.take(&aad, scalar));
+        let reused = self
+            .stash
+            .as_mut()
+            .and_then(|stash| stash.take(&aad, scalar));
         let enc = reused
             .unwrap_or_else(|| cipher::seal(self.key, scalar.text.as_bytes(), &aad, scalar.kind));
         Scalar::string(enc)

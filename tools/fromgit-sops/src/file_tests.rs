@@ -20,7 +20,8 @@ fn party() -> Party {
     }
 }
 
-const SAMPLE: &str = "db_password: hunter2\nempty: \"\"\nnothing: null\ntls:\n    wildcard:\n        \
+const SAMPLE: &str =
+    "db_password: hunter2\nempty: \"\"\nnothing: null\ntls:\n    wildcard:\n        \
                       key: \"-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----\\n\"\n\
                       list:\n    - one\n    - two\nnote_unencrypted: visible\nport: 5432\n";
 
@@ -36,8 +37,13 @@ fn write_and_read(written: &Written, format: Format) -> EncryptedFile {
 #[test]
 fn a_new_file_decrypts_to_the_same_tree_and_leaves_plaintext_where_asked() {
     let alice = party();
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     let text = written.text.as_str();
     assert!(!text.contains("hunter2"));
     assert!(text.contains("note_unencrypted: visible\n"));
@@ -56,11 +62,28 @@ fn a_new_file_decrypts_to_the_same_tree_and_leaves_plaintext_where_asked() {
 fn json_files_round_trip() {
     let alice = party();
     let tree = json::parse(r#"{"a":"x","n":1,"l":[true,null,"y"],"o":{}}"#).expect("parses");
-    let written =
-        encrypt_new(Format::Json, &tree, &[alice.recipient.clone()], Selection::default()).expect("encrypts");
+    let written = encrypt_new(
+        Format::Json,
+        &tree,
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     assert!(written.text.contains("\"sops\": {"));
     let file = write_and_read(&written, Format::Json);
-    assert_eq!(file.decrypt(&alice.identities).expect("decrypts").tree, tree);
+    assert_eq!(
+        file.decrypt(&alice.identities).expect("decrypts").tree,
+        tree
+    );
+}
+
+fn feed(hasher: &mut MacHasher, value: &Value) {
+    match value {
+        Value::Scalar(s) => hasher.add(s),
+        Value::Map(m) => m.iter().for_each(|(_, v)| feed(hasher, v)),
+        Value::List(l) => l.iter().for_each(|v| feed(hasher, v)),
+        Value::Null => {}
+    }
 }
 
 #[test]
@@ -69,15 +92,7 @@ fn the_mac_is_sha512_over_leaves_in_document_order() {
     let tree = yaml::parse("test_key: test_value\na_list:\n    - e1\n    - e3\nnested:\n    test:\n        file: another value\n")
         .expect("parses");
     let mut hasher = MacHasher::new(false);
-    fn feed(hasher: &mut MacHasher, value: &Value) {
-        match value {
-            Value::Scalar(s) => hasher.add(s),
-            Value::Map(m) => m.iter().for_each(|(_, v)| feed(hasher, v)),
-            Value::List(l) => l.iter().for_each(|v| feed(hasher, v)),
-            Value::Null => {}
-        }
-    }
-    tree.iter().for_each(|(_, v)| feed(&mut hasher, v));
+    feed(&mut hasher, &Value::Map(tree));
     assert_eq!(
         hasher.finish().as_str(),
         "AF7CB2C2E17458555FC6A3F0E6FA3A8AF04EAF01E46217C09367E77BDEEBF3672D89F8E1F01A48E1D6C83E1FB4C958C783A7E073A45040330E08672C0BF15273"
@@ -87,12 +102,22 @@ fn the_mac_is_sha512_over_leaves_in_document_order() {
 #[test]
 fn tampering_is_caught_and_named() {
     let alice = party();
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     // A plaintext value edited by hand breaks the MAC.
-    let edited = written.text.replace("note_unencrypted: visible", "note_unencrypted: changed");
+    let edited = written
+        .text
+        .replace("note_unencrypted: visible", "note_unencrypted: changed");
     let file = EncryptedFile::parse(&edited, Format::Yaml).expect("parses");
-    assert!(matches!(file.decrypt(&alice.identities), Err(SopsError::MacMismatch)));
+    assert!(matches!(
+        file.decrypt(&alice.identities),
+        Err(SopsError::MacMismatch)
+    ));
 
     // A ciphertext moved to another key fails with that key's path.
     let original = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
@@ -109,11 +134,16 @@ fn tampering_is_caught_and_named() {
 
     // Swapping list items keeps every AAD valid but breaks the MAC.
     let mut swapped = original.clone();
-    let Value::List(items) = &mut swapped.tree[4].1 else { panic!("list") };
+    let Value::List(items) = &mut swapped.tree[4].1 else {
+        panic!("list")
+    };
     {
         items.swap(0, 1);
     }
-    assert!(matches!(swapped.decrypt(&alice.identities), Err(SopsError::MacMismatch)));
+    assert!(matches!(
+        swapped.decrypt(&alice.identities),
+        Err(SopsError::MacMismatch)
+    ));
 
     // A missing MAC.
     let no_mac = written
@@ -128,18 +158,28 @@ fn tampering_is_caught_and_named() {
     ));
 
     // A value left in plaintext where the rule says encrypted.
-    let plain = written.text.replacen("db_password: ENC[", "db_password: \"xENC[", 1);
+    let plain = written
+        .text
+        .replacen("db_password: ENC[", "db_password: \"xENC[", 1);
     let plain = plain.replacen(",type:str]\n", ",type:str]\"\n", 1);
     let file = EncryptedFile::parse(&plain, Format::Yaml).expect("parses");
-    assert!(matches!(file.decrypt(&alice.identities), Err(SopsError::NotEncrypted { .. })));
+    assert!(matches!(
+        file.decrypt(&alice.identities),
+        Err(SopsError::NotEncrypted { .. })
+    ));
 }
 
 #[test]
 fn a_stranger_is_told_which_recipients_the_file_has() {
     let alice = party();
     let mallory = party();
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let err = file.decrypt(&mallory.identities).err().expect("refused");
     let message = err.to_string();
@@ -150,45 +190,69 @@ fn a_stranger_is_told_which_recipients_the_file_has() {
 #[test]
 fn reencrypt_keeps_ciphertext_of_unchanged_values() {
     let alice = party();
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let decrypted = file.decrypt(&alice.identities).expect("decrypts");
     let mut tree = decrypted.tree.clone();
     let path = KeyPath::parse_extract(r#"["db_password"]"#).expect("path");
     let mut root = Value::Map(tree);
     assert!(root.set(&path, Value::Scalar(Scalar::string("correct horse"))));
-    let Value::Map(edited) = root else { unreachable!() };
+    let Value::Map(edited) = root else {
+        unreachable!()
+    };
     tree = edited;
     let rewritten = decrypted.reencrypt(&tree).expect("re-encrypts");
-    rewritten.verify(rewritten.text.as_bytes()).expect("self-check");
+    rewritten
+        .verify(rewritten.text.as_bytes())
+        .expect("self-check");
     let again = EncryptedFile::parse(&rewritten.text, Format::Yaml).expect("parses");
     let value_of = |f: &EncryptedFile, i: usize| match &f.tree[i].1 {
         Value::Scalar(s) => s.text.as_str().to_owned(),
         other => format!("{other:?}"),
     };
-    assert_ne!(value_of(&file, 0), value_of(&again, 0), "changed value gets a new ciphertext");
+    assert_ne!(
+        value_of(&file, 0),
+        value_of(&again, 0),
+        "changed value gets a new ciphertext"
+    );
     assert_eq!(
         file.tree[1..],
         again.tree[1..],
         "unchanged values keep their ciphertext"
     );
-    assert_eq!(file.metadata.age, again.metadata.age, "same data key, same stanzas");
+    assert_eq!(
+        file.metadata.age, again.metadata.age,
+        "same data key, same stanzas"
+    );
     assert_ne!(file.metadata.mac, again.metadata.mac);
-    assert_eq!(again.decrypt(&alice.identities).expect("decrypts").tree, tree);
+    assert_eq!(
+        again.decrypt(&alice.identities).expect("decrypts").tree,
+        tree
+    );
 }
 
 #[test]
 fn updatekeys_rewraps_and_rotate_replaces_the_data_key() {
     let alice = party();
     let bob = party();
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let decrypted = file.decrypt(&alice.identities).expect("decrypts");
 
     let (updated, changes) = decrypted
-        .updatekeys(&[bob.recipient.clone()])
+        .updatekeys(std::slice::from_ref(&bob.recipient))
         .expect("updates");
     updated.verify(updated.text.as_bytes()).expect("self-check");
     assert_eq!(changes.added, [bob.recipient.to_string()]);
@@ -196,20 +260,34 @@ fn updatekeys_rewraps_and_rotate_replaces_the_data_key() {
     let updated_file = EncryptedFile::parse(&updated.text, Format::Yaml).expect("parses");
     assert_eq!(updated_file.tree, file.tree, "values untouched");
     assert_eq!(updated_file.metadata.mac, file.metadata.mac);
-    assert_eq!(updated_file.metadata.lastmodified, file.metadata.lastmodified);
+    assert_eq!(
+        updated_file.metadata.lastmodified,
+        file.metadata.lastmodified
+    );
     assert!(updated_file.decrypt(&bob.identities).is_ok());
     assert!(updated_file.decrypt(&alice.identities).is_err());
 
-    let (rotated, _) = decrypted.rotate(&[bob.recipient.clone()]).expect("rotates");
+    let (rotated, _) = decrypted
+        .rotate(std::slice::from_ref(&bob.recipient))
+        .expect("rotates");
     rotated.verify(rotated.text.as_bytes()).expect("self-check");
     let rotated_file = EncryptedFile::parse(&rotated.text, Format::Yaml).expect("parses");
-    assert_ne!(rotated_file.tree[0], file.tree[0], "every value re-encrypted");
+    assert_ne!(
+        rotated_file.tree[0], file.tree[0],
+        "every value re-encrypted"
+    );
     let old_key = decrypted.data_key.clone();
     assert!(matches!(
         rotated_file.decrypt_with_key(old_key),
         Err(SopsError::Value { .. })
     ));
-    assert_eq!(rotated_file.decrypt(&bob.identities).expect("decrypts").tree, sample());
+    assert_eq!(
+        rotated_file
+            .decrypt(&bob.identities)
+            .expect("decrypts")
+            .tree,
+        sample()
+    );
 }
 
 #[test]
@@ -217,29 +295,47 @@ fn refusals_of_what_cannot_be_written() {
     let alice = party();
     let reserved = yaml::parse("sops: x\n").expect("parses");
     assert!(matches!(
-        encrypt_new(Format::Yaml, &reserved, &[alice.recipient.clone()], Selection::default()),
+        encrypt_new(
+            Format::Yaml,
+            &reserved,
+            std::slice::from_ref(&alice.recipient),
+            Selection::default()
+        ),
         Err(SopsError::ReservedKey)
     ));
     assert!(matches!(
         encrypt_new(Format::Yaml, &sample(), &[], Selection::default()),
         Err(SopsError::NoRecipients)
     ));
-    let written = encrypt_new(Format::Yaml, &sample(), &[alice.recipient.clone()], Selection::default())
-        .expect("encrypts");
+    let written = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
     let with_pgp = written.text.replace(
         "    lastmodified:",
         "    pgp:\n        - fp: ABCD\n          enc: x\n    lastmodified:",
     );
     let file = EncryptedFile::parse(&with_pgp, Format::Yaml).expect("parses");
-    let decrypted = file.decrypt(&alice.identities).expect("age key still works");
+    let decrypted = file
+        .decrypt(&alice.identities)
+        .expect("age key still works");
     assert!(matches!(
-        decrypted.updatekeys(&[alice.recipient.clone()]),
+        decrypted.updatekeys(std::slice::from_ref(&alice.recipient)),
         Err(SopsError::NotRewritable(m)) if m.contains("pgp")
     ));
-    let with_comment = format!("#ENC[AES256_GCM,data:x,iv:y,tag:z,type:comment]\n{}", written.text.as_str());
+    let with_comment = format!(
+        "#ENC[AES256_GCM,data:x,iv:y,tag:z,type:comment]\n{}",
+        written.text.as_str()
+    );
     let file = EncryptedFile::parse(&with_comment, Format::Yaml).expect("parses");
     let decrypted = file.decrypt(&alice.identities).expect("decrypts");
-    assert!(matches!(decrypted.rotate(&[alice.recipient.clone()]), Err(SopsError::NotRewritable(_))));
+    assert!(matches!(
+        decrypted.rotate(std::slice::from_ref(&alice.recipient)),
+        Err(SopsError::NotRewritable(_))
+    ));
 }
 
 #[test]
@@ -249,7 +345,7 @@ fn encrypted_regex_selects_only_matching_subtrees() {
     let written = encrypt_new(
         Format::Yaml,
         &tree,
-        &[alice.recipient.clone()],
+        std::slice::from_ref(&alice.recipient),
         Selection::EncryptedRegex("^data$".into()),
     )
     .expect("encrypts");
@@ -257,5 +353,8 @@ fn encrypted_regex_selects_only_matching_subtrees() {
     assert!(!written.text.contains("s3cret"));
     assert!(written.text.contains("    encrypted_regex: \"^data$\"\n"));
     let file = write_and_read(&written, Format::Yaml);
-    assert_eq!(file.decrypt(&alice.identities).expect("decrypts").tree, tree);
+    assert_eq!(
+        file.decrypt(&alice.identities).expect("decrypts").tree,
+        tree
+    );
 }

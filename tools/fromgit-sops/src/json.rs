@@ -30,7 +30,9 @@ pub enum JsonError {
 /// Parses a JSON object into an ordered map.
 pub fn parse(text: &str) -> Result<Map, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = deserializer.deserialize_any(ValueVisitor).map_err(to_error)?;
+    let value = deserializer
+        .deserialize_any(ValueVisitor)
+        .map_err(to_error)?;
     deserializer.end().map_err(to_error)?;
     match value {
         Value::Map(map) => Ok(map),
@@ -38,6 +40,7 @@ pub fn parse(text: &str) -> Result<Map, JsonError> {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(to_error)`
 fn to_error(err: serde_json::Error) -> JsonError {
     let reason = match err.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -206,7 +209,13 @@ fn emit_value(out: &mut String, value: &Value, depth: usize) {
 }
 
 fn is_comment(value: &Value) -> bool {
-    matches!(value, Value::Scalar(Scalar { kind: Kind::Comment, .. }))
+    matches!(
+        value,
+        Value::Scalar(Scalar {
+            kind: Kind::Comment,
+            ..
+        })
+    )
 }
 
 fn tabs(out: &mut String, depth: usize) {
@@ -219,7 +228,8 @@ mod tests {
 
     #[test]
     fn numbers_are_floats_and_order_is_kept() {
-        let map = parse(r#"{"z":1,"a":{"n":null,"b":true,"l":["x",2.5]},"s":"é\n"}"#).expect("parses");
+        let map =
+            parse(r#"{"z":1,"a":{"n":null,"b":true,"l":["x",2.5]},"s":"é\n"}"#).expect("parses");
         let keys: Vec<&str> = map.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["z", "a", "s"]);
         assert_eq!(
@@ -244,7 +254,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse("{\"a\": \"secret-value"), Err(JsonError::At { reason, .. }) if !reason.contains("secret")));
+        assert!(
+            matches!(parse("{\"a\": \"secret-value"), Err(JsonError::At { reason, .. }) if !reason.contains("secret"))
+        );
         assert_eq!(parse("[1]"), Err(JsonError::RootNotObject));
     }
 }

@@ -71,7 +71,9 @@ impl Recipient {
             return Err(KeyError::SshRecipient(text.chars().take(20).collect()));
         }
         if text.starts_with("age1") && text.len() != 62 {
-            return Err(KeyError::UnsupportedRecipient(text.chars().take(12).collect()));
+            return Err(KeyError::UnsupportedRecipient(
+                text.chars().take(12).collect(),
+            ));
         }
         let key = text
             .parse::<age::x25519::Recipient>()
@@ -133,14 +135,20 @@ impl Identities {
 
     /// The recipients these identities decrypt for.
     pub fn recipients(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.to_public().to_string()).collect()
+        self.keys
+            .iter()
+            .map(|k| k.to_public().to_string())
+            .collect()
     }
 
     /// Loads an age key file (`AGE-SECRET-KEY-1…` lines, `#` comments) or an
     /// unencrypted OpenSSH ed25519 private key, converted as sops-nix does.
     pub fn add_file(&mut self, path: &Path) -> Result<(), KeyError> {
         let text = Zeroizing::new(fs_err::read_to_string(path)?);
-        if text.trim_start().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        if text
+            .trim_start()
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+        {
             self.keys.push(ssh_private_key_to_identity(&text)?);
             self.sources.push(path.display().to_string());
             Ok(())
@@ -158,12 +166,12 @@ impl Identities {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let key = line
-                .parse::<age::x25519::Identity>()
-                .map_err(|_| KeyError::BadIdentityLine {
-                    path: origin.to_owned(),
-                    line: index + 1,
-                })?;
+            let key =
+                line.parse::<age::x25519::Identity>()
+                    .map_err(|_| KeyError::BadIdentityLine {
+                        path: origin.to_owned(),
+                        line: index + 1,
+                    })?;
             self.keys.push(key);
         }
         if self.keys.len() == before {
@@ -228,9 +236,8 @@ pub fn ssh_private_key_to_identity(text: &str) -> Result<age::x25519::Identity, 
     seed.zeroize();
     let encoded = bech32::encode::<Bech32>(Hrp::parse_unchecked("age-secret-key-"), &digest[..32]);
     digest.as_mut_slice().zeroize();
-    let mut encoded = Zeroizing::new(
-        encoded.map_err(|_| KeyError::BadSshPrivateKey("bech32 encoding failed"))?,
-    );
+    let mut encoded =
+        Zeroizing::new(encoded.map_err(|_| KeyError::BadSshPrivateKey("bech32 encoding failed"))?);
     encoded.make_ascii_uppercase();
     encoded
         .parse::<age::x25519::Identity>()
@@ -289,9 +296,11 @@ mod tests {
     #[test]
     fn identity_file_errors_name_the_line_not_the_key() {
         let err = Identities::default()
-            .add_age_keys("# comment\nAGE-SECRET-KEY-1NOTAKEY\n", Path::new("keys.txt"))
-            .err()
-            .expect("refused");
+            .add_age_keys(
+                "# comment\nAGE-SECRET-KEY-1NOTAKEY\n",
+                Path::new("keys.txt"),
+            )
+            .expect_err("refused");
         let message = err.to_string();
         assert!(message.contains("`keys.txt` line 2"), "{message}");
         assert!(!message.contains("NOTAKEY"));

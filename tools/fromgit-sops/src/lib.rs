@@ -16,6 +16,8 @@ pub mod metadata;
 pub mod value;
 pub mod yaml;
 
-pub use file::{encrypt_new, DecryptedFile, EncryptedFile, Format, RecipientChanges, SopsError, Written};
+pub use file::{
+    encrypt_new, DecryptedFile, EncryptedFile, Format, RecipientChanges, SopsError, Written,
+};
 pub use keys::{Identities, Recipient};
 pub use value::{KeyPath, Kind, Map, Scalar, Value};

@@ -162,7 +162,9 @@ pub enum MetadataError {
     KeyGroups { groups: usize, threshold: usize },
 }
 
-const KEY_SOURCES: [&str; 7] = ["pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "age"];
+const KEY_SOURCES: [&str; 7] = [
+    "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "age",
+];
 
 impl Metadata {
     /// Reads the `sops` entry of a document's root map.

@@ -93,7 +93,12 @@ impl Scalar {
 
 impl fmt::Debug for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Scalar({}, <{} bytes>)", self.kind.sops_name(), self.text.len())
+        write!(
+            f,
+            "Scalar({}, <{} bytes>)",
+            self.kind.sops_name(),
+            self.text.len()
+        )
     }
 }
 
@@ -195,7 +200,10 @@ impl KeyPath {
                 rest = &quoted[end + 2..];
             } else {
                 let end = inner.find(']').ok_or(ExtractSyntaxError)?;
-                let index = inner[..end].trim().parse().map_err(|_| ExtractSyntaxError)?;
+                let index = inner[..end]
+                    .trim()
+                    .parse()
+                    .map_err(|_| ExtractSyntaxError)?;
                 steps.push(PathStep::Index(index));
                 rest = &inner[end + 1..];
             }
@@ -231,9 +239,7 @@ impl Value {
         let mut node = self;
         for step in path.steps() {
             node = match (step, node) {
-                (PathStep::Key(key), Value::Map(map)) => {
-                    &map.iter().find(|(k, _)| k == key)?.1
-                }
+                (PathStep::Key(key), Value::Map(map)) => &map.iter().find(|(k, _)| k == key)?.1,
                 (PathStep::Index(index), Value::List(items)) => items.get(*index)?,
                 _ => return None,
             };
@@ -278,13 +284,10 @@ impl Value {
 }
 
 fn map_entry<'a>(map: &'a mut Map, key: &str) -> &'a mut Value {
-    let position = match map.iter().position(|(k, _)| k == key) {
-        Some(position) => position,
-        None => {
-            map.push((key.to_owned(), Value::Map(Vec::new())));
-            map.len() - 1
-        }
-    };
+    let position = map.iter().position(|(k, _)| k == key).unwrap_or_else(|| {
+        map.push((key.to_owned(), Value::Map(Vec::new())));
+        map.len() - 1
+    });
     &mut map[position].1
 }
 
@@ -321,12 +324,21 @@ mod tests {
         assert_eq!(canon(Kind::Int, "+07").as_deref(), Ok("7"));
         assert_eq!(canon(Kind::Float, "1").as_deref(), Ok("1"));
         assert_eq!(canon(Kind::Float, "1.50").as_deref(), Ok("1.5"));
-        assert_eq!(canon(Kind::Float, "1e21").as_deref(), Ok("1000000000000000000000"));
+        assert_eq!(
+            canon(Kind::Float, "1e21").as_deref(),
+            Ok("1000000000000000000000")
+        );
         assert_eq!(canon(Kind::Float, "1e-7").as_deref(), Ok("0.0000001"));
         assert_eq!(canon(Kind::Bool, "true").as_deref(), Ok("True"));
         assert_eq!(canon(Kind::Bool, "F").as_deref(), Ok("False"));
-        assert_eq!(canon(Kind::Bool, "yes"), Err(ValueError::BadTyped(Kind::Bool)));
-        assert_eq!(canon(Kind::Int, "1.5"), Err(ValueError::BadTyped(Kind::Int)));
+        assert_eq!(
+            canon(Kind::Bool, "yes"),
+            Err(ValueError::BadTyped(Kind::Bool))
+        );
+        assert_eq!(
+            canon(Kind::Int, "1.5"),
+            Err(ValueError::BadTyped(Kind::Int))
+        );
     }
 
     #[test]

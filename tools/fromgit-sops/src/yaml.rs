@@ -198,17 +198,16 @@ fn resolve_scalar(
             text,
         }));
     }
-    let kind = match plain_kind(&text) {
-        PlainKind::Null => return Ok(Value::Null),
-        PlainKind::Ambiguous => {
-            return Err(at(
+    let kind =
+        match plain_kind(&text) {
+            PlainKind::Null => return Ok(Value::Null),
+            PlainKind::Ambiguous => return Err(at(
                 mark,
                 "this unquoted value reads differently in Go and Rust YAML (octal, underscore, \
                  hex, infinity or date); quote it",
-            ))
-        }
-        PlainKind::Typed(kind) => kind,
-    };
+            )),
+            PlainKind::Typed(kind) => kind,
+        };
     Scalar::canonical(kind, text)
         .map(Value::Scalar)
         .map_err(|err| at(mark, err.to_string()))
@@ -344,15 +343,14 @@ fn emit_list(out: &mut String, items: &[Value], dash_column: usize) {
                 kind: Kind::Comment,
                 text,
             }) => {
-                for line in text.lines() {
+                for (index, line) in text.split('\n').enumerate() {
+                    if index > 0 {
+                        pad(out, dash_column);
+                    }
                     out.push('#');
                     out.push_str(line);
                     out.push('\n');
                 }
-                if text.is_empty() {
-                    out.push_str("#\n");
-                }
-                continue;
             }
             Value::Map(inner) if !inner.is_empty() => {
                 out.push_str("- ");
@@ -416,8 +414,12 @@ fn block_safe(text: &str) -> bool {
     let body = text.trim_end_matches('\n');
     text.contains('\n')
         && !text.starts_with([' ', '\t', '\n'])
-        && text.chars().all(|c| c == '\n' || c == '\t' || !needs_escape(c))
-        && body.split('\n').all(|line| line.is_empty() || !line.trim().is_empty())
+        && text
+            .chars()
+            .all(|c| c == '\n' || c == '\t' || !needs_escape(c))
+        && body
+            .split('\n')
+            .all(|line| line.is_empty() || !line.trim().is_empty())
 }
 
 fn emit_literal_block(out: &mut String, text: &str, column: usize) {
@@ -459,8 +461,9 @@ fn plain_safe(text: &str, is_value: bool) -> bool {
     let Some(first) = chars.next() else {
         return false;
     };
-    let first_ok = first.is_ascii_alphabetic() || first == '_';
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-/@".contains(c));
+    // Letters of any script are plain in every YAML reader; punctuation is not.
+    let first_ok = first.is_alphabetic() || first == '_';
+    let rest_ok = chars.all(|c| c.is_alphanumeric() || "_.-/@".contains(c));
     let is_version = {
         let parts: Vec<&str> = text.split('.').collect();
         parts.len() == 3
@@ -541,7 +544,9 @@ mod tests {
             ("x: .inf\n", 1),
         ] {
             match parse(text) {
-                Err(YamlError::At { line: l, reason, .. }) => {
+                Err(YamlError::At {
+                    line: l, reason, ..
+                }) => {
                     assert_eq!(l, line, "{text}");
                     assert!(reason.contains("quote it"), "{reason}");
                 }
@@ -554,9 +559,16 @@ mod tests {
     fn structure_errors_are_clear() {
         assert_eq!(parse("a: 1\n---\nb: 2\n"), Err(YamlError::MultiDocument));
         assert_eq!(parse("- a\n- b\n"), Err(YamlError::RootNotMap));
-        assert!(matches!(parse("a: 1\na: 2\n"), Err(YamlError::At { reason, .. }) if reason.contains("duplicate")));
-        assert!(matches!(parse("a: &x 1\nb: *x\n"), Err(YamlError::At { .. })));
-        assert!(matches!(parse("1: x\n"), Err(YamlError::At { reason, .. }) if reason.contains("keys must be strings")));
+        assert!(
+            matches!(parse("a: 1\na: 2\n"), Err(YamlError::At { reason, .. }) if reason.contains("duplicate"))
+        );
+        assert!(matches!(
+            parse("a: &x 1\nb: *x\n"),
+            Err(YamlError::At { .. })
+        ));
+        assert!(
+            matches!(parse("1: x\n"), Err(YamlError::At { reason, .. }) if reason.contains("keys must be strings"))
+        );
         assert!(matches!(parse("a: [unclosed\n"), Err(YamlError::At { .. })));
         assert_eq!(parse(""), Ok(Vec::new()));
     }

@@ -1,1 +1,15 @@
+//! `instance-extract`: turns a monolithic NixOS flake into a generic base
+//! repo and a private instance repo. Its `secrets` subcommands are the
+//! command-line face of the `fromgit-sops` library, compatible with sops.
 
+pub mod cli;
+mod secrets;
+
+use fromgit_cli::ExitStatus;
+
+/// Runs one command; errors become exit code 2 in `main`.
+pub fn run(cli: &cli::Cli) -> anyhow::Result<ExitStatus> {
+    match &cli.command {
+        cli::Command::Secrets(command) => secrets::run(command, &cli.global),
+    }
+}

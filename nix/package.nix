@@ -1,0 +1,75 @@
+# Builds fromgit binaries from the whole Cargo workspace in one `cargo build`.
+# `bins` picks the binaries (each package is named after its binary); every
+# one of them is wrapped so the external programs it drives come from nixpkgs.
+{
+  lib,
+  rustPlatform,
+  makeWrapper,
+  sops,
+  age,
+  openssh,
+  nix,
+  pname ? "fromgit",
+  bins ? [
+    "instance-extract"
+    "cert-seal"
+    "leak-scan"
+    "closure-diff"
+    "vm-prove"
+  ],
+  mainProgram ? builtins.head bins,
+}:
+
+let
+  workspace = (lib.importTOML ../Cargo.toml).workspace.package;
+  runtimePath = lib.makeBinPath [
+    sops
+    age
+    openssh
+    nix
+  ];
+in
+rustPlatform.buildRustPackage {
+  inherit pname;
+  inherit (workspace) version;
+
+  # Only what Cargo reads: the manifests, the lock file, the crates under
+  # `tools/` (with their non-Rust data) and the `tests` workspace member.
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../tools
+      ../tests
+    ];
+  };
+
+  cargoLock.lockFile = ../Cargo.lock;
+
+  cargoBuildFlags = lib.concatMap (bin: [
+    "--package"
+    bin
+  ]) bins;
+
+  # Tests run in CI and in dedicated flake checks, not in every package build.
+  doCheck = false;
+
+  nativeBuildInputs = [ makeWrapper ];
+
+  postInstall = ''
+    for bin in ${lib.escapeShellArgs bins}; do
+      wrapProgram "$out/bin/$bin" --prefix PATH : ${lib.escapeShellArg runtimePath}
+    done
+  '';
+
+  meta = {
+    description = "Split a NixOS flake into a generic base and a private instance, and prove the split";
+    license = with lib.licenses; [
+      mit
+      asl20
+    ];
+    platforms = lib.platforms.linux;
+    inherit mainProgram;
+  };
+}

@@ -1,0 +1,14 @@
+//! Wiring only: parse the command line, set up logging, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = closure_diff::Cli::parse();
+    fromgit_cli::init_tracing(&cli.global);
+    match closure_diff::run(&cli) {
+        Ok(status) => status.into(),
+        Err(err) => fromgit_cli::report_error(&err),
+    }
+}

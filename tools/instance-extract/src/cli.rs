@@ -1,0 +1,183 @@
+//! Command-line surface of `instance-extract`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+/// Split a monolithic NixOS flake into a generic base and a private instance
+/// repo, and manage the instance's sops-encrypted secrets.
+#[derive(Parser, Debug)]
+#[command(name = "instance-extract", version, after_help = fromgit_cli::EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: fromgit_cli::GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Encrypt, decrypt and re-key sops files (compatible with sops 3.7 to 3.13 and sops-nix)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Encrypt a plaintext YAML or JSON file for age recipients
+    ///
+    /// Recipients and the selection rule come from the first matching
+    /// creation rule of the nearest `.sops.yaml` (searched upward from the
+    /// working directory), unless recipients are given on the command line.
+    Encrypt(EncryptArgs),
+    /// Decrypt a sops file and print the plaintext on stdout (MAC verified)
+    Decrypt(DecryptArgs),
+    /// Set one value, read from stdin, keeping the ciphertext of every other value
+    Set(SetArgs),
+    /// Re-wrap the data key for the recipients of the matching creation rule;
+    /// values, MAC and `lastmodified` stay byte-identical
+    Updatekeys(UpdatekeysArgs),
+    /// Draw a new data key and re-encrypt every value (revokes removed recipients for new versions)
+    Rotate(RotateArgs),
+    /// Print the age recipient that sops-nix derives from an `ssh-ed25519` host key
+    Recipient(RecipientArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Format of the file, when its extension does not say
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_type: Option<FileFormat>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct IdentityArgs {
+    /// An age key file or an OpenSSH ed25519 private key (repeatable);
+    /// default: `SOPS_AGE_KEY_FILE`, then `SOPS_AGE_KEY`
+    #[arg(long = "identity", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RecipientSourceArgs {
+    /// An age X25519 recipient (`age1…`); repeatable
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+    /// A host's `ssh-ed25519` public key file, converted as sops-nix does; repeatable
+    #[arg(long = "recipient-ssh", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
+    pub recipient_ssh: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The `.sops.yaml` to use instead of searching upward from the working directory
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EncryptArgs {
+    /// The plaintext file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub recipients: RecipientSourceArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Match creation rules and infer the format as if the file had this path
+    #[arg(long, value_name = "PATH")]
+    pub filename_override: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Replace FILE with its encrypted form (checked, then renamed into place)
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Write the encrypted file here instead of stdout
+    #[arg(short = 'o', long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DecryptArgs {
+    /// The encrypted file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Print only this value, in sops' syntax: `["tls"]["key"]`
+    #[arg(long, value_name = "PATH")]
+    pub extract: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Print the plaintext in this format (default: the file's own)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output_type: Option<FileFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// The encrypted file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// Where to set the value, in sops' syntax: `["tls"]["key"]`
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdatekeysArgs {
+    /// The encrypted file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Show the recipient changes without writing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// The encrypted file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Add this age recipient; repeatable
+    #[arg(long = "add-recipient", value_name = "AGE1…")]
+    pub add: Vec<String>,
+    /// Remove this age recipient; repeatable
+    #[arg(long = "rm-recipient", value_name = "AGE1…")]
+    pub remove: Vec<String>,
+    /// Take the recipients from the matching creation rule (sync and rotate in one step)
+    #[arg(long, conflicts_with_all = ["add", "remove"])]
+    pub sync_rules: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Show the recipient changes without writing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecipientArgs {
+    /// The host's `ssh-ed25519` public key file (`-` for stdin)
+    #[arg(long = "ssh", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
+    pub ssh: PathBuf,
+}

@@ -1,0 +1,351 @@
+//! `instance-extract secrets …`: encrypt, decrypt, set, updatekeys, rotate,
+//! recipient. Plaintext goes to stdout only (`decrypt`), never to a file,
+//! a log line or an error message; every write is checked before it
+//! replaces a file.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_sops::atomic::replace_checked;
+use fromgit_sops::config::{self, CreationRule};
+use fromgit_sops::keys::{self, Identities, Recipient};
+use fromgit_sops::{EncryptedFile, Format, KeyPath, Kind, RecipientChanges, Value, Written};
+use zeroize::Zeroizing;
+
+use crate::cli::{
+    ConfigArgs, DecryptArgs, EncryptArgs, FileFormat, FormatArgs, IdentityArgs, RecipientArgs,
+    RecipientSourceArgs, RotateArgs, SecretsCommand, SetArgs, UpdatekeysArgs,
+};
+
+pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    match command {
+        SecretsCommand::Encrypt(args) => encrypt(args),
+        SecretsCommand::Decrypt(args) => decrypt(args),
+        SecretsCommand::Set(args) => set(args),
+        SecretsCommand::Updatekeys(args) => updatekeys(args, global),
+        SecretsCommand::Rotate(args) => rotate(args, global),
+        SecretsCommand::Recipient(args) => recipient(args),
+    }
+}
+
+fn format_of(path: &Path, args: &FormatArgs) -> anyhow::Result<Format> {
+    match args.input_type {
+        Some(FileFormat::Yaml) => Ok(Format::Yaml),
+        Some(FileFormat::Json) => Ok(Format::Json),
+        None => Format::from_path(path).ok_or_else(|| {
+            anyhow!(
+                "cannot tell the format of `{}` from its extension\nhint: pass `--input-type yaml` or `--input-type json`",
+                path.display()
+            )
+        }),
+    }
+}
+
+fn read_encrypted(path: &Path, format: &FormatArgs) -> anyhow::Result<EncryptedFile> {
+    let format = format_of(path, format)?;
+    let text = fs_err::read_to_string(path)?;
+    EncryptedFile::parse(&text, format)
+        .with_context(|| format!("Failed to read sops file `{}`", path.display()))
+}
+
+fn load_identities(args: &IdentityArgs) -> anyhow::Result<Identities> {
+    let mut identities = Identities::default();
+    if !args.identities.is_empty() {
+        for path in &args.identities {
+            identities
+                .add_file(path)
+                .with_context(|| format!("Failed to load identity `{}`", path.display()))?;
+        }
+    } else if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        identities.add_file(&path).with_context(|| {
+            format!(
+                "Failed to load identity `{}` (from `SOPS_AGE_KEY_FILE`)",
+                path.display()
+            )
+        })?;
+    } else if let Some(keys) = std::env::var("SOPS_AGE_KEY").ok().filter(|v| !v.is_empty()) {
+        let keys = Zeroizing::new(keys);
+        identities
+            .add_age_keys(&keys, Path::new("$SOPS_AGE_KEY"))
+            .context("Failed to load identities from `SOPS_AGE_KEY`")?;
+    } else {
+        bail!(
+            "no identity to decrypt with\nhint: pass `--identity FILE` or set `SOPS_AGE_KEY_FILE`"
+        );
+    }
+    tracing::info!("identities from {}", identities.sources().join(", "));
+    Ok(identities)
+}
+
+fn decrypt_file(
+    path: &Path,
+    format: &FormatArgs,
+    identity: &IdentityArgs,
+) -> anyhow::Result<fromgit_sops::DecryptedFile> {
+    let file = read_encrypted(path, format)?;
+    let identities = load_identities(identity)?;
+    file.decrypt(&identities)
+        .with_context(|| format!("Failed to decrypt `{}`", path.display()))
+}
+
+fn explicit_recipients(args: &RecipientSourceArgs) -> anyhow::Result<Vec<Recipient>> {
+    let mut recipients = Vec::new();
+    for text in &args.recipients {
+        recipients.push(Recipient::parse(text).context("Invalid `--recipient`")?);
+    }
+    for path in &args.recipient_ssh {
+        let line = fs_err::read_to_string(path)?;
+        recipients.push(
+            keys::ssh_public_key_to_recipient(&line)
+                .with_context(|| format!("Invalid `--recipient-ssh` key `{}`", path.display()))?,
+        );
+    }
+    Ok(recipients)
+}
+
+fn creation_rule(config: &ConfigArgs, file: &Path) -> anyhow::Result<CreationRule> {
+    let config_path = match &config.config {
+        Some(path) => path.clone(),
+        None => config::find_config(Path::new("."))?,
+    };
+    let rule = config::rule_for_file(&config_path, file)?;
+    tracing::info!(
+        "creation rule {} of `{}` matches `{}`",
+        rule.index,
+        config_path.display(),
+        file.display()
+    );
+    Ok(rule)
+}
+
+/// Writes a checked file: re-reads what reached the disk and decrypts it
+/// again before it replaces `target`.
+fn write_checked(target: &Path, written: &Written) -> anyhow::Result<()> {
+    replace_checked(target, written.text.as_bytes(), |bytes| {
+        written.verify(bytes)
+    })?;
+    Ok(())
+}
+
+fn encrypt(args: &EncryptArgs) -> anyhow::Result<ExitStatus> {
+    let name = args.filename_override.as_deref().unwrap_or(&args.file);
+    let format = format_of(name, &args.format)?;
+    let plaintext = Zeroizing::new(fs_err::read_to_string(&args.file)?);
+    let tree = format
+        .parse(&plaintext)
+        .with_context(|| format!("Failed to read `{}`", args.file.display()))?;
+    if format == Format::Yaml {
+        let comments = fromgit_sops::yaml::comment_lines(&plaintext);
+        if comments > 0 {
+            fromgit_cli::warn(&format!(
+                "`{}`: {comments} comment line(s) are not carried into the encrypted file",
+                args.file.display()
+            ));
+        }
+    }
+    let mut recipients = explicit_recipients(&args.recipients)?;
+    let mut selection = None;
+    if recipients.is_empty() {
+        let rule = creation_rule(&args.config, name)?;
+        recipients = rule.recipients;
+        selection = rule.selection;
+    }
+    let written =
+        fromgit_sops::encrypt_new(format, &tree, &recipients, selection.unwrap_or_default())
+            .with_context(|| format!("Failed to encrypt `{}`", args.file.display()))?;
+    if args.in_place {
+        write_checked(&args.file, &written)?;
+    } else if let Some(output) = &args.output {
+        write_checked(output, &written)?;
+    } else {
+        written
+            .verify(written.text.as_bytes())
+            .context("Self-check of the encrypted output failed")?;
+        fromgit_cli::write_stdout(written.text.as_bytes())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
+    let decrypted = decrypt_file(&args.file, &args.format, &args.identity)?;
+    let output_format = match args.output_type {
+        Some(FileFormat::Yaml) => Format::Yaml,
+        Some(FileFormat::Json) => Format::Json,
+        None => decrypted.format(),
+    };
+    let text = match &args.extract {
+        None => output_format.emit(&decrypted.tree),
+        Some(path_text) => {
+            let path = KeyPath::parse_extract(path_text)
+                .with_context(|| format!("Invalid `--extract` path `{path_text}`"))?;
+            let root = Value::Map(decrypted.tree.clone());
+            match root.get(&path) {
+                None => bail!("`{}` has no value at `{path}`", args.file.display()),
+                Some(Value::Map(map)) => output_format.emit(map),
+                Some(Value::Scalar(scalar)) => match scalar.kind {
+                    Kind::Bool => {
+                        Zeroizing::new(if scalar.as_bool() { "true" } else { "false" }.to_owned())
+                    }
+                    _ => scalar.text.clone(),
+                },
+                Some(Value::Null) => Zeroizing::new("null".to_owned()),
+                Some(list @ Value::List(_)) => {
+                    output_format.emit(&vec![("value".to_owned(), list.clone())])
+                }
+            }
+        }
+    };
+    fromgit_cli::write_stdout(text.as_bytes())?;
+    Ok(ExitStatus::Success)
+}
+
+fn set(args: &SetArgs) -> anyhow::Result<ExitStatus> {
+    let path = KeyPath::parse_extract(&args.path)
+        .with_context(|| format!("Invalid key path `{}`", args.path))?;
+    let decrypted = decrypt_file(&args.file, &args.format, &args.identity)?;
+    let mut value = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .context("Failed to read the value from stdin")?;
+    let mut root = Value::Map(decrypted.tree.clone());
+    if !root.set(
+        &path,
+        Value::Scalar(fromgit_sops::Scalar {
+            kind: Kind::Str,
+            text: value,
+        }),
+    ) {
+        bail!(
+            "`{}`: cannot set `{path}` (it crosses a value that is not a map)",
+            args.file.display()
+        );
+    }
+    let Value::Map(tree) = root else {
+        bail!("the document root must stay a map");
+    };
+    let written = decrypted
+        .reencrypt(&tree)
+        .with_context(|| format!("Failed to re-encrypt `{}`", args.file.display()))?;
+    write_checked(&args.file, &written)?;
+    tracing::info!("set `{path}` in `{}`", args.file.display());
+    Ok(ExitStatus::Success)
+}
+
+fn updatekeys(args: &UpdatekeysArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let rule = creation_rule(&args.config, &args.file)?;
+    let decrypted = decrypt_file(&args.file, &args.format, &args.identity)?;
+    let (written, changes) = decrypted
+        .updatekeys(&rule.recipients)
+        .with_context(|| format!("Failed to update the keys of `{}`", args.file.display()))?;
+    if !args.dry_run && !changes.is_empty() {
+        write_checked(&args.file, &written)?;
+    }
+    report(
+        global,
+        "updatekeys",
+        &args.file,
+        &changes,
+        args.dry_run,
+        !changes.is_empty(),
+    )?;
+    Ok(ExitStatus::Success)
+}
+
+fn rotate(args: &RotateArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let file = read_encrypted(&args.file, &args.format)?;
+    let mut recipients: Vec<Recipient> = if args.sync_rules {
+        creation_rule(&args.config, &args.file)?.recipients
+    } else {
+        file.recipients()
+            .iter()
+            .map(|r| Recipient::parse(r))
+            .collect::<Result<_, _>>()
+            .context("The file lists a recipient fromgit cannot write")?
+    };
+    for text in &args.add {
+        let recipient = Recipient::parse(text).context("Invalid `--add-recipient`")?;
+        if !recipients.iter().any(|r| r.as_str() == recipient.as_str()) {
+            recipients.push(recipient);
+        }
+    }
+    for text in &args.remove {
+        let before = recipients.len();
+        recipients.retain(|r| r.as_str() != text.trim());
+        if recipients.len() == before {
+            bail!(
+                "`--rm-recipient {text}`: `{}` has no such recipient",
+                args.file.display()
+            );
+        }
+    }
+    let identities = load_identities(&args.identity)?;
+    let decrypted = file
+        .decrypt(&identities)
+        .with_context(|| format!("Failed to decrypt `{}`", args.file.display()))?;
+    let (written, changes) = decrypted
+        .rotate(&recipients)
+        .with_context(|| format!("Failed to rotate `{}`", args.file.display()))?;
+    if !args.dry_run {
+        write_checked(&args.file, &written)?;
+    }
+    report(global, "rotate", &args.file, &changes, args.dry_run, true)?;
+    Ok(ExitStatus::Success)
+}
+
+fn report(
+    global: &GlobalArgs,
+    operation: &str,
+    file: &Path,
+    changes: &RecipientChanges,
+    dry_run: bool,
+    file_changed: bool,
+) -> anyhow::Result<()> {
+    let text = if global.json {
+        let mut json = serde_json::to_string_pretty(&serde_json::json!({
+            "schema_version": 1,
+            "operation": operation,
+            "file": file.display().to_string(),
+            "dry_run": dry_run,
+            "changed": file_changed,
+            "added": changes.added,
+            "removed": changes.removed,
+            "kept": changes.kept,
+        }))?;
+        json.push('\n');
+        json
+    } else {
+        let verb = match (dry_run, file_changed) {
+            (_, false) => "unchanged",
+            (true, true) => "would update",
+            (false, true) => "updated",
+        };
+        let mut text = format!("{verb} `{}` ({operation})\n", file.display());
+        for recipient in &changes.added {
+            let _ = writeln!(text, "  + {recipient}");
+        }
+        for recipient in &changes.removed {
+            let _ = writeln!(text, "  - {recipient}");
+        }
+        text
+    };
+    fromgit_cli::write_stdout(text.as_bytes())?;
+    Ok(())
+}
+
+fn recipient(args: &RecipientArgs) -> anyhow::Result<ExitStatus> {
+    let line = if args.ssh == Path::new("-") {
+        let mut line = String::new();
+        std::io::stdin().read_to_string(&mut line)?;
+        line
+    } else {
+        fs_err::read_to_string(&args.ssh)?
+    };
+    let recipient = keys::ssh_public_key_to_recipient(&line)
+        .with_context(|| format!("Failed to convert `{}`", args.ssh.display()))?;
+    fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    Ok(ExitStatus::Success)
+}
