@@ -50,6 +50,14 @@ impl Format {
             Format::Json => json::emit(map),
         }
     }
+
+    /// Emits a list as a whole document.
+    pub fn emit_list(self, items: &[Value]) -> Zeroizing<String> {
+        match self {
+            Format::Yaml => yaml::emit_list_document(items),
+            Format::Json => json::emit_value_document(&Value::List(items.to_vec())),
+        }
+    }
 }
 
 /// Everything that can go wrong reading, decrypting or writing a sops file.

@@ -152,6 +152,14 @@ pub fn emit(map: &Map) -> Zeroizing<String> {
     out
 }
 
+/// Emits any node as a JSON document (for `--extract` of a list).
+pub fn emit_value_document(value: &Value) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    emit_value(&mut out, value, 0);
+    out.push('\n');
+    out
+}
+
 fn emit_map(out: &mut String, map: &Map, depth: usize) {
     if map.is_empty() {
         out.push_str("{}");

@@ -70,9 +70,15 @@ impl Recipient {
         if text.starts_with("ssh-") {
             return Err(KeyError::SshRecipient(text.chars().take(20).collect()));
         }
-        if text.starts_with("age1") && text.len() != 62 {
+        // Plugin (`age1<name>1…`) and post-quantum (`age1pq1…`) recipients
+        // carry a second separator; X25519 ones are exactly 62 characters.
+        if text.len() != 62
+            && text
+                .strip_prefix("age1")
+                .is_some_and(|rest| rest.contains('1'))
+        {
             return Err(KeyError::UnsupportedRecipient(
-                text.chars().take(12).collect(),
+                text.chars().take(16).collect(),
             ));
         }
         let key = text

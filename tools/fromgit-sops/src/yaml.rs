@@ -305,6 +305,17 @@ pub fn emit(map: &Map) -> Zeroizing<String> {
     out
 }
 
+/// Emits a list as a YAML document (for `--extract` of a list).
+pub fn emit_list_document(items: &[Value]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    if items.is_empty() {
+        out.push_str("[]\n");
+    } else {
+        emit_list(&mut out, items, 0);
+    }
+    out
+}
+
 const INDENT: usize = 4;
 
 /// `key_column` is where keys start; `level` is the mapping's indentation level

@@ -193,9 +193,7 @@ fn decrypt(args: &DecryptArgs) -> anyhow::Result<ExitStatus> {
                     _ => scalar.text.clone(),
                 },
                 Some(Value::Null) => Zeroizing::new("null".to_owned()),
-                Some(list @ Value::List(_)) => {
-                    output_format.emit(&vec![("value".to_owned(), list.clone())])
-                }
+                Some(Value::List(items)) => output_format.emit_list(items),
             }
         }
     };
