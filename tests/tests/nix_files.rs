@@ -2,6 +2,8 @@
 //! (`nix-instantiate --parse`, Nix 2.8 from Debian), and `flake.lock` pins
 //! the nixpkgs release the workspace's `rust-version` was chosen for.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use fromgit_e2e::{peer, run, success};
@@ -14,7 +16,7 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
             if !matches!(name.as_str(), "target" | ".git" | ".cache") {
                 nix_files(&path, found);
             }
-        } else if name.ends_with(".nix") {
+        } else if path.extension().is_some_and(|e| e == "nix") {
             found.push(path);
         }
     }
@@ -26,13 +28,27 @@ fn repo() -> PathBuf {
 
 #[test]
 fn every_nix_file_parses() {
-    let Some(nix_instantiate) = peer("nix-instantiate") else { return };
+    let Some(nix_instantiate) = peer("nix-instantiate") else {
+        return;
+    };
     let mut files = Vec::new();
     nix_files(&repo(), &mut files);
-    assert!(files.iter().any(|f| f.ends_with("flake.nix")), "flake.nix not found");
+    assert!(
+        files.iter().any(|f| f.ends_with("flake.nix")),
+        "flake.nix not found"
+    );
     for file in files {
-        let output = run(&nix_instantiate, [std::ffi::OsStr::new("--parse"), file.as_os_str()], &repo(), &[], b"");
-        success(&output, &format!("nix-instantiate --parse {}", file.display()));
+        let output = run(
+            &nix_instantiate,
+            [std::ffi::OsStr::new("--parse"), file.as_os_str()],
+            &repo(),
+            &[],
+            b"",
+        );
+        success(
+            &output,
+            &format!("nix-instantiate --parse {}", file.display()),
+        );
     }
 }
 

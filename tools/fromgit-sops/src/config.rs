@@ -100,6 +100,26 @@ pub fn find_config(start: &Path) -> Result<PathBuf, ConfigError> {
     Err(ConfigError::NotFound(start))
 }
 
+/// The rule for `file` in `config`, or in the `.sops.yaml` found upward from
+/// the working directory when `config` is `None` (as sops does).
+pub fn rule_for(config: Option<&Path>, file: &Path) -> Result<CreationRule, ConfigError> {
+    let found;
+    let config = if let Some(path) = config {
+        path
+    } else {
+        found = find_config(Path::new("."))?;
+        &found
+    };
+    let rule = rule_for_file(config, file)?;
+    tracing::info!(
+        "creation rule {} of `{}` matches `{}`",
+        rule.index,
+        config.display(),
+        file.display()
+    );
+    Ok(rule)
+}
+
 /// The rule for `file` in the config at `config`.
 pub fn rule_for_file(config: &Path, file: &Path) -> Result<CreationRule, ConfigError> {
     let text = fs_err::read_to_string(config)?;

@@ -455,6 +455,15 @@ pub struct Written {
 }
 
 impl Written {
+    /// Replaces `target` with this file once the bytes read back from disk
+    /// pass [`Written::verify`]; on any failure `target` is left as it was.
+    pub fn write_to(
+        &self,
+        target: &std::path::Path,
+    ) -> Result<(), crate::atomic::AtomicWriteError<SopsError>> {
+        crate::atomic::replace_checked(target, self.text.as_bytes(), |bytes| self.verify(bytes))
+    }
+
     /// Parses `bytes` as an encrypted file and checks that it lists exactly the
     /// intended recipients, that each stanza is an age file, and that it
     /// decrypts, MAC included, to the intended values.

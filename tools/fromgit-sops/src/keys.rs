@@ -43,6 +43,9 @@ pub enum KeyError {
     /// An identity file holds no key at all.
     #[error("`{0}` holds no age secret key")]
     EmptyIdentityFile(PathBuf),
+    /// No identity was given and sops' environment names none.
+    #[error("no identity to decrypt with; pass `--identity FILE` or set `SOPS_AGE_KEY_FILE`")]
+    NoIdentity,
     /// Reading a key file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -161,6 +164,25 @@ impl Identities {
         } else {
             self.add_age_keys(&text, path)
         }
+    }
+
+    /// The identities a command was given: each of `files`, or else sops'
+    /// environment (`SOPS_AGE_KEY_FILE`, then `SOPS_AGE_KEY`).
+    pub fn from_files_or_env(files: &[PathBuf]) -> Result<Self, KeyError> {
+        let mut identities = Identities::default();
+        if !files.is_empty() {
+            for path in files {
+                identities.add_file(path)?;
+            }
+        } else if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
+            identities.add_file(Path::new(&path))?;
+        } else if let Some(keys) = std::env::var("SOPS_AGE_KEY").ok().filter(|v| !v.is_empty()) {
+            let keys = Zeroizing::new(keys);
+            identities.add_age_keys(&keys, Path::new("$SOPS_AGE_KEY"))?;
+        } else {
+            return Err(KeyError::NoIdentity);
+        }
+        Ok(identities)
     }
 
     /// Loads age secret keys from text (the `SOPS_AGE_KEY` form), naming

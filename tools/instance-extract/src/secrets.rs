@@ -5,11 +5,10 @@
 
 use std::fmt::Write as _;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
 use fromgit_cli::{ExitStatus, GlobalArgs};
-use fromgit_sops::atomic::replace_checked;
 use fromgit_sops::config::{self, CreationRule};
 use fromgit_sops::keys::{self, Identities, Recipient};
 use fromgit_sops::{EncryptedFile, Format, KeyPath, Kind, RecipientChanges, Value, Written};
@@ -52,31 +51,8 @@ fn read_encrypted(path: &Path, format: &FormatArgs) -> anyhow::Result<EncryptedF
 }
 
 fn load_identities(args: &IdentityArgs) -> anyhow::Result<Identities> {
-    let mut identities = Identities::default();
-    if !args.identities.is_empty() {
-        for path in &args.identities {
-            identities
-                .add_file(path)
-                .with_context(|| format!("Failed to load identity `{}`", path.display()))?;
-        }
-    } else if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        identities.add_file(&path).with_context(|| {
-            format!(
-                "Failed to load identity `{}` (from `SOPS_AGE_KEY_FILE`)",
-                path.display()
-            )
-        })?;
-    } else if let Some(keys) = std::env::var("SOPS_AGE_KEY").ok().filter(|v| !v.is_empty()) {
-        let keys = Zeroizing::new(keys);
-        identities
-            .add_age_keys(&keys, Path::new("$SOPS_AGE_KEY"))
-            .context("Failed to load identities from `SOPS_AGE_KEY`")?;
-    } else {
-        bail!(
-            "no identity to decrypt with\nhint: pass `--identity FILE` or set `SOPS_AGE_KEY_FILE`"
-        );
-    }
+    let identities =
+        Identities::from_files_or_env(&args.identities).context("Failed to load the identities")?;
     tracing::info!("identities from {}", identities.sources().join(", "));
     Ok(identities)
 }
@@ -108,26 +84,13 @@ fn explicit_recipients(args: &RecipientSourceArgs) -> anyhow::Result<Vec<Recipie
 }
 
 fn creation_rule(config: &ConfigArgs, file: &Path) -> anyhow::Result<CreationRule> {
-    let config_path = match &config.config {
-        Some(path) => path.clone(),
-        None => config::find_config(Path::new("."))?,
-    };
-    let rule = config::rule_for_file(&config_path, file)?;
-    tracing::info!(
-        "creation rule {} of `{}` matches `{}`",
-        rule.index,
-        config_path.display(),
-        file.display()
-    );
-    Ok(rule)
+    Ok(config::rule_for(config.config.as_deref(), file)?)
 }
 
 /// Writes a checked file: re-reads what reached the disk and decrypts it
 /// again before it replaces `target`.
 fn write_checked(target: &Path, written: &Written) -> anyhow::Result<()> {
-    replace_checked(target, written.text.as_bytes(), |bytes| {
-        written.verify(bytes)
-    })?;
+    written.write_to(target)?;
     Ok(())
 }
 

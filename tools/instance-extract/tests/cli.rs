@@ -2,6 +2,8 @@
 //! exits 2 with a message that names the file and what is wrong, prints
 //! nothing on stdout, never shows a secret value, and leaves files unchanged.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,147 @@
+//! Reading the certificate chain and the private key from PEM files, and
+//! refusing input that is not what it claims to be: an empty file, DER
+//! where PEM is expected, a key where the chain should be, an encrypted key.
+//!
+//! The key's bytes stay in zeroizing buffers and never appear in a message.
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+/// A refusal of the input itself (exit 1), as opposed to an I/O error (exit 2).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InputRefusal {
+    #[error("`{0}` is empty")]
+    Empty(String),
+    #[error(
+        "`{0}` is not PEM (DER or other binary data?); convert it with `openssl x509 -inform der`"
+    )]
+    NotPem(String),
+    #[error("`{path}` holds a `{label}` block where only certificates belong (a key in the chain file?)")]
+    NotACertificate { path: String, label: String },
+    #[error(
+        "`{path}` holds a `{label}` block where a private key belongs (the chain in the key file?)"
+    )]
+    NotAKey { path: String, label: String },
+    #[error("`{0}` holds {1} private keys; give exactly one")]
+    SeveralKeys(String, usize),
+    #[error("`{0}` is an encrypted private key; decrypt it first (`openssl pkey -in KEY -out -`), since sops will protect it")]
+    EncryptedKey(String),
+    #[error("`{0}` has text outside its PEM blocks that is not a PEM block")]
+    Garbage(String),
+}
+
+/// The chain, leaf first, as DER blocks.
+pub struct ChainInput {
+    pub der: Vec<Vec<u8>>,
+}
+
+/// The private key block: its PEM label and its DER bytes.
+pub struct KeyInput {
+    pub label: String,
+    pub der: Zeroizing<Vec<u8>>,
+}
+
+pub enum Read<T> {
+    Ok(T),
+    Refused(InputRefusal),
+}
+
+fn blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, InputRefusal> {
+    let name = path.display().to_string();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(InputRefusal::Empty(name));
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(InputRefusal::NotPem(name));
+    };
+    if !text.contains("-----BEGIN ") {
+        return Err(InputRefusal::NotPem(name));
+    }
+    let parsed = pem::parse_many(text).map_err(|_| InputRefusal::NotPem(name.clone()))?;
+    if parsed.is_empty() {
+        return Err(InputRefusal::NotPem(name));
+    }
+    // pem skips text between blocks; refuse anything but whitespace and
+    // comment-like lines so that a truncated block is not silently dropped.
+    let begins = text.matches("-----BEGIN ").count();
+    if begins != parsed.len() {
+        return Err(InputRefusal::Garbage(name));
+    }
+    Ok(parsed)
+}
+
+pub fn read_chain(path: &Path) -> std::io::Result<Read<ChainInput>> {
+    let bytes = fs_err::read(path)?;
+    let parsed = match blocks(path, &bytes) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Ok(Read::Refused(refusal)),
+    };
+    let mut der = Vec::with_capacity(parsed.len());
+    for block in parsed {
+        if block.tag() != "CERTIFICATE" {
+            return Ok(Read::Refused(InputRefusal::NotACertificate {
+                path: path.display().to_string(),
+                label: block.tag().to_owned(),
+            }));
+        }
+        der.push(block.into_contents());
+    }
+    Ok(Read::Ok(ChainInput { der }))
+}
+
+pub fn read_key(path: &Path) -> std::io::Result<Read<KeyInput>> {
+    let bytes = Zeroizing::new(fs_err::read(path)?);
+    let name = path.display().to_string();
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        // Legacy OpenSSL encryption marks the block with headers, not a label.
+        if text.contains("ENCRYPTED") && text.contains("-----BEGIN ") {
+            let label_encrypted = text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----");
+            if label_encrypted || text.contains("Proc-Type: 4,ENCRYPTED") {
+                return Ok(Read::Refused(InputRefusal::EncryptedKey(name)));
+            }
+        }
+    }
+    let parsed = match blocks(path, &bytes) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Ok(Read::Refused(refusal)),
+    };
+    let keys = parsed
+        .iter()
+        .filter(|b| b.tag().ends_with("PRIVATE KEY"))
+        .count();
+    if let Some(other) = parsed.iter().find(|b| !b.tag().ends_with("PRIVATE KEY")) {
+        return Ok(Read::Refused(InputRefusal::NotAKey {
+            path: name,
+            label: other.tag().to_owned(),
+        }));
+    }
+    if keys != 1 {
+        return Ok(Read::Refused(InputRefusal::SeveralKeys(name, keys)));
+    }
+    let mut parsed = parsed;
+    let block = parsed.remove(0);
+    Ok(Read::Ok(KeyInput {
+        label: block.tag().to_owned(),
+        der: Zeroizing::new(block.into_contents()),
+    }))
+}
+
+/// PEM with LF endings, 64-column base64 and a trailing newline, built in
+/// a zeroizing buffer (the key passes through here).
+pub fn normalised_pem(label: &str, der: &[u8]) -> Zeroizing<String> {
+    use base64::Engine as _;
+    let body = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let mut out = Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 64));
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}

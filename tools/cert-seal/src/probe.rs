@@ -1,0 +1,150 @@
+//! What a TLS server actually serves: connect with a given SNI, complete
+//! the handshake, and return the certificate chain the server presented.
+//!
+//! Trust is not the question here (the sealed certificate may come from a
+//! private CA, and the host may not be in DNS yet): the proof is that the
+//! leaf's fingerprint equals the sealed one. Handshake signatures are still
+//! verified, so the peer must hold the served certificate's private key.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpStream, ToSocketAddrs as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// Why a probe could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("`{0}` is not a valid server name for SNI")]
+    BadServerName(String),
+    #[error("cannot resolve `{0}`")]
+    Resolve(String),
+    #[error("cannot connect to `{address}`: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with `{address}` failed: {reason}")]
+    Handshake { address: String, reason: String },
+    #[error("`{0}` presented no certificate")]
+    NoCertificate(String),
+}
+
+#[derive(Debug)]
+struct AcceptAnyChain(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Connects to `address` (`host:port`) with SNI `sni` and returns the served
+/// chain, leaf first, as DER.
+pub fn served_chain(
+    address: &str,
+    sni: &str,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| ProbeError::Handshake {
+            address: address.to_owned(),
+            reason: err.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyChain(provider)))
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(sni.to_owned())
+        .map_err(|_| ProbeError::BadServerName(sni.to_owned()))?;
+    let mut connection =
+        rustls::ClientConnection::new(Arc::new(config), server_name).map_err(|err| {
+            ProbeError::Handshake {
+                address: address.to_owned(),
+                reason: err.to_string(),
+            }
+        })?;
+    let socket_address = address
+        .to_socket_addrs()
+        .map_err(|_| ProbeError::Resolve(address.to_owned()))?
+        .next()
+        .ok_or_else(|| ProbeError::Resolve(address.to_owned()))?;
+    let connect_error = |source| ProbeError::Connect {
+        address: address.to_owned(),
+        source,
+    };
+    let mut socket = TcpStream::connect_timeout(&socket_address, timeout).map_err(connect_error)?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(connect_error)?;
+    socket
+        .set_write_timeout(Some(timeout))
+        .map_err(connect_error)?;
+    while connection.is_handshaking() {
+        connection
+            .complete_io(&mut socket)
+            .map_err(|err| ProbeError::Handshake {
+                address: address.to_owned(),
+                reason: err.to_string(),
+            })?;
+    }
+    let chain: Vec<Vec<u8>> = connection
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|cert| cert.as_ref().to_vec())
+        .collect();
+    // Close politely; the server's reply does not matter.
+    connection.send_close_notify();
+    let _ = connection.complete_io(&mut socket);
+    let _ = socket.flush();
+    let _ = socket.read(&mut [0u8; 1]);
+    if chain.is_empty() {
+        return Err(ProbeError::NoCertificate(address.to_owned()));
+    }
+    Ok(chain)
+}
