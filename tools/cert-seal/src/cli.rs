@@ -64,9 +64,10 @@ pub struct SealArgs {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub out: Option<PathBuf>,
     /// Update the `tls` keys inside this existing sops file, keeping every other value's ciphertext
-    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, requires = "identities")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub into: Option<PathBuf>,
-    /// An age key file or OpenSSH ed25519 private key, to open the `--into` file (repeatable)
+    /// An age key file or OpenSSH ed25519 private key to open the `--into` file (repeatable;
+    /// default: `SOPS_AGE_KEY_FILE`, then `SOPS_AGE_KEY`)
     #[arg(long = "identity", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub identities: Vec<PathBuf>,
     /// An age recipient (`age1…`), instead of the `.sops.yaml` creation rule (repeatable)
