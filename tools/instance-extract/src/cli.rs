@@ -17,9 +17,83 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// List every place in the base's Nix files that carries instance data (exit 1 when the domain occurs nowhere)
+    Plan(PlanArgs),
+    /// Rewrite the base over one instance option, move the host secrets into a new instance repo, wire the flakes
+    Apply(ApplyArgs),
+    /// Prove that the one bootstrap identity is the only secret outside git (exit 1 when it is not)
+    Verify(VerifyArgs),
     /// Encrypt, decrypt and re-key sops files (compatible with sops 3.7 to 3.13 and sops-nix)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// The monolithic flake to make generic (the base repo)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub base: PathBuf,
+    /// The instance's domain, as written in the base
+    #[arg(long, value_name = "D")]
+    pub domain: String,
+    /// A secret the host reads from a file placed there by hand: `NAME=HOSTPATH` (repeatable);
+    /// `NAME` is the sops-nix key (`a/b` nests)
+    #[arg(long = "secret", value_name = "NAME=HOSTPATH", value_parser = parse_secret)]
+    pub secrets: Vec<(String, String)>,
+    /// The option namespace: references become `config.<NAME>.instance.domain` (default: the base directory's name)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The base's entry module, which imports the generated options module
+    #[arg(long, value_name = "FILE", default_value = "configuration.nix")]
+    pub module: PathBuf,
+}
+
+fn parse_secret(text: &str) -> Result<(String, String), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not `NAME=HOSTPATH`"))?;
+    if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err(format!("`{name}` is not a sops-nix secret name"));
+    }
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` is not an absolute host path"));
+    }
+    Ok((name.to_owned(), path.to_owned()))
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub split: SplitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub split: SplitArgs,
+    /// The private instance repo to create
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub instance: PathBuf,
+    #[command(flatten)]
+    pub recipients: RecipientSourceArgs,
+    /// The flake URL of the instance repo, as the base's `instance` input
+    #[arg(long, value_name = "URL", default_value = "path:../instance")]
+    pub instance_url: String,
+    /// Print the unified diff of every change and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The private instance repo
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub instance: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Also check that the base holds no domain and reads no host secret outside sops-nix
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub base: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

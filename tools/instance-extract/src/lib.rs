@@ -3,13 +3,20 @@
 //! command-line face of the `fromgit-sops` library, compatible with sops.
 
 pub mod cli;
+mod extract;
+mod nixsrc;
+mod rewrite;
 mod secrets;
+mod split;
 
 use fromgit_cli::ExitStatus;
 
 /// Runs one command; errors become exit code 2 in `main`.
 pub fn run(cli: &cli::Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
+        cli::Command::Plan(args) => split::plan(args, &cli.global),
+        cli::Command::Apply(args) => split::apply(args, &cli.global),
+        cli::Command::Verify(args) => split::verify(args, &cli.global),
         cli::Command::Secrets(command) => secrets::run(command, &cli.global),
     }
 }

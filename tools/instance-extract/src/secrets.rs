@@ -50,7 +50,7 @@ fn read_encrypted(path: &Path, format: &FormatArgs) -> anyhow::Result<EncryptedF
         .with_context(|| format!("Failed to read sops file `{}`", path.display()))
 }
 
-fn load_identities(args: &IdentityArgs) -> anyhow::Result<Identities> {
+pub(crate) fn load_identities(args: &IdentityArgs) -> anyhow::Result<Identities> {
     let identities =
         Identities::from_files_or_env(&args.identities).context("Failed to load the identities")?;
     tracing::info!("identities from {}", identities.sources().join(", "));
@@ -68,7 +68,7 @@ fn decrypt_file(
         .with_context(|| format!("Failed to decrypt `{}`", path.display()))
 }
 
-fn explicit_recipients(args: &RecipientSourceArgs) -> anyhow::Result<Vec<Recipient>> {
+pub(crate) fn explicit_recipients(args: &RecipientSourceArgs) -> anyhow::Result<Vec<Recipient>> {
     let mut recipients = Vec::new();
     for text in &args.recipients {
         recipients.push(Recipient::parse(text).context("Invalid `--recipient`")?);

@@ -1,0 +1,572 @@
+//! The split of a monolithic flake into a generic base and a private
+//! instance repo: the plan (what is instance-specific, and where), and the
+//! changes that apply it, computed entirely in memory before anything is
+//! written.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rnix::SyntaxKind;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
+
+use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
+use crate::rewrite::{self, Edit};
+
+/// The module the base gains: the instance option, declared once, and the
+/// sops-nix declarations of the moved secrets.
+pub const OPTIONS_MODULE: &str = "instance-options.nix";
+
+/// What the command line asked for.
+pub struct Request<'a> {
+    pub base: &'a Path,
+    pub domain: &'a str,
+    /// `(name, host path)` pairs.
+    pub secrets: &'a [(String, String)],
+    /// The option namespace: `config.<name>.instance.domain`.
+    pub name: &'a str,
+    /// The base's entry module, relative to the base.
+    pub module: &'a Path,
+}
+
+impl Request<'_> {
+    pub fn domain_expression(&self) -> String {
+        format!("config.{}.instance.domain", rewrite::attr_name(self.name))
+    }
+
+    fn secret_expression(name: &str) -> String {
+        format!("config.sops.secrets.{}.path", rewrite::nix_string(name))
+    }
+}
+
+/// Errors of plan and apply; each names the file, flag or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("`{0}` is not a flake: it has no `flake.nix`")]
+    NotAFlake(PathBuf),
+    #[error(transparent)]
+    Source(#[from] nixsrc::SourceError),
+    #[error("`{file}` line {line}: {reason}")]
+    Unrewritable {
+        file: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("the entry module `{0}` does not exist (pass `--module`)")]
+    NoEntryModule(PathBuf),
+    #[error("`--secret {name}={path}`: cannot read the host file: {source}")]
+    SecretUnreadable {
+        name: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`--secret {0}`: the secret file is not UTF-8 text")]
+    SecretNotText(String),
+    #[error(transparent)]
+    Sops(#[from] fromgit_sops::SopsError),
+}
+
+/// Every finding in the base, file by file.
+pub struct Plan {
+    pub files: Vec<NixFile>,
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    pub fn read(request: &Request<'_>) -> Result<Self, ExtractError> {
+        if !request.base.join("flake.nix").is_file() {
+            return Err(ExtractError::NotAFlake(request.base.to_owned()));
+        }
+        let files = nixsrc::read_tree(request.base)?;
+        let needles = Needles {
+            domain: request.domain,
+            secrets: request.secrets,
+        };
+        let findings = files
+            .iter()
+            // The generated module declares where sops-nix puts each secret:
+            // those paths are sanctioned there.
+            .filter(|file| file.relative != Path::new(OPTIONS_MODULE))
+            .flat_map(|file| nixsrc::scan(file, &needles))
+            .collect();
+        Ok(Plan { files, findings })
+    }
+
+    pub fn mentions_domain(&self) -> bool {
+        self.findings.iter().any(|f| {
+            matches!(
+                f.kind,
+                FindingKind::Domain | FindingKind::Email | FindingKind::Comment
+            )
+        })
+    }
+}
+
+/// A file to create or replace, with its previous content for the diff.
+pub struct FileChange {
+    pub path: PathBuf,
+    pub before: Option<String>,
+    pub after: String,
+}
+
+/// A secret moved into the instance repo, as the report shows it.
+#[derive(Debug, Serialize)]
+pub struct MovedSecret {
+    pub name: String,
+    pub source: String,
+    pub sha256: String,
+}
+
+/// Everything `apply` would do.
+pub struct Changes {
+    pub base: Vec<FileChange>,
+    pub instance: Vec<FileChange>,
+    pub rewritten: Vec<Finding>,
+    pub moved: Vec<MovedSecret>,
+    pub options: Vec<String>,
+    /// Findings left as they are, with the reason (IP addresses, other paths).
+    pub left: Vec<Finding>,
+    /// Wiring the flake could not get automatically, for the operator.
+    pub manual: Vec<String>,
+}
+
+/// Computes the base rewrite and the instance repo; writes nothing.
+pub fn changes(
+    request: &Request<'_>,
+    plan: &Plan,
+    recipients: &[Recipient],
+    instance_url: &str,
+) -> Result<Changes, ExtractError> {
+    let mut base = Vec::new();
+    let mut rewritten = Vec::new();
+    let mut left = Vec::new();
+    let mut manual = Vec::new();
+    let entry = request.module.to_path_buf();
+    if !plan.files.iter().any(|f| f.relative == entry) {
+        return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
+    }
+    for file in &plan.files {
+        let mut edits = finding_edits(request, plan, file, &mut rewritten, &mut left)?;
+        if file.relative == entry {
+            edits.extend(import_options_module(file)?);
+        }
+        if file.relative == Path::new("flake.nix") {
+            edits.extend(wire_flake(file, instance_url, &mut manual));
+        }
+        if !edits.is_empty() {
+            let after = rewrite::apply(&file.text, &edits);
+            if after != file.text {
+                base.push(FileChange {
+                    path: request.base.join(&file.relative),
+                    before: Some(file.text.clone()),
+                    after,
+                });
+            }
+        }
+    }
+    let options_path = request.base.join(OPTIONS_MODULE);
+    let options_text = options_module(request);
+    let existing = fs_err::read_to_string(&options_path).ok();
+    if existing.as_deref() != Some(options_text.as_str()) {
+        base.push(FileChange {
+            path: options_path,
+            before: existing,
+            after: options_text,
+        });
+    }
+    let (instance, moved) = instance_repo(request, recipients)?;
+    Ok(Changes {
+        base,
+        instance,
+        rewritten,
+        moved,
+        options: vec![format!("{}.instance.domain", request.name)],
+        left,
+        manual,
+    })
+}
+
+/// The edits that rewrite one file's findings over the instance option and
+/// the sops-nix paths; findings left as they are go to `left`.
+fn finding_edits(
+    request: &Request<'_>,
+    plan: &Plan,
+    file: &NixFile,
+    rewritten: &mut Vec<Finding>,
+    left: &mut Vec<Finding>,
+) -> Result<Vec<Edit>, ExtractError> {
+    let domain_expr = request.domain_expression();
+    let findings: Vec<&Finding> = plan
+        .findings
+        .iter()
+        .filter(|f| f.file == file.relative)
+        .collect();
+    let mut edits = Vec::new();
+    let mut needs_config = false;
+    for finding in &findings {
+        let edit = match (finding.kind, finding.context) {
+            (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
+            (FindingKind::Domain | FindingKind::Email, Context::Uri) => {
+                let uri = &file.text[usize::from(finding.range.start())..usize::from(finding.range.end())];
+                let body = nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
+                Edit::replace(finding.range, format!("\"{body}\""))
+            }
+            (FindingKind::Domain, Context::WholeString) => Edit::replace(finding.range, domain_expr.clone()),
+            (FindingKind::Domain | FindingKind::Email, _) => {
+                refuse_in_let(file, finding)?;
+                Edit::replace(finding.range, format!("${{{domain_expr}}}"))
+            }
+            (FindingKind::SecretPath, context) => {
+                let name = finding.secret.as_deref().unwrap_or_default();
+                let expression = Request::secret_expression(name);
+                match context {
+                    Context::WholeString | Context::PathLiteral => Edit::replace(finding.range, expression),
+                    _ => Edit::replace(finding.range, format!("${{{expression}}}")),
+                }
+            }
+            (FindingKind::LiteralSecret, _) => {
+                return Err(ExtractError::Unrewritable {
+                    file: request.base.join(&file.relative),
+                    line: finding.line,
+                    reason: format!(
+                        "a secret is written into the Nix source ({}); move it to a file on the host and pass `--secret NAME=PATH`",
+                        finding.detail
+                    ),
+                })
+            }
+            (FindingKind::IpAddress | FindingKind::SecretDirectory, _) => {
+                left.push((*finding).clone());
+                continue;
+            }
+        };
+        if finding.kind != FindingKind::Comment {
+            needs_config = true;
+        }
+        edits.push(edit);
+        rewritten.push((*finding).clone());
+    }
+    if needs_config {
+        match rewrite::ensure_formal(&file.root, "config") {
+            Ok(Some(edit)) => edits.push(edit),
+            Ok(None) => {}
+            Err(()) => {
+                let first = findings.first().map_or(1, |f| f.line);
+                return Err(ExtractError::Unrewritable {
+                    file: request.base.join(&file.relative),
+                    line: first,
+                    reason: "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(edits)
+}
+
+/// Dynamic attribute names are not allowed in `let` bindings: a domain used
+/// as a `let` attribute name cannot become an interpolation.
+fn refuse_in_let(file: &NixFile, finding: &Finding) -> Result<(), ExtractError> {
+    let Some(token) = file
+        .root
+        .token_at_offset(finding.range.start())
+        .right_biased()
+    else {
+        return Ok(());
+    };
+    let in_attrpath = token
+        .parent_ancestors()
+        .any(|n| n.kind() == SyntaxKind::NODE_ATTRPATH);
+    let binding = token
+        .parent_ancestors()
+        .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE);
+    let in_let = binding.and_then(|b| b.parent()).is_some_and(|p| {
+        matches!(
+            p.kind(),
+            SyntaxKind::NODE_LET_IN | SyntaxKind::NODE_LEGACY_LET
+        )
+    });
+    if in_attrpath && in_let {
+        return Err(ExtractError::Unrewritable {
+            file: file.relative.clone(),
+            line: finding.line,
+            reason: format!(
+                "`{}` names a `let` binding, which cannot be computed from an option",
+                finding.detail
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Adds `./instance-options.nix` to the entry module's `imports`.
+fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
+    let element = format!("./{OPTIONS_MODULE}");
+    if file.text.contains(&element) {
+        return Ok(Vec::new());
+    }
+    let unrewritable = |reason: &str| ExtractError::Unrewritable {
+        file: file.relative.clone(),
+        line: 1,
+        reason: reason.to_owned(),
+    };
+    let body = rewrite::top_expression(&file.root)
+        .and_then(|lambda| {
+            if lambda.kind() == SyntaxKind::NODE_LAMBDA {
+                lambda.children().last()
+            } else {
+                Some(lambda)
+            }
+        })
+        .filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
+        .ok_or_else(|| unrewritable("the entry module does not return an attribute set; add `imports = [ ./instance-options.nix ];` by hand"))?;
+    if let Some(imports) = rewrite::bindings(&body).find(|b| rewrite::binding_path(b) == "imports")
+    {
+        let list = rewrite::binding_value(&imports)
+            .filter(|v| v.kind() == SyntaxKind::NODE_LIST)
+            .ok_or_else(|| unrewritable("`imports` is not a list literal"))?;
+        return Ok(rewrite::append_to_list(&list, &element)
+            .into_iter()
+            .collect());
+    }
+    Ok(
+        rewrite::add_binding(&file.text, &body, &format!("imports = [ {element} ];"))
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Wires the base flake: an `instance` input (and sops-nix when the base does
+/// not use it yet), the formal arguments of `outputs`, and the modules of
+/// each `nixosConfigurations` entry.
+fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    let Some(top) =
+        rewrite::top_expression(&file.root).filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
+    else {
+        manual.push(
+            "flake.nix: the top level is not an attribute set; add the `instance` input by hand"
+                .to_owned(),
+        );
+        return edits;
+    };
+    let needs_sops = !file.text.contains("sops-nix");
+    let mut inputs: Vec<(&str, String)> = Vec::new();
+    if !file.text.contains("instance.url") && !file.text.contains("inputs.instance") {
+        inputs.push(("instance", instance_url.to_owned()));
+    }
+    if needs_sops {
+        inputs.push(("sops-nix", "github:Mic92/sops-nix".to_owned()));
+    }
+    let input_set = rewrite::bindings(&top)
+        .find(|b| rewrite::binding_path(b) == "inputs")
+        .and_then(|b| rewrite::binding_value(&b))
+        .filter(|v| v.kind() == SyntaxKind::NODE_ATTR_SET);
+    for (name, url) in &inputs {
+        let line = format!("{name}.url = {};", rewrite::nix_string(url));
+        let edit = if let Some(set) = &input_set {
+            rewrite::add_binding(&file.text, set, &line)
+        } else if let Some(last) = rewrite::bindings(&top)
+            .filter(|b| rewrite::binding_path(b).starts_with("inputs."))
+            .last()
+        {
+            Some(Edit::insert(
+                last.text_range().end(),
+                format!("\n{}inputs.{line}", rewrite::indentation(&file.text, &last)),
+            ))
+        } else {
+            rewrite::add_binding(&file.text, &top, &format!("inputs.{line}"))
+        };
+        edits.extend(edit);
+    }
+    let outputs = rewrite::bindings(&top)
+        .find(|b| rewrite::binding_path(b) == "outputs")
+        .and_then(|b| rewrite::binding_value(&b))
+        .filter(|v| v.kind() == SyntaxKind::NODE_LAMBDA);
+    let Some(outputs) = outputs else {
+        manual.push(
+            "flake.nix: `outputs` is not a function literal; pass `instance` to it by hand"
+                .to_owned(),
+        );
+        return edits;
+    };
+    let formals: Vec<&str> = if needs_sops {
+        vec!["instance", "sops-nix"]
+    } else {
+        vec!["instance"]
+    };
+    for formal in formals {
+        // `ensure_formal` works on a root; the outputs lambda is one level down.
+        if let Some(pattern) = outputs
+            .children()
+            .find(|n| n.kind() == SyntaxKind::NODE_PATTERN)
+        {
+            let present = pattern.children().any(|e| {
+                e.kind() == SyntaxKind::NODE_PAT_ENTRY
+                    && e.children().next().is_some_and(|i| i.text() == formal)
+            });
+            if !present {
+                edits.extend(rewrite::add_formal_last(&pattern, formal));
+            }
+        } else {
+            manual.push(format!("flake.nix: `outputs` takes no attribute pattern; make `{formal}` available to it by hand"));
+        }
+    }
+    let mut wired = 0;
+    for node in outputs
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)
+    {
+        if rewrite::binding_path(&node) != "modules" {
+            continue;
+        }
+        let in_configurations = node.ancestors().any(|a| {
+            a.kind() == SyntaxKind::NODE_ATTRPATH_VALUE
+                && rewrite::binding_path(&a).contains("nixosConfigurations")
+        });
+        let Some(list) =
+            rewrite::binding_value(&node).filter(|v| v.kind() == SyntaxKind::NODE_LIST)
+        else {
+            continue;
+        };
+        if !in_configurations {
+            continue;
+        }
+        let text = list.text().to_string();
+        if !text.contains("instance.nixosModules.instance") {
+            edits.extend(rewrite::append_to_list(
+                &list,
+                "instance.nixosModules.instance",
+            ));
+        }
+        if needs_sops {
+            edits.extend(rewrite::append_to_list(&list, "sops-nix.nixosModules.sops"));
+        }
+        wired += 1;
+    }
+    if wired == 0 && !file.text.contains("instance.nixosModules.instance") {
+        manual.push("flake.nix: no `nixosConfigurations.<host>.modules` list found; add `instance.nixosModules.instance` to it by hand".to_owned());
+    }
+    edits
+}
+
+fn options_module(request: &Request<'_>) -> String {
+    let name = rewrite::attr_name(request.name);
+    let mut text = format!(
+        "# Generated by `instance-extract apply`: the instance's facts, declared once.\n\
+         # The private instance repo sets them through its `nixosModules.instance`.\n\
+         {{ lib, ... }}:\n{{\n  options.{name}.instance.domain = lib.mkOption {{\n    \
+         type = lib.types.str;\n    description = \"The instance's domain, set by the private instance repo.\";\n  }};\n"
+    );
+    if !request.secrets.is_empty() {
+        text.push_str("\n  # Secrets that used to be placed on the host by hand, now decrypted by\n  # sops-nix from the instance repo to the same paths.\n");
+        text.push_str("  config.sops.secrets = {\n");
+        for (secret, path) in request.secrets {
+            let _ = writeln!(
+                text,
+                "    {} = {{ path = {}; }};",
+                rewrite::nix_string(secret),
+                rewrite::nix_string(path)
+            );
+        }
+        text.push_str("  };\n");
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// The instance repo's files, the secrets encrypted for `recipients`.
+fn instance_repo(
+    request: &Request<'_>,
+    recipients: &[Recipient],
+) -> Result<(Vec<FileChange>, Vec<MovedSecret>), ExtractError> {
+    let mut tree: Value = Value::Map(Map::new());
+    let mut moved = Vec::new();
+    for (name, path) in request.secrets {
+        let bytes = Zeroizing::new(fs_err::read(path).map_err(|source| {
+            ExtractError::SecretUnreadable {
+                name: name.clone(),
+                path: path.clone(),
+                source,
+            }
+        })?);
+        let text = Zeroizing::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| ExtractError::SecretNotText(name.clone()))?
+                .to_owned(),
+        );
+        moved.push(MovedSecret {
+            name: name.clone(),
+            source: path.clone(),
+            sha256: hex::encode(Sha256::digest(&*bytes)),
+        });
+        // sops-nix reads `a/b` as the key `b` under the map `a`.
+        let mut key_path = fromgit_sops::KeyPath::default();
+        for part in name.split('/') {
+            key_path.push(fromgit_sops::value::PathStep::Key(part.to_owned()));
+        }
+        tree.set(
+            &key_path,
+            Value::Scalar(Scalar {
+                kind: fromgit_sops::Kind::Str,
+                text,
+            }),
+        );
+    }
+    let tree = match tree {
+        Value::Map(map) => map,
+        _ => Map::new(),
+    };
+    let name = rewrite::attr_name(request.name);
+    let mut files = vec![
+        ("instance.nix".to_owned(), format!(
+            "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n}}\n",
+            rewrite::nix_string(request.domain)
+        )),
+        ("flake.nix".to_owned(), format!(
+            "{{\n  description = \"Private instance data for {}\";\n\n  outputs = {{ self }}: {{\n    \
+             nixosModules.instance = {{ ... }}: {{\n      {name}.instance = import ./instance.nix;\n      \
+             sops.defaultSopsFile = ./secrets/secrets.yaml;\n    }};\n  }};\n}}\n",
+            request.name.replace('"', "")
+        )),
+        ("README.md".to_owned(), format!(
+            "# Private instance repo\n\nThe instance data of a fromgit base (`{}`): `instance.nix` holds the facts\n\
+             (the domain), `secrets/secrets.yaml` the sops-encrypted secrets, `.sops.yaml`\n\
+             the recipients. The base composes it through its `instance` flake input.\n\n\
+             Check it with `instance-extract verify --instance . --identity KEY`.\n",
+            request.name
+        )),
+    ];
+    let rules: Vec<&str> = recipients.iter().map(Recipient::as_str).collect();
+    files.push((
+        ".sops.yaml".to_owned(),
+        format!(
+            "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    age: >-\n      {}\n",
+            rules.join(",\n      ")
+        ),
+    ));
+    let mut changes: Vec<FileChange> = files
+        .into_iter()
+        .map(|(name, after)| FileChange {
+            path: PathBuf::from(name),
+            before: None,
+            after,
+        })
+        .collect();
+    if !request.secrets.is_empty() {
+        let written = fromgit_sops::encrypt_new(
+            Format::Yaml,
+            &tree,
+            recipients,
+            fromgit_sops::metadata::Selection::default(),
+        )?;
+        written.verify(written.text.as_bytes())?;
+        changes.push(FileChange {
+            path: PathBuf::from("secrets/secrets.yaml"),
+            before: None,
+            after: written.text.to_string(),
+        });
+    }
+    Ok((changes, moved))
+}

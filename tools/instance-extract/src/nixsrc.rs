@@ -1,0 +1,608 @@
+//! Nix source files, parsed losslessly (rnix keeps every byte, whitespace
+//! and comments included), and the instance specifics found in them.
+//!
+//! Findings carry byte ranges into the original text, so a rewrite can
+//! replace exactly those bytes and leave every other byte of the file as it
+//! was.
+
+use std::path::{Path, PathBuf};
+
+use rnix::{SyntaxKind, SyntaxNode, TextRange};
+use serde::Serialize;
+
+/// A Nix file of the base, with its text and parse tree.
+pub struct NixFile {
+    /// Path relative to the base directory.
+    pub relative: PathBuf,
+    pub text: String,
+    pub root: SyntaxNode,
+}
+
+/// Why the base could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("`{path}` line {line}, column {column}: Nix syntax error ({reason})")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl NixFile {
+    pub fn parse(base: &Path, relative: PathBuf, text: String) -> Result<Self, SourceError> {
+        let parse = rnix::Root::parse(&text);
+        if let Some(error) = parse.errors().first() {
+            let offset = match error {
+                rnix::ParseError::Unexpected(range)
+                | rnix::ParseError::UnexpectedExtra(range)
+                | rnix::ParseError::UnexpectedWanted(_, range, _)
+                | rnix::ParseError::UnexpectedDoubleBind(range)
+                | rnix::ParseError::DuplicatedArgs(range, _) => usize::from(range.start()),
+                _ => text.len(),
+            };
+            let (line, column) = line_column(&text, offset);
+            return Err(SourceError::Syntax {
+                path: base.join(&relative),
+                line,
+                column,
+                reason: error.to_string(),
+            });
+        }
+        let root = parse.syntax();
+        Ok(NixFile {
+            relative,
+            text,
+            root,
+        })
+    }
+}
+
+/// Every `.nix` file under `base` (not `.git`, `result*` or hidden
+/// directories), parsed, in path order.
+pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
+    let mut paths = Vec::new();
+    collect(base, base, &mut paths)?;
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|relative| {
+            let text = fs_err::read_to_string(base.join(&relative))?;
+            NixFile::parse(base, relative, text)
+        })
+        .collect()
+}
+
+fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.starts_with("result") {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect(base, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "nix") {
+            out.push(path.strip_prefix(base).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// What kind of instance specific a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The domain or a name under it, in a string or URI.
+    Domain,
+    /// An e-mail address under the domain.
+    Email,
+    /// The domain in a comment.
+    Comment,
+    /// A host path given with `--secret`.
+    SecretPath,
+    /// Another path under a directory that holds secrets.
+    SecretDirectory,
+    /// An IP address literal in a string.
+    IpAddress,
+    /// A secret written into the Nix source itself.
+    LiteralSecret,
+}
+
+/// One place in the base that carries instance data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// What was found: the name, the path, or for literal secrets only their
+    /// shape and length (never the value).
+    pub detail: String,
+    /// The `--secret` name for secret paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip)]
+    pub range: TextRange,
+    #[serde(skip)]
+    pub context: Context,
+}
+
+/// Where a finding sits in the syntax, which decides how it is rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Context {
+    /// Inside the content of a string (`"…"` or `''…''`).
+    #[default]
+    StringContent,
+    /// A whole string node whose content is exactly the match (range covers the quotes).
+    WholeString,
+    /// An unquoted URI literal (range covers the token).
+    Uri,
+    /// An absolute path literal (range covers the node).
+    PathLiteral,
+    /// A comment.
+    Comment,
+}
+
+/// What to look for.
+pub struct Needles<'a> {
+    pub domain: &'a str,
+    /// `(name, host path)` pairs from `--secret`.
+    pub secrets: &'a [(String, String)],
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '.'
+}
+
+/// Occurrences of `domain` in `text` on name boundaries: `ci.example.net`
+/// matches `example.net`, `notexample.net` and `example.network` do not.
+pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(domain) {
+        let start = from + found;
+        let end = start + domain.len();
+        let before_ok = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == '.' || !is_name_char(c));
+        let after_ok = text[end..].chars().next().is_none_or(|c| {
+            !is_name_char(c)
+                || (c == '.' && !text[end + 1..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+        });
+        if before_ok && after_ok {
+            out.push((start, end));
+        }
+        from = end;
+    }
+    out
+}
+
+/// `text` with every name-bounded occurrence of `domain` replaced.
+pub fn replace_domain(text: &str, domain: &str, replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in domain_matches(text, domain) {
+        out.push_str(&text[at..start]);
+        out.push_str(replacement);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Extends a domain match leftwards over subdomain labels and a mailbox, for
+/// the message: `drone.example.net`, `admin@example.net`.
+fn full_name(text: &str, start: usize, end: usize) -> (String, FindingKind) {
+    let mut begin = start;
+    while let Some(c) = text[..begin].chars().next_back() {
+        if is_name_char(c) {
+            begin -= c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    let mut kind = FindingKind::Domain;
+    if text[..begin].ends_with('@') {
+        let mut mailbox = begin - 1;
+        while let Some(c) = text[..mailbox].chars().next_back() {
+            if c.is_ascii_alphanumeric() || "._%+-".contains(c) {
+                mailbox -= c.len_utf8();
+            } else {
+                break;
+            }
+        }
+        if mailbox < begin - 1 {
+            begin = mailbox;
+            kind = FindingKind::Email;
+        }
+    }
+    (text[begin..end].trim_start_matches('.').to_owned(), kind)
+}
+
+/// Scans one file for every kind of finding.
+pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut secret_dirs: Vec<&str> = needles
+        .secrets
+        .iter()
+        .filter_map(|(_, path)| Path::new(path).parent()?.to_str())
+        .filter(|dir| dir.len() > 1)
+        .collect();
+    secret_dirs.sort_unstable();
+    secret_dirs.dedup();
+    let push =
+        |findings: &mut Vec<Finding>, kind, range: TextRange, detail: String, secret, context| {
+            let (line, column) = line_column(&file.text, usize::from(range.start()));
+            findings.push(Finding {
+                kind,
+                file: file.relative.clone(),
+                line,
+                column,
+                detail,
+                secret,
+                range,
+                context,
+            });
+        };
+    for element in file.root.descendants_with_tokens() {
+        let Some(token) = element.as_token() else {
+            if let Some(node) = element.as_node() {
+                if node.kind() == SyntaxKind::NODE_PATH_ABS {
+                    let text = node.text().to_string();
+                    if let Some((name, _)) = needles.secrets.iter().find(|(_, p)| *p == text) {
+                        push(
+                            &mut findings,
+                            FindingKind::SecretPath,
+                            node.text_range(),
+                            text,
+                            Some(name.clone()),
+                            Context::PathLiteral,
+                        );
+                    } else if secret_dirs
+                        .iter()
+                        .any(|d| text.starts_with(&format!("{d}/")))
+                    {
+                        push(
+                            &mut findings,
+                            FindingKind::SecretDirectory,
+                            node.text_range(),
+                            text,
+                            None,
+                            Context::PathLiteral,
+                        );
+                    }
+                }
+            }
+            continue;
+        };
+        let kind = token.kind();
+        let context = match kind {
+            SyntaxKind::TOKEN_STRING_CONTENT => Context::StringContent,
+            SyntaxKind::TOKEN_URI => Context::Uri,
+            SyntaxKind::TOKEN_COMMENT => Context::Comment,
+            _ => continue,
+        };
+        let text = token.text();
+        let base = usize::from(token.text_range().start());
+        let at = |start: usize, end: usize| {
+            TextRange::new(
+                u32::try_from(base + start).unwrap_or(u32::MAX).into(),
+                u32::try_from(base + end).unwrap_or(u32::MAX).into(),
+            )
+        };
+        let whole_string = whole_string_range(token);
+        for (start, end) in domain_matches(text, needles.domain) {
+            let (name, found) = full_name(text, start, end);
+            let kind = if context == Context::Comment {
+                FindingKind::Comment
+            } else {
+                found
+            };
+            let (range, context) = match (context, whole_string) {
+                (Context::Uri, _) => (token.text_range(), Context::Uri),
+                (Context::StringContent, Some(range)) if start == 0 && end == text.len() => {
+                    (range, Context::WholeString)
+                }
+                _ => (at(start, end), context),
+            };
+            push(&mut findings, kind, range, name, None, context);
+        }
+        if context == Context::Comment {
+            continue;
+        }
+        for (name, path) in needles.secrets {
+            let mut from = 0;
+            while let Some(found) = text[from..].find(path.as_str()) {
+                let start = from + found;
+                let end = start + path.len();
+                let (range, context) = match whole_string {
+                    Some(range) if text == path => (range, Context::WholeString),
+                    _ => (at(start, end), Context::StringContent),
+                };
+                push(
+                    &mut findings,
+                    FindingKind::SecretPath,
+                    range,
+                    path.clone(),
+                    Some(name.clone()),
+                    context,
+                );
+                from = end;
+            }
+        }
+        for dir in &secret_dirs {
+            for (start, _) in text.match_indices(&format!("{dir}/")) {
+                let rest = &text[start..];
+                let path: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+                    .collect();
+                if !needles.secrets.iter().any(|(_, p)| *p == path) {
+                    push(
+                        &mut findings,
+                        FindingKind::SecretDirectory,
+                        at(start, start + path.len()),
+                        path,
+                        None,
+                        Context::StringContent,
+                    );
+                }
+            }
+        }
+        for (start, end, detail) in ip_addresses(text) {
+            push(
+                &mut findings,
+                FindingKind::IpAddress,
+                at(start, end),
+                detail,
+                None,
+                Context::StringContent,
+            );
+        }
+        for (start, end, detail) in literal_secrets(text) {
+            push(
+                &mut findings,
+                FindingKind::LiteralSecret,
+                at(start, end),
+                detail,
+                None,
+                Context::StringContent,
+            );
+        }
+    }
+    findings.sort_by_key(|f| (f.range.start(), f.kind as u8));
+    findings
+}
+
+/// The range of the whole string node (quotes included) when `token` is its
+/// only content part.
+fn whole_string_range(token: &rnix::SyntaxToken) -> Option<TextRange> {
+    let parent = token.parent()?;
+    if parent.kind() != SyntaxKind::NODE_STRING {
+        return None;
+    }
+    let parts = parent
+        .children_with_tokens()
+        .filter(|e| {
+            !matches!(
+                e.kind(),
+                SyntaxKind::TOKEN_STRING_START | SyntaxKind::TOKEN_STRING_END
+            )
+        })
+        .count();
+    // An attribute name must stay a string (`"${…}" = …`), so it is never whole.
+    let is_attribute_name = parent
+        .parent()
+        .is_some_and(|p| p.kind() == SyntaxKind::NODE_ATTRPATH);
+    (parts == 1 && !is_attribute_name).then(|| parent.text_range())
+}
+
+fn ip_addresses(text: &str) -> Vec<(usize, usize, String)> {
+    let Ok(v4) =
+        regex::Regex::new(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b")
+    else {
+        return Vec::new();
+    };
+    v4.find_iter(text)
+        .filter(|m| {
+            // Version strings like `1.2.3.4-beta` and loopback/any are not instance facts.
+            !matches!(m.as_str(), "127.0.0.1" | "0.0.0.0")
+                && !text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(|m| (m.start(), m.end(), m.as_str().to_owned()))
+        .collect()
+}
+
+/// PEM private keys, age secret keys and long high-entropy tokens. The detail
+/// names the shape and length only.
+fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    if let Some(start) = text.find("-----BEGIN ") {
+        if text[start..].starts_with("-----BEGIN OPENSSH PRIVATE KEY")
+            || text[start..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("PRIVATE KEY"))
+        {
+            let end = text[start..]
+                .find("-----END ")
+                .map_or(text.len(), |e| start + e);
+            out.push((
+                start,
+                end,
+                format!("PEM private key ({} bytes)", end - start),
+            ));
+        }
+    }
+    for (start, word) in tokens(text) {
+        if word.starts_with("AGE-SECRET-KEY-1") {
+            out.push((
+                start,
+                start + word.len(),
+                format!("age secret key ({} chars)", word.len()),
+            ));
+        } else if word.len() >= 32
+            && shannon_entropy(word) >= 4.0
+            && !word.starts_with('/')
+            && !word.contains('.')
+        {
+            out.push((
+                start,
+                start + word.len(),
+                format!("high-entropy token ({} chars)", word.len()),
+            ));
+        }
+    }
+    out
+}
+
+fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-.".contains(c)))
+        .scan(0usize, move |offset, word| {
+            let start = *offset;
+            *offset += word.len() + 1;
+            Some((start, word))
+        })
+        .filter(|(_, word)| !word.is_empty())
+}
+
+#[allow(clippy::cast_precision_loss)] // counts of a short token
+fn shannon_entropy(word: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in word.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let len = word.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_matches_respect_name_boundaries() {
+        let text = "ci.example.net notexample.net example.network https://example.net/x admin@example.net example.net.";
+        let found: Vec<&str> = domain_matches(text, "example.net")
+            .into_iter()
+            .map(|(s, e)| &text[s..e])
+            .collect();
+        assert_eq!(found.len(), 4, "{found:?}");
+    }
+
+    #[test]
+    fn findings_cover_every_syntactic_place() {
+        let text = r#"{ config, ... }:
+let host = "drone.example.net"; in {
+  # served at example.net
+  services.x."hooks.example.net" = { email = "admin@example.net"; };
+  y = ''
+    server_name example.net;
+  '';
+  z = [ "a" "https://${host}/example.net" ];
+  u = https://example.net/path;
+  cert = /var/lib/certs/live/fullchain.pem;
+  key = "/var/lib/certs/live/privkey.pem";
+  other = "/var/lib/certs/live/chain.pem";
+  token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+  ip = "203.0.113.7";
+}
+"#;
+        let file = NixFile::parse(Path::new("."), "m.nix".into(), text.to_owned()).expect("parses");
+        let secrets = vec![
+            (
+                "tls/fullchain".to_owned(),
+                "/var/lib/certs/live/fullchain.pem".to_owned(),
+            ),
+            (
+                "tls/key".to_owned(),
+                "/var/lib/certs/live/privkey.pem".to_owned(),
+            ),
+        ];
+        let findings = scan(
+            &file,
+            &Needles {
+                domain: "example.net",
+                secrets: &secrets,
+            },
+        );
+        let kinds: Vec<(FindingKind, usize, &str)> = findings
+            .iter()
+            .map(|f| (f.kind, f.line, f.detail.as_str()))
+            .collect();
+        let expect = [
+            (FindingKind::Domain, 2, "drone.example.net"),
+            (FindingKind::Comment, 3, "example.net"),
+            (FindingKind::Domain, 4, "hooks.example.net"),
+            (FindingKind::Email, 4, "admin@example.net"),
+            (FindingKind::Domain, 6, "example.net"),
+            (FindingKind::Domain, 8, "example.net"),
+            (FindingKind::Domain, 9, "example.net"),
+            (
+                FindingKind::SecretPath,
+                10,
+                "/var/lib/certs/live/fullchain.pem",
+            ),
+            (
+                FindingKind::SecretPath,
+                11,
+                "/var/lib/certs/live/privkey.pem",
+            ),
+            (
+                FindingKind::SecretDirectory,
+                12,
+                "/var/lib/certs/live/chain.pem",
+            ),
+            (
+                FindingKind::LiteralSecret,
+                13,
+                "high-entropy token (40 chars)",
+            ),
+            (FindingKind::IpAddress, 14, "203.0.113.7"),
+        ];
+        assert_eq!(kinds, expect);
+        let key = findings.iter().find(|f| f.line == 11).expect("key path");
+        assert_eq!(key.context, Context::WholeString);
+        assert!(
+            !format!("{findings:?}").contains("ghp_"),
+            "no secret in findings"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let err = NixFile::parse(
+            Path::new("/base"),
+            "bad.nix".into(),
+            "{\n  a = ;\n}\n".to_owned(),
+        )
+        .err()
+        .expect("refused");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("`/base/bad.nix` line 2, column"),
+            "{message}"
+        );
+    }
+}
