@@ -411,10 +411,12 @@ fn whole_string_range(token: &rnix::SyntaxToken) -> Option<TextRange> {
     (parts == 1 && !is_attribute_name).then(|| parent.text_range())
 }
 
+static IPV4: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").ok()
+});
+
 fn ip_addresses(text: &str) -> Vec<(usize, usize, String)> {
-    let Ok(v4) =
-        regex::Regex::new(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b")
-    else {
+    let Some(v4) = IPV4.as_ref() else {
         return Vec::new();
     };
     v4.find_iter(text)
