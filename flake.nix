@@ -50,9 +50,12 @@
         })
       );
 
-      checks = lib.genAttrs systems (system: {
-        build = self.packages.${system}.default;
-      });
+      checks = forAllSystems (
+        pkgs:
+        pkgs.callPackage ./nix/checks.nix {
+          package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        }
+      );
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {

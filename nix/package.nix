@@ -33,17 +33,7 @@ rustPlatform.buildRustPackage {
   inherit pname;
   inherit (workspace) version;
 
-  # Only what Cargo reads: the manifests, the lock file, the crates under
-  # `tools/` (with their non-Rust data) and the `tests` workspace member.
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../tools
-      ../tests
-    ];
-  };
+  src = import ./source.nix { inherit lib; };
 
   cargoLock.lockFile = ../Cargo.lock;
 

@@ -1,0 +1,59 @@
+# The flake's checks: the build, the test suite (the tests that need no
+# network; tests whose peer program is absent from the sandbox skip),
+# clippy with warnings denied, and formatting.
+{
+  lib,
+  rustPlatform,
+  runCommand,
+  cargo,
+  rustfmt,
+  clippy,
+  sops,
+  age,
+  openssl,
+  openssh,
+  package,
+}:
+let
+  src = import ./source.nix { inherit lib; };
+  workspaceCheck =
+    name: attrs:
+    rustPlatform.buildRustPackage (
+      {
+        pname = "fromgit-${name}";
+        inherit (package) version;
+        inherit src;
+        cargoLock.lockFile = ../Cargo.lock;
+        installPhase = "touch $out";
+      }
+      // attrs
+    );
+in
+{
+  build = package;
+
+  tests = workspaceCheck "tests" {
+    # Build the binaries first: the end-to-end crate runs them.
+    buildPhase = "cargo build --workspace --offline";
+    nativeCheckInputs = [
+      sops
+      age
+      openssl
+      openssh
+    ];
+    checkPhase = "cargo test --workspace --offline";
+    doCheck = true;
+  };
+
+  clippy = workspaceCheck "clippy" {
+    nativeBuildInputs = [ clippy ];
+    buildPhase = "cargo clippy --workspace --all-targets --offline -- -D warnings";
+    doCheck = false;
+  };
+
+  fmt = runCommand "fromgit-fmt" { nativeBuildInputs = [ cargo rustfmt ]; } ''
+    cd ${src}
+    cargo fmt --all -- --check
+    touch $out
+  '';
+}
