@@ -101,20 +101,13 @@ struct CheckReport<'a> {
     certificate: Option<&'a CertSummary>,
 }
 
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    fromgit_cli::write_stdout(text.as_bytes())?;
-    Ok(())
-}
-
 fn report_refusals(
     global: &GlobalArgs,
     refusals: &[Refusal],
     summary: Option<&CertSummary>,
 ) -> anyhow::Result<ExitStatus> {
     if global.json {
-        print_json(&CheckReport {
+        fromgit_cli::write_json(&CheckReport {
             schema_version: 1,
             verdict: "refused",
             refusals,
@@ -150,7 +143,7 @@ fn check_command(args: &CheckArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
         Checked::Refused(refusals, summary) => report_refusals(global, &refusals, summary.as_ref()),
         Checked::Passed(pair) => {
             if global.json {
-                print_json(&CheckReport {
+                fromgit_cli::write_json(&CheckReport {
                     schema_version: 1,
                     verdict: "pass",
                     refusals: &[],
@@ -262,7 +255,7 @@ fn seal_command(args: &SealArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         ),
     };
     if global.json {
-        print_json(&SealReport {
+        fromgit_cli::write_json(&SealReport {
             schema_version: 1,
             verdict: "sealed",
             file: target.display().to_string(),
@@ -323,7 +316,7 @@ fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<Ex
     let days_left = summary.days_left(now);
     let ok = days_left.is_some_and(|d| d >= args.min_days);
     if global.json {
-        print_json(&InspectReport {
+        fromgit_cli::write_json(&InspectReport {
             schema_version: 1,
             file: args.file.display().to_string(),
             certificate: &summary,
@@ -377,7 +370,7 @@ fn probe_command(args: &ProbeArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
     let served = CertSummary::of(&leaf);
     let matches = served.sha256_fingerprint == expected.sha256_fingerprint;
     if global.json {
-        print_json(&ProbeReport {
+        fromgit_cli::write_json(&ProbeReport {
             schema_version: 1,
             address: &args.address,
             sni: &sni,

@@ -80,6 +80,14 @@ Exit codes:
   1  negative result (check refused, verification failed)
   2  error (bad input, I/O, a failed external program)";
 
+/// The exit-code table of the proof tools (leak-scan, closure-diff, vm-prove), which add 3.
+pub const PROOF_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (the requested proof holds)
+  1  negative result (the proof fails: a difference or a mismatch was found)
+  2  error (bad input, I/O, a failed external program)
+  3  unproven (no negative result, but evidence is missing)";
+
 /// Sets up logging to stderr. `-v`/`-q` pick the level; `FROMGIT_LOG` overrides them.
 pub fn init_tracing(global: &GlobalArgs) {
     let level = match i16::from(global.verbose) - i16::from(global.quiet) {
@@ -106,6 +114,13 @@ pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
+}
+
+/// Writes a value as pretty JSON on stdout: the one `--json` printer.
+pub fn write_json(value: &impl serde::Serialize) -> io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    text.push('\n');
+    write_stdout(text.as_bytes())
 }
 
 /// Prints a warning line on stderr, in the house `warning: …` form.

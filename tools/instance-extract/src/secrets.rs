@@ -265,8 +265,8 @@ fn report(
     dry_run: bool,
     file_changed: bool,
 ) -> anyhow::Result<()> {
-    let text = if global.json {
-        let mut json = serde_json::to_string_pretty(&serde_json::json!({
+    if global.json {
+        fromgit_cli::write_json(&serde_json::json!({
             "schema_version": 1,
             "operation": operation,
             "file": file.display().to_string(),
@@ -276,23 +276,20 @@ fn report(
             "removed": changes.removed,
             "kept": changes.kept,
         }))?;
-        json.push('\n');
-        json
-    } else {
-        let verb = match (dry_run, file_changed) {
-            (_, false) => "unchanged",
-            (true, true) => "would update",
-            (false, true) => "updated",
-        };
-        let mut text = format!("{verb} `{}` ({operation})\n", file.display());
-        for recipient in &changes.added {
-            let _ = writeln!(text, "  + {recipient}");
-        }
-        for recipient in &changes.removed {
-            let _ = writeln!(text, "  - {recipient}");
-        }
-        text
+        return Ok(());
+    }
+    let verb = match (dry_run, file_changed) {
+        (_, false) => "unchanged",
+        (true, true) => "would update",
+        (false, true) => "updated",
     };
+    let mut text = format!("{verb} `{}` ({operation})\n", file.display());
+    for recipient in &changes.added {
+        let _ = writeln!(text, "  + {recipient}");
+    }
+    for recipient in &changes.removed {
+        let _ = writeln!(text, "  - {recipient}");
+    }
     fromgit_cli::write_stdout(text.as_bytes())?;
     Ok(())
 }

@@ -46,13 +46,6 @@ fn request<'a>(split: &'a SplitArgs, name: &'a str) -> Request<'a> {
     }
 }
 
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    fromgit_cli::write_stdout(text.as_bytes())?;
-    Ok(())
-}
-
 fn finding_line(finding: &Finding) -> String {
     let kind = serde_json::to_value(finding.kind)
         .ok()
@@ -88,7 +81,7 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> 
     let plan = Plan::read(&request)
         .with_context(|| format!("Failed to read the base `{}`", args.split.base.display()))?;
     if global.json {
-        print_json(&PlanReport {
+        fromgit_cli::write_json(&PlanReport {
             schema_version: 1,
             domain: &args.split.domain,
             findings: &plan.findings,
@@ -233,7 +226,7 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
         )
         .collect();
     if global.json {
-        return print_json(&ApplyReport {
+        return fromgit_cli::write_json(&ApplyReport {
             schema_version: 1,
             dry_run: false,
             base: args.split.base.display().to_string(),
@@ -244,7 +237,8 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             left_as_is: &changes.left,
             manual: &changes.manual,
             files,
-        });
+        })
+        .map_err(Into::into);
     }
     let mut text = format!(
         "Split the instance out of `{}` into `{}`\n\n",
@@ -400,7 +394,7 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     }
     let ok = checks.iter().all(|c| c.ok);
     if global.json {
-        print_json(&VerifyReport {
+        fromgit_cli::write_json(&VerifyReport {
             schema_version: 1,
             instance: args.instance.display().to_string(),
             ok,
