@@ -311,7 +311,9 @@ fn apply_then_verify_keeps_the_configuration_identical() {
 
     // The real sops decrypts every secret to the original file contents.
     for (name, file) in SECRETS {
-        let extract = name.split('/').fold(String::new(), |path, part| path + "[\"" + part + "\"]");
+        let extract = name
+            .split('/')
+            .fold(String::new(), |path, part| path + "[\"" + part + "\"]");
         let output = run(
             &host.sops,
             ["-d", "--extract", &extract, "instance/secrets/secrets.yaml"],

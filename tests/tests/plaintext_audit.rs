@@ -1,0 +1,591 @@
+//! The plaintext audit: every subcommand of every binary, run on fixtures
+//! whose secret values are known, at the normal and the most verbose log
+//! level, including runs that fail midway. Nothing they print (stdout,
+//! stderr) or leave behind (every file written outside the sealed sops files)
+//! may hold a secret value, nor its base64, hex or URL-encoded form, nor any
+//! line of a PEM key body. The one exception is what a command exists to
+//! print: `secrets decrypt` writes plaintext on stdout, and nothing else.
+//!
+//! The list of audited commands is data; a subcommand that a binary's
+//! `--help` lists and that no case covers fails the audit.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::missing_panics_doc)]
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::Engine as _;
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, AgeKey};
+
+/// One command run by the audit.
+struct Case {
+    binary: &'static str,
+    /// The subcommand path, e.g. `["secrets", "decrypt"]`, for the coverage check.
+    command: &'static [&'static str],
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    /// The command's job is to print plaintext on stdout.
+    prints_plaintext: bool,
+}
+
+struct Scenario {
+    dir: tempfile::TempDir,
+    key: AgeKey,
+    secrets: Vec<String>,
+}
+
+fn forbidden_forms(secret: &str) -> Vec<String> {
+    let bytes = secret.as_bytes();
+    let mut forms = vec![
+        secret.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes),
+        hex::encode(bytes),
+        hex::encode_upper(bytes),
+        bytes
+            .iter()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(*b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect(),
+    ];
+    // Every line of a PEM body is a secret on its own.
+    forms.extend(
+        secret
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(str::to_owned),
+    );
+    forms
+}
+
+impl Scenario {
+    fn new() -> Option<Scenario> {
+        peer("sops")?;
+        peer("openssl")?;
+        let dir = tempfile::tempdir().unwrap();
+        let key = age_keygen(dir.path(), "bootstrap")?;
+        let pem_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem();
+        let secrets = vec![
+            "audit-oauth-7f3a9c0e1b2d4f6a8c0e1b2d".to_owned(),
+            "audit-rpc-Zq8vW2xY4uT6sR8pN0mL".to_owned(),
+            "audit-hmac-c0ffee-d00d-5eed-f00d".to_owned(),
+            pem_key,
+        ];
+        let scenario = Scenario { dir, key, secrets };
+        let host = scenario.path("host");
+        fs_err::create_dir_all(&host).unwrap();
+        for (index, secret) in scenario.secrets.iter().enumerate() {
+            fs_err::write(host.join(format!("secret{index}")), secret).unwrap();
+        }
+        // A base naming the domain and reading the host secrets.
+        let base = scenario.path("base");
+        fs_err::create_dir_all(&base).unwrap();
+        fs_err::write(base.join("flake.nix"), "{\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs/nixos-25.11\";\n  outputs = { self, nixpkgs, ... }: {\n    nixosConfigurations.host = nixpkgs.lib.nixosSystem { modules = [ ./configuration.nix ]; };\n  };\n}\n").unwrap();
+        let reads = (0..scenario.secrets.len()).fold(String::new(), |mut text, i| {
+            use std::fmt::Write as _;
+            let _ = writeln!(text, "  s{i} = \"{}/secret{i}\";", host.display());
+            text
+        });
+        fs_err::write(
+            base.join("configuration.nix"),
+            format!(
+                "{{ config, ... }}:\n{{\n  networking.domain = \"audit.example.net\";\n{reads}}}\n"
+            ),
+        )
+        .unwrap();
+        // A plaintext file to seal, and a self-signed pair for the cert-seal cases.
+        fs_err::write(
+            scenario.path("plain.yaml"),
+            format!("a: {}\nb: {}\n", scenario.secrets[0], scenario.secrets[1]),
+        )
+        .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![
+            "*.example.net".to_owned(),
+            "example.net".to_owned(),
+        ])
+        .unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+        let leaf_key = rcgen::KeyPair::from_pem(&scenario.secrets[3]).unwrap();
+        let cert = params.self_signed(&leaf_key).unwrap();
+        fs_err::write(scenario.path("fullchain.pem"), cert.pem()).unwrap();
+        fs_err::write(scenario.path("privkey.pem"), &scenario.secrets[3]).unwrap();
+        Some(scenario)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn secret_args(&self) -> Vec<String> {
+        (0..self.secrets.len())
+            .flat_map(|i| {
+                [
+                    "--secret".to_owned(),
+                    format!("s/n{i}={}/secret{i}", self.path("host").display()),
+                ]
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_lines)] // the list of audited commands is data
+    fn cases(&self) -> Vec<Case> {
+        let key = self.key.file.display().to_string();
+        let recipient = self.key.recipient.clone();
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+        let with = |mut a: Vec<String>, b: Vec<String>| {
+            a.extend(b);
+            a
+        };
+        let case = |binary, command, args, stdin: &[u8], prints_plaintext| Case {
+            binary,
+            command,
+            args,
+            stdin: stdin.to_vec(),
+            prints_plaintext,
+        };
+        let split = with(
+            s(&["--base", "base", "--domain", "audit.example.net"]),
+            self.secret_args(),
+        );
+        vec![
+            case(
+                "instance-extract",
+                &["plan"],
+                with(s(&["plan", "--json"]), split.clone()),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["plan"],
+                with(s(&["plan"]), split.clone()),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["apply"],
+                with(
+                    with(
+                        s(&["apply", "--dry-run", "--instance", "inst"]),
+                        split.clone(),
+                    ),
+                    s(&["-r", &recipient]),
+                ),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["apply"],
+                with(
+                    with(s(&["apply", "--instance", "inst", "--json"]), split.clone()),
+                    s(&["-r", &recipient]),
+                ),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["apply"],
+                with(
+                    with(
+                        s(&["apply", "--instance", "inst2", "--secret", "x=/nonexistent"]),
+                        split.clone(),
+                    ),
+                    s(&["-r", &recipient]),
+                ),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["verify"],
+                s(&[
+                    "verify",
+                    "--json",
+                    "--instance",
+                    "inst",
+                    "--identity",
+                    &key,
+                    "--base",
+                    "base",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["verify"],
+                s(&["verify", "--instance", "inst", "--identity", &key]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "encrypt"],
+                s(&[
+                    "secrets",
+                    "encrypt",
+                    "-r",
+                    &recipient,
+                    "-o",
+                    "sealed.yaml",
+                    "plain.yaml",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "encrypt"],
+                s(&["secrets", "encrypt", "-r", "age1bad", "plain.yaml"]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "decrypt"],
+                s(&["secrets", "decrypt", "--identity", &key, "sealed.yaml"]),
+                b"",
+                true,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "decrypt"],
+                s(&[
+                    "secrets",
+                    "decrypt",
+                    "--identity",
+                    &key,
+                    "--extract",
+                    "[\"a\"]",
+                    "sealed.yaml",
+                ]),
+                b"",
+                true,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "decrypt"],
+                s(&[
+                    "secrets",
+                    "decrypt",
+                    "--identity",
+                    "fullchain.pem",
+                    "sealed.yaml",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "set"],
+                s(&[
+                    "secrets",
+                    "set",
+                    "--identity",
+                    &key,
+                    "sealed.yaml",
+                    "[\"c\"]",
+                ]),
+                self.secrets[2].as_bytes(),
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "updatekeys"],
+                s(&[
+                    "secrets",
+                    "updatekeys",
+                    "--json",
+                    "--identity",
+                    &key,
+                    "--config",
+                    "sops.yaml",
+                    "sealed.yaml",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "rotate"],
+                s(&["secrets", "rotate", "--identity", &key, "sealed.yaml"]),
+                b"",
+                false,
+            ),
+            case(
+                "instance-extract",
+                &["secrets", "recipient"],
+                s(&["secrets", "recipient", "--ssh", "fullchain.pem"]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["check"],
+                s(&[
+                    "check",
+                    "--json",
+                    "--cert",
+                    "fullchain.pem",
+                    "--key",
+                    "privkey.pem",
+                    "--domain",
+                    "example.net",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["check"],
+                s(&[
+                    "check",
+                    "--cert",
+                    "privkey.pem",
+                    "--key",
+                    "privkey.pem",
+                    "--domain",
+                    "example.net",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["seal"],
+                s(&[
+                    "seal",
+                    "--cert",
+                    "fullchain.pem",
+                    "--key",
+                    "privkey.pem",
+                    "--domain",
+                    "example.net",
+                    "--out",
+                    "tls.yaml",
+                    "-r",
+                    &recipient,
+                    "--allow-short",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["seal"],
+                s(&[
+                    "seal",
+                    "--json",
+                    "--cert",
+                    "fullchain.pem",
+                    "--key",
+                    "privkey.pem",
+                    "--domain",
+                    "example.net",
+                    "--into",
+                    "sealed.yaml",
+                    "--identity",
+                    &key,
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["inspect"],
+                s(&["inspect", "--json", "tls.yaml"]),
+                b"",
+                false,
+            ),
+            case(
+                "cert-seal",
+                &["probe"],
+                s(&[
+                    "probe",
+                    "127.0.0.1:1",
+                    "--expect",
+                    "tls.yaml",
+                    "--timeout",
+                    "1",
+                ]),
+                b"",
+                false,
+            ),
+            case("cert-seal", &["nix"], s(&["nix", "tls.yaml"]), b"", false),
+            case("vm-prove", &["plan"], s(&["plan"]), b"", false),
+            case("vm-prove", &["run"], s(&["run"]), b"", false),
+        ]
+    }
+
+    /// Files the audit may not read as output: the sealed sops files (their
+    /// ciphertext is their job) and the inputs the test itself wrote.
+    fn is_exempt(&self, path: &Path) -> bool {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        path.starts_with(self.path("host"))
+            || path.starts_with(self.path("inst").join("secrets"))
+            || path == self.key.file
+            || ["plain.yaml", "privkey.pem", "sealed.yaml", "tls.yaml"].contains(&name.as_ref())
+    }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn leaks(text: &str, forms: &[String]) -> Option<String> {
+    forms
+        .iter()
+        .find(|form| text.contains(form.as_str()))
+        .cloned()
+}
+
+#[test]
+fn no_secret_reaches_any_output() {
+    let Some(scenario) = Scenario::new() else {
+        return;
+    };
+    fs_err::write(
+        scenario.path("sops.yaml"),
+        format!("creation_rules:\n  - age: {}\n", scenario.key.recipient),
+    )
+    .unwrap();
+    // The certificate is public; the end of an EC key's PEM body encodes
+    // its public point, which the certificate carries too.
+    let public = fs_err::read_to_string(scenario.path("fullchain.pem")).unwrap();
+    let forms: Vec<String> = scenario
+        .secrets
+        .iter()
+        .flat_map(|s| forbidden_forms(s))
+        .filter(|form| !public.contains(form.as_str()))
+        .collect();
+    for verbosity in [None, Some("-vvv")] {
+        for case in scenario.cases() {
+            let mut args: Vec<String> = verbosity.map(str::to_owned).into_iter().collect();
+            args.extend(case.args.iter().cloned());
+            let output: Output = run(
+                &fromgit_bin(case.binary),
+                &args,
+                scenario.dir.path(),
+                &[(
+                    "FROMGIT_LOG",
+                    OsStr::new(if verbosity.is_some() { "trace" } else { "warn" }),
+                )],
+                &case.stdin,
+            );
+            let what = format!("`{} {}`", case.binary, args.join(" "));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!stderr.contains("panicked"), "{what} panicked:\n{stderr}");
+            if let Some(form) = leaks(&stderr, &forms) {
+                panic!("{what}: a secret (form `{form}`) on stderr");
+            }
+            if !case.prints_plaintext {
+                if let Some(form) = leaks(&String::from_utf8_lossy(&output.stdout), &forms) {
+                    panic!("{what}: a secret (form `{form}`) on stdout");
+                }
+            }
+            let mut files = Vec::new();
+            files_under(scenario.dir.path(), &mut files);
+            for file in files.iter().filter(|f| !scenario.is_exempt(f)) {
+                let text = String::from_utf8_lossy(&fs_err::read(file).unwrap()).into_owned();
+                if let Some(form) = leaks(&text, &forms) {
+                    panic!("{what}: a secret (form `{form}`) in `{}`", file.display());
+                }
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                assert!(
+                    !name.contains("fromgit-tmp") && !name.starts_with(".fromgit-"),
+                    "{what} left `{}` behind",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+/// The subcommands a binary's `--help` lists (and, one level down, those of
+/// a subcommand that has its own).
+fn subcommands(binary: &str, prefix: &[&str]) -> Vec<Vec<String>> {
+    let mut args: Vec<&str> = prefix.to_vec();
+    args.push("--help");
+    let output = run(&fromgit_bin(binary), &args, Path::new("."), &[], b"");
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut found = Vec::new();
+    let mut in_commands = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            if !line.starts_with("  ") || line.trim().is_empty() {
+                break;
+            }
+            if line.starts_with("   ") {
+                continue; // a wrapped description line
+            }
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if name == "help" {
+                continue;
+            }
+            let mut path: Vec<String> = prefix.iter().map(|s| (*s).to_owned()).collect();
+            path.push(name.clone());
+            let nested = subcommands(binary, &path.iter().map(String::as_str).collect::<Vec<_>>());
+            if nested.is_empty() {
+                found.push(path);
+            } else {
+                found.extend(nested);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_subcommand_is_audited() {
+    let Some(scenario) = Scenario::new() else {
+        return;
+    };
+    let covered: BTreeSet<(String, Vec<String>)> = scenario
+        .cases()
+        .iter()
+        .map(|c| {
+            (
+                c.binary.to_owned(),
+                c.command.iter().map(|s| (*s).to_owned()).collect(),
+            )
+        })
+        .collect();
+    for binary in ["instance-extract", "cert-seal", "vm-prove"] {
+        for command in subcommands(binary, &[]) {
+            assert!(
+                covered.contains(&(binary.to_owned(), command.clone())),
+                "`{binary} {}` is not covered by the plaintext audit: add a case",
+                command.join(" ")
+            );
+        }
+    }
+}
