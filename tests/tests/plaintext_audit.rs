@@ -334,6 +334,13 @@ impl Scenario {
                 false,
             ),
             case(
+                "instance-extract",
+                &["secrets", "keygen"],
+                s(&["secrets", "keygen", "-o", "new-key.txt"]),
+                b"",
+                false,
+            ),
+            case(
                 "cert-seal",
                 &["check"],
                 s(&[
@@ -438,7 +445,14 @@ impl Scenario {
         path.starts_with(self.path("host"))
             || path.starts_with(self.path("inst").join("secrets"))
             || path == self.key.file
-            || ["plain.yaml", "privkey.pem", "sealed.yaml", "tls.yaml"].contains(&name.as_ref())
+            || [
+                "plain.yaml",
+                "privkey.pem",
+                "sealed.yaml",
+                "tls.yaml",
+                "new-key.txt",
+            ]
+            .contains(&name.as_ref())
     }
 }
 

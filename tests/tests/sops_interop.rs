@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::missing_panics_doc)]
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
@@ -573,6 +574,38 @@ fn ssh_host_keys_convert_as_sops_nix_does() {
     ]);
     assert_eq!(success(&output, "decrypt with host key"), "k: v\n");
     let _ = file;
+}
+
+#[test]
+fn keygen_writes_a_key_file_age_reads() {
+    let Some(env) = Env::new() else { return };
+    let Some(keygen) = peer("age-keygen") else {
+        return;
+    };
+    let recipient = success(&env.ours(["secrets", "keygen", "-o", "new.txt"]), "keygen");
+    let derived = run(
+        &keygen,
+        [OsStr::new("-y"), env.path("new.txt").as_os_str()],
+        env.dir.path(),
+        &[],
+        b"",
+    );
+    assert_eq!(success(&derived, "age-keygen -y"), recipient);
+    assert_eq!(
+        fs_err::metadata(env.path("new.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        env.ours(["secrets", "keygen", "-o", "new.txt"])
+            .status
+            .code(),
+        Some(2),
+        "never overwrites"
+    );
 }
 
 #[test]

@@ -229,6 +229,34 @@ impl Identities {
     }
 }
 
+/// Creates a new age identity in a new file (mode 0600, never overwriting),
+/// in the `age-keygen` layout, and returns its recipient.
+pub fn generate_identity_file(path: &Path) -> Result<String, KeyError> {
+    use age::secrecy::ExposeSecret as _;
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Write as _;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let created = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let secret = identity.to_string();
+    let text = Zeroizing::new(format!(
+        "# created: {created}\n# public key: {recipient}\n{}\n",
+        secret.expose_secret()
+    ));
+    let mut file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(recipient)
+}
+
 /// ssh-to-age for a public key: `ssh-ed25519 AAAA… comment` to `age1…`.
 pub fn ssh_public_key_to_recipient(line: &str) -> Result<Recipient, KeyError> {
     let key = ssh_key::PublicKey::from_openssh(line.trim())

@@ -115,6 +115,8 @@ pub enum SecretsCommand {
     Rotate(RotateArgs),
     /// Print the age recipient that sops-nix derives from an `ssh-ed25519` host key
     Recipient(RecipientArgs),
+    /// Create the bootstrap age key: the identity goes to a new file (mode 0600), the recipient to stdout
+    Keygen(KeygenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -247,6 +249,13 @@ pub struct RotateArgs {
     /// Show the recipient changes without writing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// The key file to create (refused if it exists)
+    #[arg(short = 'o', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]

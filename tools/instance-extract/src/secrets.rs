@@ -15,8 +15,8 @@ use fromgit_sops::{EncryptedFile, Format, KeyPath, Kind, RecipientChanges, Value
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    ConfigArgs, DecryptArgs, EncryptArgs, FileFormat, FormatArgs, IdentityArgs, RecipientArgs,
-    RecipientSourceArgs, RotateArgs, SecretsCommand, SetArgs, UpdatekeysArgs,
+    ConfigArgs, DecryptArgs, EncryptArgs, FileFormat, FormatArgs, IdentityArgs, KeygenArgs,
+    RecipientArgs, RecipientSourceArgs, RotateArgs, SecretsCommand, SetArgs, UpdatekeysArgs,
 };
 
 pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -27,6 +27,7 @@ pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<Exit
         SecretsCommand::Updatekeys(args) => updatekeys(args, global),
         SecretsCommand::Rotate(args) => rotate(args, global),
         SecretsCommand::Recipient(args) => recipient(args),
+        SecretsCommand::Keygen(args) => keygen(args),
     }
 }
 
@@ -292,6 +293,13 @@ fn report(
     }
     fromgit_cli::write_stdout(text.as_bytes())?;
     Ok(())
+}
+
+fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitStatus> {
+    let recipient = keys::generate_identity_file(&args.output)
+        .with_context(|| format!("Failed to create the key file `{}`", args.output.display()))?;
+    fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    Ok(ExitStatus::Success)
 }
 
 fn recipient(args: &RecipientArgs) -> anyhow::Result<ExitStatus> {
