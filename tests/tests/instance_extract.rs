@@ -31,6 +31,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/instance-extract")
 }
 
+/// The example monolith that ships with fromgit (`examples/monolith`).
+fn monolith() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/monolith")
+}
+
 struct Host {
     dir: tempfile::TempDir,
     key: AgeKey,
@@ -96,16 +101,8 @@ impl Host {
             )
             .unwrap();
         }
-        copy_tree(
-            &fixtures().join("monolith"),
-            &dir.path().join("monolith"),
-            &secrets,
-        );
-        copy_tree(
-            &fixtures().join("monolith"),
-            &dir.path().join("cc-ci"),
-            &secrets,
-        );
+        copy_tree(&monolith(), &dir.path().join("monolith"), &secrets);
+        copy_tree(&monolith(), &dir.path().join("cc-ci"), &secrets);
         Some(Host {
             dir,
             key,
