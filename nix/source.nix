@@ -1,6 +1,6 @@
 # The workspace sources Cargo reads: manifests, lock file, the crates under
 # `tools/` (with their non-Rust data such as leak-scan's rules) and the
-# `tests` workspace member with its fixtures.
+# `tests` workspace member with its fixtures and the example it runs on.
 { lib }:
 lib.fileset.toSource {
   root = ../.;
@@ -10,5 +10,6 @@ lib.fileset.toSource {
     ../clippy.toml
     ../tools
     ../tests
+    ../examples
   ];
 }
