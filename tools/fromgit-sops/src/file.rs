@@ -287,15 +287,6 @@ impl DecryptedFile {
         self.encrypted.format
     }
 
-    pub fn metadata(&self) -> &Metadata {
-        &self.encrypted.metadata
-    }
-
-    /// The plaintext document as text in the file's format (for `decrypt`).
-    pub fn plaintext_text(&self) -> Zeroizing<String> {
-        self.format().emit(&self.tree)
-    }
-
     /// Encrypts `tree` as the new content of this file: same data key and
     /// recipients, the original ciphertext for every unchanged value, fresh
     /// IVs for new or changed ones, a new MAC and `lastmodified`.

@@ -133,10 +133,6 @@ pub struct Identities {
 }
 
 impl Identities {
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Where the identities came from, for messages.
     pub fn sources(&self) -> &[String] {
         &self.sources
