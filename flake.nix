@@ -54,6 +54,7 @@
         pkgs:
         pkgs.callPackage ./nix/checks.nix {
           package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+          flakeSource = self;
         }
       );
 

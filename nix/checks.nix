@@ -1,6 +1,7 @@
 # The flake's checks: the build, the test suite (the tests that need no
 # network; tests whose peer program is absent from the sandbox skip),
-# clippy with warnings denied, and formatting.
+# clippy with warnings denied, formatting, and leak-scan over the flake's
+# own source tree.
 {
   lib,
   rustPlatform,
@@ -13,6 +14,7 @@
   openssl,
   openssh,
   package,
+  flakeSource,
 }:
 let
   src = import ./source.nix { inherit lib; };
@@ -50,6 +52,12 @@ in
     buildPhase = "cargo clippy --workspace --all-targets --offline -- -D warnings";
     doCheck = false;
   };
+
+  # A tree-only scan: the store copy of the flake has no git history.
+  leak-scan = runCommand "fromgit-leak-scan-tree" { } ''
+    ${package}/bin/leak-scan --fail-unused-suppressions ${flakeSource}
+    touch $out
+  '';
 
   fmt = runCommand "fromgit-fmt" { nativeBuildInputs = [ cargo rustfmt ]; } ''
     cd ${src}

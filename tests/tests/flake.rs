@@ -92,7 +92,7 @@ fn flake_show_lists_every_output() {
                 "app {bin} for {system}"
             );
         }
-        for check in ["build", "tests", "clippy", "fmt"] {
+        for check in ["build", "tests", "clippy", "fmt", "leak-scan"] {
             assert_eq!(
                 kind(&["checks", system, check]).as_deref(),
                 Some("derivation"),

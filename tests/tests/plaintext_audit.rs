@@ -433,8 +433,115 @@ impl Scenario {
                 false,
             ),
             case("cert-seal", &["nix"], s(&["nix", "tls.yaml"]), b"", false),
-            case("vm-prove", &["plan"], s(&["plan"]), b"", false),
-            case("vm-prove", &["run"], s(&["run"]), b"", false),
+            case(
+                "vm-prove",
+                &["plan"],
+                s(&["plan", "--config", "vm-prove.toml"]),
+                b"",
+                false,
+            ),
+            case(
+                "vm-prove",
+                &["run"],
+                s(&["run", "--config", "vm-prove.toml"]),
+                b"",
+                false,
+            ),
+            case(
+                "vm-prove",
+                &["sweep"],
+                s(&["sweep", "--config", "vm-prove.toml"]),
+                b"",
+                false,
+            ),
+            case(
+                "leak-scan",
+                &["enroll"],
+                s(&[
+                    "enroll",
+                    "--instance",
+                    "inst",
+                    "--identity",
+                    &key,
+                    "-o",
+                    "fingerprints.json",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "leak-scan",
+                &["enroll"],
+                s(&[
+                    "enroll",
+                    "--instance",
+                    "inst",
+                    "--identity",
+                    "privkey.pem",
+                    "-o",
+                    "bad.json",
+                ]),
+                b"",
+                false,
+            ),
+            case("leak-scan", &["rules"], s(&["rules"]), b"", false),
+            // Scans of the host's secret files themselves: the findings must be redacted.
+            case(
+                "leak-scan",
+                &[],
+                s(&["host", "--fingerprints", "fingerprints.json"]),
+                b"",
+                false,
+            ),
+            case(
+                "leak-scan",
+                &[],
+                s(&[
+                    "host",
+                    "--fingerprints",
+                    "fingerprints.json",
+                    "--format",
+                    "json",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "leak-scan",
+                &[],
+                s(&[
+                    "host",
+                    "--fingerprints",
+                    "fingerprints.json",
+                    "--format",
+                    "sarif",
+                    "-o",
+                    "report.sarif",
+                ]),
+                b"",
+                false,
+            ),
+            case(
+                "leak-scan",
+                &[],
+                s(&["base", "--fingerprints", "fingerprints.json", "--json"]),
+                b"",
+                false,
+            ),
+            case(
+                "closure-diff",
+                &["compare"],
+                s(&["compare", "--json", "dump.json", "dump.json"]),
+                b"",
+                false,
+            ),
+            case(
+                "closure-diff",
+                &["snapshot"],
+                s(&["snapshot", "dump.json", "-o", "snapshot.json"]),
+                b"",
+                false,
+            ),
         ]
     }
 
@@ -482,6 +589,12 @@ fn no_secret_reaches_any_output() {
     fs_err::write(
         scenario.path("sops.yaml"),
         format!("creation_rules:\n  - age: {}\n", scenario.key.recipient),
+    )
+    .unwrap();
+    // A closure of one path, as `nix path-info --json` writes it.
+    fs_err::write(
+        scenario.path("dump.json"),
+        r#"[{"path":"/nix/store/0c5hfmb7zpc1d3qmv2fnyqvvdg4xnb8m-hello-2.10","narHash":"sha256:1b4sb93wp679q4zx9k1ignby1yna3z7c4c2ri3wphylbc2dwsys0","narSize":1024,"references":[]}]"#,
     )
     .unwrap();
     // The certificate is public; the end of an EC key's PEM body encodes
@@ -533,6 +646,14 @@ fn no_secret_reaches_any_output() {
                 );
             }
         }
+    }
+    // Key material the suite writes is owner-only: the bootstrap key and the
+    // enrolled fingerprints (salted hashes, but still keyed to the secrets).
+    for file in ["fingerprints.json", "new-key.txt"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs_err::metadata(scenario.path(file)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o077, 0, "`{file}` is readable by others: {mode:o}");
     }
 }
 
@@ -593,7 +714,13 @@ fn every_subcommand_is_audited() {
             )
         })
         .collect();
-    for binary in ["instance-extract", "cert-seal", "vm-prove"] {
+    for binary in [
+        "instance-extract",
+        "cert-seal",
+        "leak-scan",
+        "closure-diff",
+        "vm-prove",
+    ] {
         for command in subcommands(binary, &[]) {
             assert!(
                 covered.contains(&(binary.to_owned(), command.clone())),

@@ -30,6 +30,33 @@ where
     E: std::error::Error + 'static,
     F: FnOnce(&[u8]) -> Result<(), E>,
 {
+    replace(target, contents, None, check)
+}
+
+/// Like [`replace_checked`], for files derived from key material: owner-only
+/// (0600) from their creation on, whatever the old file's mode.
+pub fn replace_checked_private<E, F>(
+    target: &Path,
+    contents: &[u8],
+    check: F,
+) -> Result<(), AtomicWriteError<E>>
+where
+    E: std::error::Error + 'static,
+    F: FnOnce(&[u8]) -> Result<(), E>,
+{
+    replace(target, contents, Some(0o600), check)
+}
+
+fn replace<E, F>(
+    target: &Path,
+    contents: &[u8],
+    mode: Option<u32>,
+    check: F,
+) -> Result<(), AtomicWriteError<E>>
+where
+    E: std::error::Error + 'static,
+    F: FnOnce(&[u8]) -> Result<(), E>,
+{
     let display = target.display().to_string();
     let io = |source: std::io::Error| AtomicWriteError::Io {
         path: display.clone(),
@@ -48,17 +75,18 @@ where
         .suffix(".fromgit-tmp")
         .tempfile_in(dir)
         .map_err(io)?;
-    temp.write_all(contents).map_err(io)?;
-    temp.as_file().sync_all().map_err(io)?;
-    let permissions = match fs_err::metadata(target) {
-        Ok(meta) => meta.permissions(),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::Permissions::from_mode(0o644)
+    // The final mode is set before any content is written.
+    let permissions = match (mode, fs_err::metadata(target)) {
+        (Some(mode), _) => std::os::unix::fs::PermissionsExt::from_mode(mode),
+        (None, Ok(meta)) => meta.permissions(),
+        (None, Err(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::os::unix::fs::PermissionsExt::from_mode(0o644)
         }
-        Err(err) => return Err(io(err)),
+        (None, Err(err)) => return Err(io(err)),
     };
     temp.as_file().set_permissions(permissions).map_err(io)?;
+    temp.write_all(contents).map_err(io)?;
+    temp.as_file().sync_all().map_err(io)?;
     let written = zeroize::Zeroizing::new(fs_err::read(temp.path()).map_err(io)?);
     check(&written).map_err(|source| AtomicWriteError::Check {
         path: display.clone(),

@@ -1,48 +1,341 @@
-//! leak-scan exists to prove that the generic base repo stays generic: no host
-//! names, addresses, keys or other instance data may reach it. It scans the
-//! working tree, the staged changes before a commit, and the full history, and
-//! it is instance-aware without holding instance data itself: an instance
-//! enrolls salted fingerprints of its values, and the scanner matches against
-//! those instead of the values.
+//! leak-scan exists to prove that the generic base repo stays generic: no
+//! secret and no instance data may reach it, in its tree, in the next
+//! commit, or anywhere in its history. It is instance-aware without holding
+//! instance data: an instance enrolls salted keyed fingerprints of its
+//! values, and the scanner matches against those instead of the values.
+//! Where it cannot prove absence (a shallow clone, a skipped blob, an
+//! unreadable fingerprint file) it says so with exit code 3.
 
-use std::path::PathBuf;
+pub mod cache;
+pub mod cli;
+pub mod engine;
+pub mod enroll;
+pub mod git;
+pub mod known;
+pub mod report;
+pub mod rules;
+pub mod sopscheck;
+pub mod suppress;
+pub mod tree;
 
-use anyhow::bail;
-use clap::ValueHint;
-use fromgit_cli::{ExitStatus, GlobalArgs, EXIT_CODES_HELP};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-/// Prove the base repo stays generic: scan the tree, staged changes and history.
-#[derive(clap::Parser, Debug)]
-#[command(name = "leak-scan", version, after_help = EXIT_CODES_HELP)]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
-    #[command(subcommand)]
-    pub command: Command,
-}
+use anyhow::Context as _;
+use fromgit_cli::{ExitStatus, GlobalArgs};
 
-#[derive(clap::Subcommand, Debug)]
-pub enum Command {
-    /// Scan the files of a working tree
-    Tree {
-        /// Directory to scan
-        #[arg(value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
-        dir: PathBuf,
-    },
-    /// Scan the changes staged for the next commit (for a pre-commit hook)
-    Staged,
-    /// Scan every commit reachable in the repository's history
-    History,
-    /// Enroll an instance's values as salted fingerprints, so scans can spot them without storing them
-    Enroll,
-}
+use crate::cli::{Command, EnrollArgs, Format, ScanArgs};
+use crate::engine::{Engine, Hit, Level};
+use crate::known::KnownSet;
+use crate::report::{Finding, Report, Source, UnusedSuppression};
+use crate::rules::RuleSet;
+use crate::suppress::Suppressions;
 
-/// Runs the chosen subcommand.
+pub use cli::Cli;
+
+/// The suppressions file looked for at the root of the scanned tree.
+pub const SUPPRESSIONS_FILE: &str = ".leak-scan.toml";
+
+/// Runs one command; errors become exit code 2 in `main`.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
-        Command::Tree { .. } => bail!("`leak-scan tree` is not implemented yet"),
-        Command::Staged => bail!("`leak-scan staged` is not implemented yet"),
-        Command::History => bail!("`leak-scan history` is not implemented yet"),
-        Command::Enroll => bail!("`leak-scan enroll` is not implemented yet"),
+        Some(Command::Enroll(args)) => enroll_command(args, &cli.global),
+        Some(Command::Rules) => rules_command(&cli.scan, &cli.global),
+        None => scan_command(&cli.scan, &cli.global),
+    }
+}
+
+fn format_of(args: &ScanArgs, global: &GlobalArgs) -> Format {
+    if global.json {
+        Format::Json
+    } else {
+        args.format
+    }
+}
+
+fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match output {
+        Some(path) => fs_err::write(path, text).map_err(Into::into),
+        None => fromgit_cli::write_stdout(text.as_bytes()).map_err(Into::into),
+    }
+}
+
+fn rules_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let rules = RuleSet::load(&args.rules)?;
+    let engine = Engine::new(rules, None, suppress::DEFAULT_SALT);
+    let catalog = engine.catalog();
+    let text = if global.json || args.format == Format::Json {
+        let mut text = serde_json::to_string_pretty(&catalog)?;
+        text.push('\n');
+        text
+    } else {
+        let mut text = String::new();
+        for rule in &catalog {
+            let _ = writeln!(text, "{:<28} {}", rule.id, rule.name);
+        }
+        text
+    };
+    emit(args.output.as_deref(), &text)?;
+    Ok(ExitStatus::Success)
+}
+
+fn enroll_command(args: &EnrollArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let (enroller, summary) = enroll::enroll(&args.instance, &args.identities, &args.domains)?;
+    let file = enroller.finish();
+    let mut text = serde_json::to_string_pretty(&file)?;
+    text.push('\n');
+    // The file holds only salted hashes, but they are keyed to the secrets:
+    // owner-only, written whole or not at all.
+    fromgit_sops::atomic::replace_checked_private(&args.output, text.as_bytes(), |bytes| {
+        serde_json::from_slice::<serde_json::Value>(bytes).map(drop)
+    })?;
+    for warning in &summary.warnings {
+        fromgit_cli::warn(warning);
+    }
+    let line = format!(
+        "enrolled {} secret(s), {} domain(s), {} address(es), {} e-mail address(es) as {} fingerprints in `{}`\n",
+        summary.secrets,
+        summary.domains,
+        summary.addresses,
+        summary.emails,
+        summary.entries,
+        args.output.display()
+    );
+    if global.json {
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "output": args.output.display().to_string(),
+            "secrets": summary.secrets,
+            "domains": summary.domains,
+            "addresses": summary.addresses,
+            "emails": summary.emails,
+            "fingerprints": summary.entries,
+            "warnings": summary.warnings,
+        });
+        fromgit_cli::write_stdout(format!("{doc:#}\n").as_bytes())?;
+    } else if global.quiet == 0 {
+        fromgit_cli::write_stdout(line.as_bytes())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Where `.leak-scan.toml` and `.sops.yaml` are looked for.
+fn scan_root(args: &ScanArgs) -> anyhow::Result<(PathBuf, Option<gix::Repository>)> {
+    if args.staged || args.history {
+        let repo = git::open(&args.dir)?;
+        Ok((git::root_of(&repo), Some(repo)))
+    } else {
+        anyhow::ensure!(
+            args.dir.is_dir(),
+            "`{}` is not a directory",
+            args.dir.display()
+        );
+        Ok((args.dir.clone(), None))
+    }
+}
+
+fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let (root, repo) = scan_root(args)?;
+    let suppressions_path = args
+        .suppressions
+        .clone()
+        .or_else(|| Some(root.join(SUPPRESSIONS_FILE)).filter(|p| p.is_file()));
+    let mut suppressions = match &suppressions_path {
+        Some(path) => Suppressions::load(path)
+            .with_context(|| format!("cannot use the suppressions in `{}`", path.display()))?,
+        None => Suppressions::default(),
+    };
+    let rules = RuleSet::load(&args.rules).context("cannot load the rules")?;
+    let mut unproven = Vec::new();
+    let known = match &args.fingerprints {
+        Some(path) => match KnownSet::load(path) {
+            Ok(set) => Some(set),
+            Err(err) => {
+                unproven.push(format!(
+                    "the fingerprint file `{}` is unreadable ({err}): the instance's values were not checked",
+                    path.display()
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let cache_key = (!args.no_cache).then(|| {
+        cache::key(
+            &rules.digest,
+            known.as_ref().map(|k| &k.digest),
+            args.max_size,
+        )
+    });
+    let salt = suppressions
+        .salt
+        .clone()
+        .unwrap_or_else(|| suppress::DEFAULT_SALT.to_vec());
+    let engine = Engine::new(rules, known, &salt);
+    let catalog = engine.catalog();
+
+    let (mode, located, coverage, more_unproven) = if let Some(repo) = repo {
+        if args.staged {
+            let outcome = git::staged(&repo, &engine, args.max_size, cache_key.as_deref())?;
+            (
+                "staged",
+                from_git(outcome.hits),
+                outcome.coverage,
+                outcome.unproven,
+            )
+        } else {
+            let options = git::HistoryOptions {
+                since: args.since.as_deref(),
+                max_size: args.max_size,
+                cache_key,
+                progress: global.quiet == 0 && !global.json && args.format == Format::Human,
+            };
+            let outcome = git::history(&repo, &engine, &options)?;
+            (
+                "history",
+                from_git(outcome.hits),
+                outcome.coverage,
+                outcome.unproven,
+            )
+        }
+    } else {
+        let outcome = tree::scan(&root, &engine, args.max_size)?;
+        let located = outcome
+            .hits
+            .into_iter()
+            .map(|h| Located {
+                hit: h.hit,
+                source: if h.file_name {
+                    Source::FileName
+                } else {
+                    Source::File
+                },
+                path: Some(h.path),
+                commit: None,
+                blob: None,
+                history_only: false,
+            })
+            .collect();
+        ("tree", located, outcome.coverage, outcome.unproven)
+    };
+    unproven.extend(more_unproven);
+
+    let mut findings = Vec::new();
+    let mut suppressed = 0;
+    for item in located {
+        let fingerprint = hex::encode(item.hit.fingerprint);
+        if suppressions.suppresses(&item.hit.rule, &fingerprint) {
+            suppressed += 1;
+            continue;
+        }
+        let mut item = item;
+        item.path = item.path.map(|path| engine.redact(&path));
+        findings.push(finding(&catalog, item, fingerprint));
+    }
+    findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule, &a.commit)
+            .cmp(&(&b.path, b.line, b.column, &b.rule, &b.commit))
+    });
+    let unused: Vec<UnusedSuppression> = suppressions
+        .unused()
+        .map(|e| UnusedSuppression {
+            fingerprint: e.fingerprint.clone(),
+            reason: e.reason.clone(),
+        })
+        .collect();
+    for u in &unused {
+        fromgit_cli::warn(&format!(
+            "suppression `{}` ({}) matches nothing any more: remove it",
+            u.fingerprint, u.reason
+        ));
+    }
+    let report = Report {
+        schema_version: 1,
+        tool: "leak-scan",
+        version: env!("CARGO_PKG_VERSION"),
+        mode,
+        complete: unproven.is_empty(),
+        unproven_reasons: unproven,
+        findings,
+        suppressed,
+        unused_suppressions: unused,
+        coverage,
+        rules: catalog,
+    };
+    let text = match format_of(args, global) {
+        Format::Human => report::human(&report),
+        Format::Json => report::json(&report)?,
+        Format::Sarif => report::sarif(&report)?,
+    };
+    emit(args.output.as_deref(), &text)?;
+    Ok(
+        if !report.findings.is_empty()
+            || (args.fail_unused_suppressions && !report.unused_suppressions.is_empty())
+        {
+            ExitStatus::Failure
+        } else if !report.complete {
+            ExitStatus::Unproven
+        } else {
+            ExitStatus::Success
+        },
+    )
+}
+
+struct Located {
+    hit: Hit,
+    source: Source,
+    path: Option<String>,
+    commit: Option<String>,
+    blob: Option<String>,
+    history_only: bool,
+}
+
+fn from_git(hits: Vec<git::GitHit>) -> Vec<Located> {
+    hits.into_iter()
+        .map(|h| Located {
+            hit: h.hit,
+            source: h.source,
+            path: h.path,
+            commit: h.commit,
+            blob: h.blob,
+            history_only: h.history_only,
+        })
+        .collect()
+}
+
+fn finding(catalog: &[engine::RuleInfo], item: Located, fingerprint: String) -> Finding {
+    let info = catalog.iter().find(|r| r.id == item.hit.rule);
+    let name = info.map_or_else(|| item.hit.rule.clone(), |r| r.name.clone());
+    let message = match &item.hit.known {
+        Some(known) => format!(
+            "{name}: known {} `{}` ({} form)",
+            known.kind, known.label, known.transform
+        ),
+        None => name,
+    };
+    let message = match item.source {
+        Source::FileName => format!("{message}, in a file name"),
+        Source::Commit => format!("{message}, in a commit message or author"),
+        Source::Tag => format!("{message}, in a tag"),
+        Source::Ref => format!("{message}, in a ref name"),
+        Source::UnreachableBlob => format!("{message}, in a blob no ref reaches"),
+        Source::File => message,
+    };
+    Finding {
+        level: info.map_or(Level::Error, |r| r.level),
+        rule: item.hit.rule,
+        message,
+        source: item.source,
+        path: item.path,
+        line: item.hit.line,
+        column: item.hit.column,
+        end_line: item.hit.end_line,
+        end_column: item.hit.end_column,
+        commit: item.commit,
+        blob: item.blob,
+        history_only: item.history_only,
+        id: fingerprint[..12].to_owned(),
+        fingerprint,
+        known: item.hit.known,
     }
 }

@@ -4,12 +4,22 @@
 //! checks that the system converges, that the secret arrives and that TLS is
 //! served, then writes the evidence and tears the instance down.
 
-use anyhow::bail;
-use fromgit_cli::{ExitStatus, GlobalArgs, EXIT_CODES_HELP};
+pub mod config;
+pub mod evidence;
+pub mod guard;
+pub mod incus;
+pub mod prove;
+pub mod runbook;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::ValueHint;
+use fromgit_cli::{ExitStatus, GlobalArgs, PROOF_EXIT_CODES_HELP};
 
 /// Prove a live rebuild on a throwaway Incus instance, then tear it down.
 #[derive(clap::Parser, Debug)]
-#[command(name = "vm-prove", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "vm-prove", version, after_help = PROOF_EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -17,18 +27,67 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The configuration file every subcommand reads.
+#[derive(clap::Args, Debug)]
+pub struct ConfigArg {
+    /// The `vm-prove.toml` to use (see docs/vm-prove.md)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub config: PathBuf,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Show what a run would do (instance, guardrails, the secret to push, the checks) without doing it
-    Plan,
-    /// Launch the throwaway instance, rebuild, push the secret, run the checks, record evidence, tear down
-    Run,
+    /// Show the guardrail evaluation and the steps a run would take, changing nothing
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Create the throwaway instance, push the key, run the runbook and the checks, record evidence, delete it
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Keep the instance when the proof fails (the only exception to teardown)
+        #[arg(long)]
+        keep_on_failure: bool,
+    },
+    /// Delete instances left tagged by a vm-prove run that no longer exists (and only those)
+    Sweep {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn load(arg: &ConfigArg) -> anyhow::Result<config::Config> {
+    config::Config::load(&arg.config)
+        .with_context(|| format!("Failed to load `{}`", arg.config.display()))
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the async runtime")?;
+    let json = cli.global.json;
     match &cli.command {
-        Command::Plan => bail!("`vm-prove plan` is not implemented yet"),
-        Command::Run => bail!("`vm-prove run` is not implemented yet"),
+        Command::Plan { config } => {
+            let cfg = load(config)?;
+            runtime.block_on(prove::plan(&cfg, &config.config, json))
+        }
+        Command::Run {
+            config,
+            keep_on_failure,
+        } => {
+            let cfg = load(config)?;
+            let options = prove::RunOptions {
+                keep_on_failure: *keep_on_failure,
+                json,
+            };
+            runtime.block_on(prove::run(&cfg, &config.config, options))
+        }
+        Command::Sweep { config } => {
+            let cfg = load(config)?;
+            runtime.block_on(prove::sweep(&cfg, json))
+        }
     }
 }

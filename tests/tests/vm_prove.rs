@@ -1,0 +1,656 @@
+//! vm-prove against the real Incus daemon that `tests/incus-setup` starts:
+//! a full successful proof on a Debian container, a failing block, a block
+//! that times out, a failed check, the wrong project and an over-budget memory
+//! guideline (refused before anything is created), SIGTERM in the middle of
+//! the runbook, and a sweep after a simulated crash (SIGKILL). Every test uses
+//! its own instance name prefix and checks that no instance with it remains.
+//!
+//! The daemon is found through `FROMGIT_INCUS_URL`, `_CERT`, `_KEY`, `_CA`,
+//! `_PROJECT`, `_IMAGE`, or the `env` file incus-setup writes
+//! (`/var/tmp/incus-ci/env`, or `FROMGIT_INCUS_ENV`). Without it the tests
+//! skip, except under `CI=true`, where they fail.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::missing_panics_doc,
+    clippy::print_stderr
+)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run};
+
+struct Daemon {
+    vars: BTreeMap<String, String>,
+    incus: PathBuf,
+}
+
+impl Daemon {
+    fn find() -> Option<Daemon> {
+        let incus = peer("incus")?;
+        let mut vars = BTreeMap::new();
+        let file = std::env::var("FROMGIT_INCUS_ENV")
+            .unwrap_or_else(|_| "/var/tmp/incus-ci/env".to_owned());
+        if let Ok(text) = fs_err::read_to_string(&file) {
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    vars.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+        }
+        for key in ["URL", "CERT", "KEY", "CA", "PROJECT", "IMAGE"] {
+            let name = format!("FROMGIT_INCUS_{key}");
+            if let Ok(v) = std::env::var(&name) {
+                vars.insert(name, v);
+            }
+        }
+        if !vars.contains_key("FROMGIT_INCUS_URL") {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "the Incus daemon is required under CI=true: run `bash tests/incus-setup`"
+            );
+            eprintln!("skipping: no Incus daemon (run `bash tests/incus-setup`)");
+            return None;
+        }
+        Some(Daemon { vars, incus })
+    }
+
+    fn var(&self, key: &str) -> &str {
+        &self.vars[&format!("FROMGIT_INCUS_{key}")]
+    }
+
+    /// Instance names in the test project starting with `prefix`.
+    fn instances(&self, prefix: &str) -> Vec<String> {
+        let out = Command::new(&self.incus)
+            .args([
+                "list",
+                "--project",
+                self.var("PROJECT"),
+                "--format",
+                "csv",
+                "-c",
+                "n",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "incus list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn incus(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.incus).args(args).output().unwrap()
+    }
+}
+
+/// A scratch directory with a bootstrap key, a runbook and a `vm-prove.toml`.
+struct Setup {
+    dir: tempfile::TempDir,
+    prefix: String,
+    key: String,
+}
+
+const OK_RUNBOOK: &str = r#"# Test runbook
+
+Prose, and a block that is documentation only:
+
+```sh
+echo never run
+```
+
+```sh {name=check-key vm-prove=run timeout=30}
+test -s /var/lib/sops-nix/key.txt
+test "$(stat -c %a /var/lib/sops-nix/key.txt)" = 600
+grep -q '^AGE-SECRET-KEY-1' /var/lib/sops-nix/key.txt
+```
+
+```sh {name=secrets vm-prove=run timeout=30}
+install -d -m 0751 /run/secrets
+printf '%s\n' "{{ greeting }}" > /run/secrets/greeting
+chmod 0400 /run/secrets/greeting
+```
+
+```sh {name=oneshot vm-prove=run timeout=60}
+cat > /etc/systemd/system/hello.service <<'UNIT'
+[Unit]
+Description=vm-prove test oneshot
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo hello > /var/lib/hello'
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now hello.service
+cat /var/lib/hello
+```
+"#;
+
+impl Setup {
+    fn new(daemon: &Daemon, test: &str, runbook: &str, extra: &str) -> Option<Setup> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = age_keygen(dir.path(), "bootstrap")?;
+        let key_text = fs_err::read_to_string(&key.file).unwrap();
+        let key_line = key_text
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .unwrap()
+            .to_owned();
+        let mut random = [0u8; 3];
+        getrandom_bytes(&mut random);
+        let prefix = format!("t-{test}-{}", hex_lower(&random));
+        fs_err::write(dir.path().join("install.md"), runbook).unwrap();
+        let config = format!(
+            r#"[incus]
+url = "{url}"
+project = "{project}"
+client_cert = "{cert}"
+client_key = "{ckey}"
+server_cert = "{ca}"
+
+[instance]
+image = "{image}"
+memory = "256MiB"
+name_prefix = "{prefix}"
+ready_timeout = 90
+
+[guardrails]
+memory_budget = "{budget}"
+
+[secret]
+source = "bootstrap.txt"
+
+[runbook]
+path = "install.md"
+vars = {{ greeting = "hello" }}
+
+[evidence]
+dir = "evidence"
+{extra}
+"#,
+            url = daemon.var("URL"),
+            project = extra_override(extra, "project").unwrap_or(daemon.var("PROJECT")),
+            cert = daemon.var("CERT"),
+            ckey = daemon.var("KEY"),
+            ca = daemon.var("CA"),
+            image = daemon.var("IMAGE"),
+            budget = extra_override(extra, "budget").unwrap_or("16GiB"),
+        );
+        // `extra` lines starting with `#!` are overrides, not TOML.
+        let config: String = config
+            .lines()
+            .filter(|l| !l.starts_with("#!"))
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        fs_err::write(dir.path().join("vm-prove.toml"), config).unwrap();
+        Some(Setup {
+            dir,
+            prefix,
+            key: key_line,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn vm_prove(&self, args: &[&str]) -> std::process::Output {
+        run(
+            &fromgit_bin("vm-prove"),
+            args,
+            self.path(),
+            &[("FROMGIT_LOG", OsStr::new("info"))],
+            b"",
+        )
+    }
+
+    /// The single evidence JSON of this setup.
+    fn evidence(&self) -> serde_json::Value {
+        let dir = self.path().join("evidence");
+        let files: Vec<PathBuf> = fs_err::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension() == Some(OsStr::new("json")))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        serde_json::from_str(&fs_err::read_to_string(&files[0]).unwrap()).unwrap()
+    }
+
+    /// No file written by the run holds the key.
+    fn assert_no_secret_in_evidence(&self, outputs: &[&[u8]]) {
+        let dir = self.path().join("evidence");
+        if dir.is_dir() {
+            for entry in fs_err::read_dir(&dir).unwrap() {
+                let text = fs_err::read_to_string(entry.unwrap().path()).unwrap();
+                assert!(
+                    !text.contains(&self.key),
+                    "the key leaked into the evidence"
+                );
+            }
+        }
+        for out in outputs {
+            assert!(
+                !String::from_utf8_lossy(out).contains(&self.key),
+                "the key leaked into the output"
+            );
+        }
+    }
+}
+
+/// `#!project=…` / `#!budget=…` lines in `extra` override the defaults.
+fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
+    extra.lines().find_map(|l| {
+        l.strip_prefix("#!")
+            .and_then(|r| r.strip_prefix(&format!("{key}=")))
+    })
+}
+
+fn getrandom_bytes(buf: &mut [u8]) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mix = nanos ^ u128::from(std::process::id()) << 64;
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = u8::try_from((mix >> (i * 8 + 4)) & 0xff).unwrap();
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .flat_map(|b| {
+            let hex = b"0123456789abcdef";
+            [
+                char::from(hex[usize::from(b >> 4)]),
+                char::from(hex[usize::from(b & 15)]),
+            ]
+        })
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn vm_prove_successful_run_then_nothing_remains() {
+    let Some(daemon) = Daemon::find() else { return };
+    let extra = "[checks]\nunits = [\"hello.service\"]\n[[checks.secrets]]\npath = \"/run/secrets/greeting\"\nmode = \"0400\"\n";
+    let Some(setup) = Setup::new(&daemon, "ok", OK_RUNBOOK, extra) else {
+        return;
+    };
+
+    let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["passed"], true);
+    let names: Vec<&str> = plan["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["server", "project", "memory", "image"]);
+    assert!(
+        daemon.instances(&setup.prefix).is_empty(),
+        "plan created something"
+    );
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(": passed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "passed");
+    assert_eq!(ev["schema_version"], 1);
+    let blocks = ev["blocks"].as_array().unwrap();
+    let names: Vec<&str> = blocks.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["check-key", "secrets", "oneshot"],
+        "only marked blocks, in order"
+    );
+    for b in blocks {
+        assert_eq!(b["exit"], 0);
+        assert_eq!(b["source_sha256"].as_str().unwrap().len(), 64);
+    }
+    assert!(blocks[2]["output_tail"].as_str().unwrap().contains("hello"));
+    assert_eq!(ev["secret"]["content_matches"], true);
+    assert_eq!(
+        ev["secret"]["observed"],
+        format!("600 0 0 {}", ev["secret"]["size"])
+    );
+    let checks = ev["checks"].as_array().unwrap();
+    for c in checks {
+        assert_eq!(c["passed"], true, "{c}");
+    }
+    let check_names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        check_names,
+        [
+            "no-pending-jobs",
+            "no-failed-units",
+            "unit `hello.service`",
+            "secret `/var/lib/sops-nix/key.txt`",
+            "secret `/run/secrets/greeting`"
+        ]
+    );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    let tags = &ev["instance"]["config"];
+    assert_eq!(tags["user.vm-prove.run-id"], ev["run_id"]);
+    let md = fs_err::read_to_string(
+        setup
+            .path()
+            .join("evidence")
+            .join(format!("{}.md", ev["run_id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(
+        md.contains("`oneshot`") && md.contains("deleted true"),
+        "{md}"
+    );
+    setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+    assert!(
+        daemon.instances(&setup.prefix).is_empty(),
+        "the instance remains"
+    );
+}
+
+#[test]
+fn vm_prove_failing_block_exits_1_and_deletes() {
+    let Some(daemon) = Daemon::find() else { return };
+    let runbook = "```sh {name=first vm-prove=run timeout=30}\ntouch /root/first\n```\n\n```sh {name=fails vm-prove=run timeout=30}\necho about to fail\nfalse\n```\n\n```sh {name=never vm-prove=run timeout=30}\ntouch /root/never\n```\n";
+    let Some(setup) = Setup::new(&daemon, "fail", runbook, "") else {
+        return;
+    };
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "failed");
+    let blocks = ev["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2, "the block after the failure must not run");
+    assert_eq!(blocks[1]["name"], "fails");
+    assert_eq!(blocks[1]["exit"], 1);
+    assert!(blocks[1]["output_tail"]
+        .as_str()
+        .unwrap()
+        .contains("about to fail"));
+    assert!(ev["error"]
+        .as_str()
+        .unwrap()
+        .contains("block `fails` exited with 1"));
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(
+        daemon.instances(&setup.prefix).is_empty(),
+        "the instance remains"
+    );
+}
+
+#[test]
+fn vm_prove_block_timeout_and_failed_check() {
+    let Some(daemon) = Daemon::find() else { return };
+    // A block that outlives its timeout.
+    let runbook = "```sh {name=slow vm-prove=run timeout=2}\nsleep 30\n```\n";
+    let Some(setup) = Setup::new(&daemon, "slow", runbook, "") else {
+        return;
+    };
+    let start = Instant::now();
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    assert!(
+        start.elapsed() < Duration::from_secs(25),
+        "the timeout was not enforced"
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["blocks"][0]["timed_out"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+
+    // A runbook that succeeds but leaves a failed unit and a world-readable secret.
+    let runbook = "```sh {name=bad-unit vm-prove=run timeout=30}\nprintf '[Service]\\nType=oneshot\\nExecStart=/bin/false\\n' > /etc/systemd/system/broken.service\nsystemctl daemon-reload\nsystemctl start broken.service || true\ninstall -d /run/secrets\necho x > /run/secrets/open\nchmod 0644 /run/secrets/open\n```\n";
+    let extra = "[checks]\nunits = [\"broken.service\"]\n[[checks.secrets]]\npath = \"/run/secrets/open\"\nmode = \"0400\"\n";
+    let Some(setup) = Setup::new(&daemon, "check", runbook, extra) else {
+        return;
+    };
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["blocks"][0]["exit"], 0);
+    let failed: Vec<&str> = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "no-failed-units",
+            "unit `broken.service`",
+            "secret `/run/secrets/open`"
+        ],
+        "{ev}"
+    );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_wrong_project_refused_before_any_change() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "proj", OK_RUNBOOK, "#!project=default\n") else {
+        return;
+    };
+    let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stdout).contains("REFUSED project"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("project `default` is not usable"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "refused");
+    assert!(ev["instance"].is_null(), "nothing may be created");
+    assert!(daemon.instances(&setup.prefix).is_empty());
+    // The default project was not touched either.
+    let all = daemon.incus(&["list", "--project", "default", "--format", "csv", "-c", "n"]);
+    assert!(!text(&all.stdout).contains(&setup.prefix));
+}
+
+#[test]
+fn vm_prove_over_budget_memory_refused_before_any_change() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "mem", OK_RUNBOOK, "#!budget=128MiB\n") else {
+        return;
+    };
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let memory = plan["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "memory")
+        .unwrap()
+        .clone();
+    assert_eq!(memory["passed"], false);
+    assert_eq!(memory["numbers"]["budget_bytes"], 128_u64 << 20);
+    assert_eq!(memory["numbers"]["new_instance_bytes"], 256_u64 << 20);
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exceeds the budget 128MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(setup.evidence()["verdict"], "refused");
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_bad_key_is_an_error_before_any_change() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "key", OK_RUNBOOK, "") else {
+        return;
+    };
+    fs_err::write(setup.path().join("bootstrap.txt"), "not an age identity\n").unwrap();
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is not an age identity file"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs_err::remove_file(setup.path().join("bootstrap.txt")).unwrap();
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// Starts `vm-prove run` in the background, with stderr in a file.
+fn spawn_run(setup: &Setup) -> (std::process::Child, PathBuf) {
+    let log = setup.path().join("stderr.log");
+    let child = Command::new(fromgit_bin("vm-prove"))
+        .args(["run", "--config", "vm-prove.toml"])
+        .current_dir(setup.path())
+        .env("NO_COLOR", "1")
+        .env("FROMGIT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            fs_err::File::create(&log).unwrap().into_parts().0,
+        ))
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+fn wait_for_text(file: &Path, needle: &str, child: &mut std::process::Child) {
+    let start = Instant::now();
+    loop {
+        if fs_err::read_to_string(file).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "vm-prove ended early ({status}):\n{}",
+                fs_err::read_to_string(file).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "`{needle}` never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+const SLOW_RUNBOOK: &str = "```sh {name=marker vm-prove=run timeout=30}\ntouch /root/started\n```\n\n```sh {name=sleep vm-prove=run timeout=120}\nsleep 100\n```\n";
+
+#[test]
+fn vm_prove_sigterm_mid_runbook_deletes_the_instance() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "term", SLOW_RUNBOOK, "") else {
+        return;
+    };
+    let (mut child, log) = spawn_run(&setup);
+    wait_for_text(&log, "==> block `sleep`", &mut child);
+    assert_eq!(daemon.instances(&setup.prefix).len(), 1);
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "{}",
+        fs_err::read_to_string(&log).unwrap()
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "interrupted");
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(
+        daemon.instances(&setup.prefix).is_empty(),
+        "the instance remains after SIGTERM"
+    );
+}
+
+#[test]
+fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "sweep", SLOW_RUNBOOK, "") else {
+        return;
+    };
+    let (mut child, log) = spawn_run(&setup);
+    wait_for_text(&log, "==> block `sleep`", &mut child);
+    // A crash: no chance to clean up.
+    signal(&child, "KILL");
+    let _ = child.wait();
+    let left = daemon.instances(&setup.prefix);
+    assert_eq!(left.len(), 1, "the crash should leave the instance behind");
+    // An instance vm-prove did not create, with the same prefix: never touched.
+    let foreign = format!("{}-foreign", setup.prefix);
+    let created = daemon.incus(&[
+        "init",
+        daemon.var("IMAGE"),
+        &foreign,
+        "--project",
+        daemon.var("PROJECT"),
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    let out = setup.vm_prove(&["sweep", "--config", "vm-prove.toml", "--json"]);
+    let report = text(&out.stdout);
+    let _ = daemon.incus(&[
+        "delete",
+        "--force",
+        &foreign,
+        "--project",
+        daemon.var("PROJECT"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let mine = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == left[0].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["action"], "deleted", "{report}");
+    assert!(
+        !report.to_string().contains(&foreign),
+        "an untagged instance appeared in the sweep"
+    );
+    let remaining = daemon.instances(&setup.prefix);
+    assert!(remaining.iter().all(|n| n == &foreign), "{remaining:?}");
+}

@@ -1,0 +1,645 @@
+//! Loading one side of a comparison from any supported input.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use anyhow::{bail, Context as _, Result};
+use fromgit_nix::db::{DbError, NixDb};
+use fromgit_nix::drv::{self, Derivation};
+use fromgit_nix::pathinfo::{self, PathInfo};
+use fromgit_nix::store_path;
+
+use crate::cli::StoreArgs;
+use crate::snapshot;
+
+/// Where a side's path metadata came from (the evidence source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The local store database, opened read-only.
+    Db,
+    /// `nix path-info -r --json` run locally.
+    Cli,
+    /// A `nix path-info --json` dump file.
+    PathInfoJson,
+    /// A directory of `.narinfo` files.
+    Narinfo,
+    /// A `closure-diff snapshot` file.
+    Snapshot,
+    /// A remote store queried over SSH.
+    Ssh,
+}
+
+/// Where a side's `.drv` files can be read.
+#[derive(Debug, Clone, Default)]
+pub enum Drvs {
+    /// Not available at all.
+    #[default]
+    None,
+    /// Files in a local store directory (the real directory on disk).
+    Local(PathBuf),
+    /// `ATerm` texts by base name (from a snapshot).
+    Texts(HashMap<String, String>),
+    /// Already parsed, by base name (from `nix show-derivation` over SSH).
+    Parsed(HashMap<String, Derivation>),
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// The input as the user gave it.
+    pub spec: String,
+    /// The evidence source.
+    pub source: Source,
+    /// The logical store directory.
+    pub store_dir: String,
+    /// Root base names (the toplevels).
+    pub roots: Vec<String>,
+    /// The `.drv` base names the roots were built from, when known.
+    pub root_drvs: Vec<String>,
+    /// Every path of the closure, by base name.
+    pub infos: FxHashMap<String, Arc<PathInfo>>,
+    /// References that point outside the loaded data (an incomplete dump).
+    pub missing_references: BTreeSet<String>,
+    /// Roots whose outputs are not realised (a `.drv` input): no path metadata.
+    pub unrealised: bool,
+    /// How to read `.drv` files.
+    pub drvs: Drvs,
+    /// The real directory of this side's store objects, when they are local.
+    pub local_store: Option<PathBuf>,
+}
+
+impl Side {
+    fn new(spec: &str, source: Source, store_dir: &str) -> Self {
+        Self {
+            spec: spec.to_owned(),
+            source,
+            store_dir: store_dir.to_owned(),
+            roots: Vec::new(),
+            root_drvs: Vec::new(),
+            infos: FxHashMap::default(),
+            missing_references: BTreeSet::new(),
+            unrealised: false,
+            drvs: Drvs::None,
+            local_store: None,
+        }
+    }
+
+    /// Keeps only the closure of the roots and records dangling references.
+    pub fn close_over_roots(&mut self) {
+        let mut keep: FxHashMap<String, Arc<PathInfo>> = FxHashMap::default();
+        keep.reserve(self.infos.len());
+        let mut stack: Vec<String> = self.roots.clone();
+        while let Some(p) = stack.pop() {
+            if keep.contains_key(&p) {
+                continue;
+            }
+            if let Some(info) = self.infos.remove(&p) {
+                for r in &info.references {
+                    if !keep.contains_key(r) {
+                        stack.push(r.clone());
+                    }
+                }
+                keep.insert(p, info);
+            } else {
+                self.missing_references.insert(p);
+            }
+        }
+        self.infos = keep;
+    }
+
+    /// Whether the toplevels differ from `other`'s (as sets).
+    pub fn roots_differ(&self, other: &Side) -> bool {
+        let mut a: Vec<&String> = self.roots.iter().collect();
+        let mut b: Vec<&String> = other.roots.iter().collect();
+        a.sort();
+        b.sort();
+        a != b
+    }
+
+    /// The absolute path of a base name.
+    pub fn abs(&self, base: &str) -> String {
+        format!("{}/{base}", self.store_dir)
+    }
+
+    /// Reads and parses a `.drv` by base name. `Ok(None)` when it is not available.
+    pub fn load_drv(&self, base: &str) -> Result<Option<Derivation>> {
+        match &self.drvs {
+            Drvs::None => Ok(None),
+            Drvs::Parsed(map) => Ok(map.get(base).cloned()),
+            Drvs::Texts(map) => map
+                .get(base)
+                .map(|text| {
+                    drv::parse_aterm(text.as_bytes()).with_context(|| {
+                        format!("`{}` (in `{}`) does not parse", self.abs(base), self.spec)
+                    })
+                })
+                .transpose(),
+            Drvs::Local(dir) => {
+                let file = dir.join(base);
+                match read_small(&file) {
+                    Ok(bytes) => drv::parse_aterm(&bytes).map(Some).with_context(|| {
+                        format!("`{}` does not parse as a derivation", file.display())
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+/// Reads a whole (usually small) file without a `stat` first.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::with_capacity(8 * 1024);
+    fs_err::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The real directory holding store objects for a local store root.
+pub fn real_store_dir(store: &StoreArgs) -> PathBuf {
+    let root = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
+    root.join(store.store_dir.trim_start_matches('/'))
+}
+
+/// Follows symlinks (`./result`, `/run/current-system`) until the path is in
+/// the store directory; returns the absolute store path of the object.
+fn resolve_store_path(spec: &str, store_dir: &str) -> Option<String> {
+    let mut cur = std::path::absolute(spec).ok()?;
+    for _ in 0..40 {
+        let s = cur.to_str()?;
+        if s.starts_with(&format!("{store_dir}/")) {
+            let base = store_path::base_name_of(s, store_dir).ok()?;
+            return Some(format!("{store_dir}/{base}"));
+        }
+        let target = fs_err::read_link(&cur).ok()?;
+        cur = if target.is_absolute() {
+            target
+        } else {
+            cur.parent()?.join(target)
+        };
+    }
+    None
+}
+
+/// Loads one side.
+pub fn load(spec: &str, store: &StoreArgs) -> Result<Side> {
+    let store_dir = store.store_dir.as_str();
+    if spec.starts_with("ssh://") {
+        return crate::ssh::load(spec, store_dir);
+    }
+    if let Some(abs) = resolve_store_path(spec, store_dir) {
+        return if Path::new(&abs).extension().is_some_and(|e| e == "drv") {
+            load_drv_input(spec, &abs, store)
+        } else {
+            load_store_paths(spec, &[abs], store)
+        };
+    }
+    let path = Path::new(spec);
+    let meta = fs_err::metadata(path).with_context(|| {
+        format!(
+            "`{spec}` is not a store path under `{store_dir}`, nor a readable file or directory"
+        )
+    })?;
+    let side = if meta.is_dir() {
+        load_narinfo_dir(spec, path, store_dir)?
+    } else {
+        let bytes = fs_err::read(path)?;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!("`{spec}` is not valid JSON (truncated or malformed dump?)")
+        })?;
+        if doc.get("schema").is_some() {
+            snapshot::load(spec, &doc)?
+        } else {
+            load_dump(spec, &bytes, store_dir)?
+        }
+    };
+    if side.store_dir != store_dir {
+        bail!(
+            "`{spec}` describes the store directory `{}`, but this comparison uses `{store_dir}`: \
+             its paths cannot be compared\nhint: pass `--store-dir {}` when both sides come from that store",
+            side.store_dir,
+            side.store_dir
+        );
+    }
+    Ok(side)
+}
+
+/// Roots of a dump: the paths no other path refers to.
+pub(crate) fn infer_roots(infos: &FxHashMap<String, Arc<PathInfo>>) -> Vec<String> {
+    let mut referenced = BTreeSet::new();
+    for info in infos.values() {
+        for r in &info.references {
+            if r != &info.path {
+                referenced.insert(r.as_str());
+            }
+        }
+    }
+    let mut roots: Vec<String> = infos
+        .keys()
+        .filter(|p| !referenced.contains(p.as_str()))
+        .cloned()
+        .collect();
+    roots.sort();
+    roots
+}
+
+fn from_infos(mut side: Side, infos: Vec<PathInfo>) -> Result<Side> {
+    for info in infos {
+        side.infos.insert(info.path.clone(), Arc::new(info));
+    }
+    side.roots = infer_roots(&side.infos);
+    if side.roots.is_empty() {
+        bail!(
+            "`{}` lists no paths (or only a reference cycle): nothing to compare",
+            side.spec
+        );
+    }
+    side.root_drvs = side
+        .roots
+        .iter()
+        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
+        .collect();
+    side.close_over_roots();
+    Ok(side)
+}
+
+fn load_dump(spec: &str, bytes: &[u8], store_dir: &str) -> Result<Side> {
+    let dump = pathinfo::parse_path_info_json(bytes, store_dir)
+        .with_context(|| format!("`{spec}` is not a usable `nix path-info --json` dump"))?;
+    let side = Side::new(spec, Source::PathInfoJson, &dump.store_dir);
+    from_infos(side, dump.infos)
+}
+
+fn load_narinfo_dir(spec: &str, dir: &Path, store_dir: &str) -> Result<Side> {
+    let mut infos = Vec::new();
+    let mut found_dir: Option<String> = None;
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().ends_with(".narinfo") {
+            continue;
+        }
+        let file = entry.path();
+        let text = fs_err::read_to_string(&file)?;
+        let (sd, info) = pathinfo::parse_narinfo(&text)
+            .with_context(|| format!("`{}` is not a valid .narinfo", file.display()))?;
+        if let Some(prev) = &found_dir {
+            if prev != &sd {
+                bail!(
+                    "`{}` belongs to store directory `{sd}`, others in `{spec}` to `{prev}`",
+                    file.display()
+                );
+            }
+        }
+        found_dir = Some(sd);
+        infos.push(info);
+    }
+    let Some(sd) = found_dir else {
+        bail!("`{spec}` is a directory without `.narinfo` files (not a binary cache)");
+    };
+    let _ = store_dir;
+    let side = Side::new(spec, Source::Narinfo, &sd);
+    from_infos(side, infos)
+}
+
+/// Loads both sides. When both are store paths in the same local database,
+/// one query covers both closures (they usually share most of their paths);
+/// otherwise each side is loaded on its own, in parallel.
+pub fn load_pair(
+    old: &str,
+    new: &str,
+    store: &StoreArgs,
+    local: Option<LocalPair>,
+) -> Result<(Side, Side)> {
+    if let Some(local) = local {
+        return load_pair_from_db(old, new, store, local);
+    }
+    std::thread::scope(|s| {
+        let a = s.spawn(|| load(old, store));
+        let b = load(new, store);
+        let a = a
+            .join()
+            .map_err(|_| anyhow::anyhow!("loading `{old}` crashed"))?;
+        Ok((a?, b?))
+    })
+}
+
+/// Two local store paths of one database, resolved, and the open database.
+pub struct LocalPair {
+    old: String,
+    new: String,
+    db: NixDb,
+}
+
+/// Both inputs as store paths of the one local database, when they are.
+pub fn local_pair(old: &str, new: &str, store: &StoreArgs) -> Option<LocalPair> {
+    let store_dir = store.store_dir.as_str();
+    if store.use_cli || old.starts_with("ssh://") || new.starts_with("ssh://") {
+        return None;
+    }
+    let a = resolve_store_path(old, store_dir)?;
+    let b = resolve_store_path(new, store_dir)?;
+    let is_drv = |p: &str| Path::new(p).extension().is_some_and(|e| e == "drv");
+    if is_drv(&a) || is_drv(&b) {
+        return None;
+    }
+    let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let db = NixDb::open(&NixDb::path_for_root(&root_dir)).ok()?;
+    Some(LocalPair { old: a, new: b, db })
+}
+
+/// Sides that carry only what the root-cause walk needs (toplevels, their
+/// derivers, where `.drv` files are), read before the closures so that the
+/// walk can run while the closures load. `None` when not both local.
+pub fn drv_only_pair(
+    local: &LocalPair,
+    old: &str,
+    new: &str,
+    store: &StoreArgs,
+) -> Option<(Side, Side)> {
+    let (a, b, db) = (&local.old, &local.new, &local.db);
+    let store_dir = store.store_dir.as_str();
+    let real = real_store_dir(store);
+    let make = |spec: &str, root: &str| -> Option<Side> {
+        let mut side = Side::new(spec, Source::Db, store_dir);
+        side.roots = vec![store_path::base_name_of(root, store_dir).ok()?.to_owned()];
+        let deriver = db.deriver(root).ok()??;
+        side.root_drvs = vec![store_path::base_name_of(&deriver, store_dir)
+            .ok()?
+            .to_owned()];
+        side.drvs = Drvs::Local(real.clone());
+        Some(side)
+    };
+    Some((make(old, a)?, make(new, b)?))
+}
+
+fn load_pair_from_db(
+    old: &str,
+    new: &str,
+    store: &StoreArgs,
+    local: LocalPair,
+) -> Result<(Side, Side)> {
+    let store_dir = store.store_dir.as_str();
+    let LocalPair { old: a, new: b, db } = local;
+    let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
+    for (spec, root) in [(old, &a), (new, &b)] {
+        if !db.is_valid(root)? {
+            bail!(
+                "`{spec}` is not in the store `{}`: `{root}` is not registered in its database",
+                root_dir.display()
+            );
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let mut shared: FxHashMap<String, Arc<PathInfo>> = db
+        .closure(&[a.clone(), b.clone()], store_dir)?
+        .into_iter()
+        .map(|i| (i.path.clone(), Arc::new(i)))
+        .collect();
+    tracing::debug!(
+        "{} path infos for both sides in {:?}",
+        shared.len(),
+        t0.elapsed()
+    );
+    let real = real_store_dir(store);
+    let mut make = |spec: &str, root: &str, take: bool| -> Result<Side> {
+        let mut side = Side::new(spec, Source::Db, store_dir);
+        side.infos.reserve(shared.len());
+        let base = store_path::base_name_of(root, store_dir)?.to_owned();
+        let mut stack = vec![base.clone()];
+        while let Some(p) = stack.pop() {
+            if side.infos.contains_key(&p) {
+                continue;
+            }
+            let info = if take {
+                shared.remove(&p)
+            } else {
+                shared.get(&p).cloned()
+            };
+            let Some(info) = info else {
+                side.missing_references.insert(p);
+                continue;
+            };
+            stack.extend(
+                info.references
+                    .iter()
+                    .filter(|r| !side.infos.contains_key(*r))
+                    .cloned(),
+            );
+            side.infos.insert(p, info);
+        }
+        side.root_drvs = side
+            .infos
+            .get(&base)
+            .and_then(|i| i.deriver.clone())
+            .into_iter()
+            .collect();
+        side.roots = vec![base];
+        side.drvs = Drvs::Local(real.clone());
+        side.local_store = Some(real.clone());
+        Ok(side)
+    };
+    let old_side = make(old, &a, false)?;
+    let new_side = make(new, &b, true)?;
+    // Closing the connection unmaps and frees its page cache; the process
+    // does not need it again and ends soon, so skip that work.
+    std::mem::forget(db);
+    std::mem::forget(shared);
+    Ok((old_side, new_side))
+}
+
+/// Loads the closure of local store paths from the database, or through
+/// `nix path-info` when the database cannot be opened.
+pub fn load_store_paths(spec: &str, roots: &[String], store: &StoreArgs) -> Result<Side> {
+    let store_dir = store.store_dir.as_str();
+    let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let mut side = Side::new(spec, Source::Db, store_dir);
+    let t0 = std::time::Instant::now();
+    let infos = if store.use_cli {
+        side.source = Source::Cli;
+        path_info_cli(roots, store)?
+    } else {
+        let db_path = NixDb::path_for_root(&root_dir);
+        let opened = NixDb::open(&db_path);
+        tracing::debug!("`{spec}`: database opened in {:?}", t0.elapsed());
+        match opened {
+            Ok(db) => match db.closure(roots, store_dir) {
+                Ok(infos) => infos,
+                Err(e @ DbError::NotValid(_)) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "`{spec}` is not in the store `{}`",
+                        root_dir.display()
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => {
+                tracing::info!("{e}; falling back to `nix path-info`");
+                side.source = Source::Cli;
+                path_info_cli(roots, store)?
+            }
+        }
+    };
+    tracing::debug!("`{spec}`: {} path infos in {:?}", infos.len(), t0.elapsed());
+    for r in roots {
+        side.roots
+            .push(store_path::base_name_of(r, store_dir)?.to_owned());
+    }
+    side.infos = infos
+        .into_iter()
+        .map(|i| (i.path.clone(), Arc::new(i)))
+        .collect();
+    side.root_drvs = side
+        .roots
+        .iter()
+        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
+        .collect();
+    // The database query returned exactly the closure: no need to close it again.
+    let real = real_store_dir(store);
+    side.drvs = Drvs::Local(real.clone());
+    side.local_store = Some(real);
+    Ok(side)
+}
+
+/// The argument list of the `nix path-info` query (checked by unit tests).
+pub fn path_info_argv(roots: &[String], store: &StoreArgs) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "nix",
+        "--extra-experimental-features",
+        "nix-command",
+        "path-info",
+        "--recursive",
+        "--json",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(root) = &store.store {
+        argv.push("--store".to_owned());
+        argv.push(root.display().to_string());
+    }
+    argv.push("--".to_owned());
+    argv.extend(roots.iter().cloned());
+    argv
+}
+
+fn path_info_cli(roots: &[String], store: &StoreArgs) -> Result<Vec<PathInfo>> {
+    let argv = path_info_argv(roots, store);
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("NIX_CONFIG", "substituters =")
+        .output()
+        .with_context(|| format!("cannot run `{}`", argv.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let dump = pathinfo::parse_path_info_json(&out.stdout, &store.store_dir)
+        .with_context(|| format!("output of `{}`", argv.join(" ")))?;
+    Ok(dump.infos)
+}
+
+fn load_drv_input(spec: &str, abs: &str, store: &StoreArgs) -> Result<Side> {
+    let real = real_store_dir(store);
+    let base = store_path::base_name_of(abs, &store.store_dir)?.to_owned();
+    let file = real.join(&base);
+    let bytes = fs_err::read(&file)
+        .with_context(|| format!("`{spec}`: the derivation `{abs}` is not in the store"))?;
+    let d = drv::parse_aterm(&bytes)
+        .with_context(|| format!("`{}` does not parse as a derivation", file.display()))?;
+    let outputs: Vec<String> = d
+        .outputs
+        .values()
+        .filter(|o| !o.path.is_empty())
+        .map(|o| o.path.clone())
+        .collect();
+    let db = if store.use_cli {
+        None
+    } else {
+        NixDb::open(&NixDb::path_for_root(
+            &store.store.clone().unwrap_or_else(|| PathBuf::from("/")),
+        ))
+        .ok()
+    };
+    let realised = match &db {
+        Some(db) => {
+            let mut all = !outputs.is_empty();
+            for o in &outputs {
+                all &= db.is_valid(o)?;
+            }
+            all
+        }
+        None => false,
+    };
+    let mut side = if realised {
+        load_store_paths(spec, &outputs, store)?
+    } else {
+        let mut side = Side::new(spec, Source::Db, &store.store_dir);
+        side.unrealised = true;
+        for o in &outputs {
+            side.roots
+                .push(store_path::base_name_of(o, &store.store_dir)?.to_owned());
+        }
+        side.drvs = Drvs::Local(real.clone());
+        side.local_store = Some(real);
+        side
+    };
+    side.root_drvs = vec![base];
+    Ok(side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_info_argv_is_fixed() {
+        let store = StoreArgs {
+            store: Some(PathBuf::from("/tmp/st")),
+            store_dir: "/nix/store".into(),
+            use_cli: true,
+        };
+        assert_eq!(
+            path_info_argv(&["/nix/store/x-a".into()], &store),
+            [
+                "nix",
+                "--extra-experimental-features",
+                "nix-command",
+                "path-info",
+                "--recursive",
+                "--json",
+                "--store",
+                "/tmp/st",
+                "--",
+                "/nix/store/x-a"
+            ]
+        );
+    }
+
+    #[test]
+    fn roots_are_the_unreferenced_paths() {
+        let mk = |p: &str, refs: &[&str]| PathInfo {
+            path: p.into(),
+            nar_hash: None,
+            nar_size: None,
+            references: refs.iter().map(|s| (*s).to_owned()).collect(),
+            deriver: None,
+            ca: None,
+        };
+        let infos: FxHashMap<String, Arc<PathInfo>> =
+            [mk("a", &["a", "b"]), mk("b", &["c"]), mk("c", &[])]
+                .into_iter()
+                .map(|i| (i.path.clone(), Arc::new(i)))
+                .collect();
+        assert_eq!(infer_roots(&infos), vec!["a"]);
+    }
+}

@@ -1,0 +1,185 @@
+//! Our own snapshot format: everything a comparison needs from one machine
+//! (paths, NAR hashes and sizes, references, derivers and optionally the
+//! `.drv` files), so that another machine can compare without access.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{bail, Context as _, Result};
+use fromgit_nix::pathinfo::PathInfo;
+use fromgit_nix::store_path;
+use fromgit_nix::Sha256Hash;
+use serde_json::{json, Value};
+
+use crate::input::{Drvs, Side, Source};
+
+/// The `schema` value of snapshot files.
+pub const SCHEMA: &str = "closure-diff-snapshot-v1";
+
+/// Every `.drv` reachable from the roots' derivers, as `ATerm` text.
+fn collect_drvs(side: &Side) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let Drvs::Local(dir) = &side.drvs else {
+        return Ok((BTreeMap::new(), Vec::new()));
+    };
+    let mut texts = BTreeMap::new();
+    let mut missing = Vec::new();
+    let mut stack: Vec<String> = side.root_drvs.clone();
+    let mut seen = BTreeSet::new();
+    while let Some(base) = stack.pop() {
+        if !seen.insert(base.clone()) {
+            continue;
+        }
+        let file = dir.join(&base);
+        let text = match fs_err::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(side.abs(&base));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let d = fromgit_nix::drv::parse_aterm(text.as_bytes())
+            .with_context(|| format!("`{}` does not parse as a derivation", file.display()))?;
+        for input in d.input_drvs.keys() {
+            stack.push(store_path::base_name_of(input, &side.store_dir)?.to_owned());
+        }
+        texts.insert(base, text);
+    }
+    Ok((texts, missing))
+}
+
+/// Renders a side as a snapshot document.
+pub fn render(side: &Side, with_drvs: bool) -> Result<Value> {
+    let mut paths = BTreeMap::new();
+    for (base, info) in &side.infos {
+        paths.insert(
+            base.clone(),
+            json!({
+                "narHash": info.nar_hash.map(|h| h.to_sri()),
+                "narSize": info.nar_size,
+                "references": info.references,
+                "deriver": info.deriver,
+                "ca": info.ca,
+            }),
+        );
+    }
+    let mut doc = json!({
+        "schema": SCHEMA,
+        "storeDir": side.store_dir,
+        "roots": side.roots,
+        "rootDrvs": side.root_drvs,
+        "source": side.source,
+        "paths": paths,
+    });
+    if with_drvs {
+        let (drvs, missing) = collect_drvs(side)?;
+        for m in &missing {
+            fromgit_cli::warn(&format!(
+                "`{m}` is not in the store: left out of the snapshot"
+            ));
+        }
+        doc["drvs"] = json!(drvs);
+        doc["missingDrvs"] = json!(missing);
+    }
+    Ok(doc)
+}
+
+fn strings(v: Option<&Value>, what: &str, spec: &str) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("`{spec}`: `{what}` holds a non-string"))
+            })
+            .collect(),
+        Some(_) => bail!("`{spec}`: `{what}` is not a list"),
+    }
+}
+
+/// Loads a snapshot document.
+pub fn load(spec: &str, doc: &Value) -> Result<Side> {
+    let schema = doc
+        .get("schema")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if schema != SCHEMA {
+        bail!("`{spec}` has schema `{schema}`, expected `{SCHEMA}`");
+    }
+    let store_dir = doc
+        .get("storeDir")
+        .and_then(Value::as_str)
+        .with_context(|| format!("`{spec}`: no `storeDir`"))?;
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .with_context(|| format!("`{spec}`: no `paths` object"))?;
+    let mut infos = rustc_hash::FxHashMap::default();
+    for (base, v) in paths {
+        store_path::validate_base_name(base).with_context(|| format!("`{spec}`"))?;
+        let nar_hash = match v.get("narHash") {
+            None | Some(Value::Null) => None,
+            Some(h) => Some(
+                Sha256Hash::from_json(h)
+                    .with_context(|| format!("`{spec}`: `{base}`: bad narHash"))?,
+            ),
+        };
+        let nar_size = match v.get("narSize") {
+            None | Some(Value::Null) => None,
+            Some(n) => Some(
+                n.as_u64()
+                    .with_context(|| format!("`{spec}`: `{base}`: narSize is not a number"))?,
+            ),
+        };
+        let references = strings(v.get("references"), "references", spec)?;
+        for r in &references {
+            store_path::validate_base_name(r).with_context(|| format!("`{spec}`: `{base}`"))?;
+        }
+        let deriver = v.get("deriver").and_then(Value::as_str).map(str::to_owned);
+        let ca = v.get("ca").and_then(Value::as_str).map(str::to_owned);
+        infos.insert(
+            base.clone(),
+            std::sync::Arc::new(PathInfo {
+                path: base.clone(),
+                nar_hash,
+                nar_size,
+                references,
+                deriver,
+                ca,
+            }),
+        );
+    }
+    let roots = strings(doc.get("roots"), "roots", spec)?;
+    if roots.is_empty() {
+        bail!("`{spec}`: the snapshot names no roots");
+    }
+    let mut drvs = HashMap::new();
+    if let Some(map) = doc.get("drvs").and_then(Value::as_object) {
+        for (k, v) in map {
+            let text = v
+                .as_str()
+                .with_context(|| format!("`{spec}`: drv `{k}` is not a string"))?;
+            drvs.insert(k.clone(), text.to_owned());
+        }
+    }
+    let side = Side {
+        spec: spec.to_owned(),
+        source: Source::Snapshot,
+        store_dir: store_dir.to_owned(),
+        roots,
+        root_drvs: strings(doc.get("rootDrvs"), "rootDrvs", spec)?,
+        infos,
+        missing_references: BTreeSet::new(),
+        unrealised: false,
+        drvs: if drvs.is_empty() {
+            Drvs::None
+        } else {
+            Drvs::Texts(drvs)
+        },
+        local_store: None,
+    };
+    let mut side = side;
+    side.close_over_roots();
+    Ok(side)
+}

@@ -1,0 +1,226 @@
+//! `ssh://[USER@]HOST[:PORT]/PATH[?store=DIR]`: query a remote store in one
+//! SSH round trip (`nix path-info -r --json` and `nix show-derivation -r`).
+//! Extra `ssh` options come from `NIX_SSHOPTS`, as for Nix's own SSH stores.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use fromgit_nix::{drv, pathinfo, store_path};
+
+use crate::input::{Drvs, Side, Source};
+
+/// The separator line between the two JSON documents of the remote output.
+const MARKER: &str = "--closure-diff-drvs--";
+
+/// A parsed `ssh://` input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSpec {
+    /// `[user@]host`.
+    pub host: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+    /// The remote store path.
+    pub path: String,
+    /// A remote chroot store root (`?store=DIR`).
+    pub store: Option<String>,
+}
+
+/// Parses `ssh://[USER@]HOST[:PORT]/PATH[?store=DIR]`.
+pub fn parse(spec: &str) -> Result<SshSpec> {
+    let rest = spec
+        .strip_prefix("ssh://")
+        .with_context(|| format!("`{spec}` does not start with `ssh://`"))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let slash = rest.find('/').with_context(|| {
+        format!("`{spec}` has no store path after the host (ssh://HOST/nix/store/…)")
+    })?;
+    let (authority, path) = rest.split_at(slash);
+    if authority.is_empty() {
+        bail!("`{spec}` has no host");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.to_owned(),
+            Some(
+                p.parse::<u16>()
+                    .with_context(|| format!("`{spec}`: bad port `{p}`"))?,
+            ),
+        ),
+        _ => (authority.to_owned(), None),
+    };
+    let mut store = None;
+    if let Some(q) = query {
+        for kv in q.split('&') {
+            match kv.split_once('=') {
+                Some(("store", v)) if !v.is_empty() => store = Some(v.to_owned()),
+                _ => bail!("`{spec}`: unknown query parameter `{kv}` (only `store=DIR`)"),
+            }
+        }
+    }
+    if host.starts_with('-') {
+        bail!("`{spec}`: host may not start with `-`");
+    }
+    Ok(SshSpec {
+        host,
+        port,
+        path: path.to_owned(),
+        store,
+    })
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The remote shell command (one round trip).
+pub fn remote_command(s: &SshSpec) -> String {
+    let store = s
+        .store
+        .as_deref()
+        .map(|d| format!(" --store {}", quote(d)))
+        .unwrap_or_default();
+    let nix = "nix --extra-experimental-features nix-command --option substituters ''";
+    format!(
+        "{nix} path-info --recursive --json{store} -- {p} && echo && echo {MARKER} && \
+         {{ {nix} show-derivation --recursive{store} -- {p} 2>/dev/null || echo null; }}",
+        p = quote(&s.path)
+    )
+}
+
+/// The `ssh` argument list (checked by unit tests).
+pub fn ssh_argv(s: &SshSpec, extra_opts: &str) -> Vec<String> {
+    let mut argv = vec!["ssh".to_owned()];
+    argv.extend(extra_opts.split_whitespace().map(str::to_owned));
+    argv.extend(["-o".to_owned(), "BatchMode=yes".to_owned()]);
+    if let Some(p) = s.port {
+        argv.extend(["-p".to_owned(), p.to_string()]);
+    }
+    argv.push("--".to_owned());
+    argv.push(s.host.clone());
+    argv.push(remote_command(s));
+    argv
+}
+
+/// Loads a side from a remote store.
+pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
+    let s = parse(spec)?;
+    // A symlink such as `/run/current-system` is resolved by the remote Nix;
+    // the root is then the one path no other path refers to.
+    let root = store_path::base_name_of(&s.path, store_dir)
+        .ok()
+        .map(str::to_owned);
+    let argv = ssh_argv(&s, &std::env::var("NIX_SSHOPTS").unwrap_or_default());
+    tracing::info!("running {:?}", argv);
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| "cannot run `ssh`".to_owned())?;
+    if !out.status.success() {
+        bail!(
+            "`{spec}`: the remote query failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (infos_json, drvs_json) = text
+        .split_once(MARKER)
+        .with_context(|| format!("`{spec}`: the remote output is truncated"))?;
+    let dump = pathinfo::parse_path_info_json(infos_json.trim().as_bytes(), store_dir)
+        .with_context(|| format!("`{spec}`: the remote `nix path-info` output"))?;
+    let mut drvs = HashMap::new();
+    let v: serde_json::Value = serde_json::from_str(drvs_json.trim()).with_context(|| {
+        format!("`{spec}`: the remote `nix show-derivation` output is not JSON")
+    })?;
+    if let Some(map) = v.as_object() {
+        for (path, d) in map {
+            let base = store_path::base_name_of(path, store_dir)?.to_owned();
+            let parsed =
+                drv::from_json(d).with_context(|| format!("`{spec}`: derivation `{path}`"))?;
+            drvs.insert(base, parsed);
+        }
+    }
+    let mut side = Side {
+        spec: spec.to_owned(),
+        source: Source::Ssh,
+        store_dir: dump.store_dir.clone(),
+        roots: Vec::new(),
+        root_drvs: Vec::new(),
+        infos: dump
+            .infos
+            .into_iter()
+            .map(|i| (i.path.clone(), std::sync::Arc::new(i)))
+            .collect(),
+        missing_references: std::collections::BTreeSet::new(),
+        unrealised: false,
+        drvs: if drvs.is_empty() {
+            Drvs::None
+        } else {
+            Drvs::Parsed(drvs)
+        },
+        local_store: None,
+    };
+    side.roots = match root {
+        Some(r) => vec![r],
+        None => crate::input::infer_roots(&side.infos),
+    };
+    side.root_drvs = side
+        .roots
+        .iter()
+        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
+        .collect();
+    side.close_over_roots();
+    Ok(side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let s = parse("ssh://root@127.0.0.1:2222/nix/store/abc-x?store=/tmp/st").unwrap();
+        assert_eq!(s.host, "root@127.0.0.1");
+        assert_eq!(s.port, Some(2222));
+        assert_eq!(s.path, "/nix/store/abc-x");
+        assert_eq!(s.store.as_deref(), Some("/tmp/st"));
+        let s = parse("ssh://host/run/current-system").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("host", None));
+        assert!(parse("ssh://host").is_err());
+        assert!(parse("ssh:///nix/store/x").is_err());
+        assert!(parse("ssh://-oProxyCommand=x/nix/store/x").is_err());
+        assert!(parse("ssh://h/p?evil=1").is_err());
+    }
+
+    #[test]
+    fn argv_and_quoting() {
+        let s = parse("ssh://me@h:22/nix/store/abc-it's").unwrap();
+        let argv = ssh_argv(&s, "-i key -o StrictHostKeyChecking=yes");
+        assert_eq!(
+            &argv[..9],
+            [
+                "ssh",
+                "-i",
+                "key",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                "22"
+            ]
+        );
+        assert_eq!(argv[9], "--");
+        assert_eq!(argv[10], "me@h");
+        assert!(
+            argv[11].contains(r"'/nix/store/abc-it'\''s'"),
+            "{}",
+            argv[11]
+        );
+    }
+}

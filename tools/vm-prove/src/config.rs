@@ -1,0 +1,466 @@
+//! The one configuration file, `vm-prove.toml`. Everything a run touches is
+//! named here (server, project, image, the one secret, the runbook, the
+//! checks), so that a reviewer can read what a proof will do before it runs.
+//! Relative paths are resolved against the directory of the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("Failed to read the configuration")]
+    Read(#[from] std::io::Error),
+    /// The TOML did not parse or did not match the schema.
+    #[error("Invalid configuration `{path}`: {message}")]
+    Parse { path: String, message: String },
+    /// A value parsed but makes no sense.
+    #[error("Invalid configuration `{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub incus: IncusConfig,
+    pub instance: InstanceConfig,
+    pub guardrails: Guardrails,
+    pub secret: SecretConfig,
+    pub runbook: RunbookConfig,
+    #[serde(default)]
+    pub checks: ChecksConfig,
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
+    #[serde(default)]
+    pub sweep: SweepConfig,
+}
+
+/// How to reach the Incus (or LXD) server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncusConfig {
+    /// `https://host:port` of the server's REST API.
+    pub url: String,
+    /// The one project vm-prove may touch.
+    pub project: String,
+    /// PEM client certificate trusted by the server.
+    pub client_cert: PathBuf,
+    /// PEM private key of the client certificate.
+    pub client_key: PathBuf,
+    /// PEM server certificate, pinned: the server must present exactly this certificate.
+    pub server_cert: PathBuf,
+    /// Optional SOCKS5 proxy, e.g. `socks5h://127.0.0.1:1055`.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Seconds for ordinary requests (long-polls on operations are not bounded by it).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    30
+}
+
+/// Instance kind, as Incus names it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceType {
+    Container,
+    VirtualMachine,
+}
+
+impl InstanceType {
+    pub fn api_name(self) -> &'static str {
+        match self {
+            InstanceType::Container => "container",
+            InstanceType::VirtualMachine => "virtual-machine",
+        }
+    }
+}
+
+/// The throwaway instance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// Image alias or fingerprint, visible to the project.
+    pub image: String,
+    #[serde(rename = "type", default = "default_type")]
+    pub kind: InstanceType,
+    /// `limits.memory` of the new instance (e.g. `2GiB`); required, it enters the memory budget.
+    pub memory: String,
+    /// `limits.cpu`, optional.
+    #[serde(default)]
+    pub cpu: Option<u32>,
+    /// Profiles to apply.
+    #[serde(default = "default_profiles")]
+    pub profiles: Vec<String>,
+    /// Instance names are `<prefix>-<run id>`.
+    #[serde(default = "default_prefix")]
+    pub name_prefix: String,
+    /// Seconds to wait for the instance to be up (running, systemd settled).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: u64,
+}
+
+fn default_type() -> InstanceType {
+    InstanceType::Container
+}
+fn default_profiles() -> Vec<String> {
+    vec!["default".to_owned()]
+}
+fn default_prefix() -> String {
+    "vmprove".to_owned()
+}
+fn default_ready_timeout() -> u64 {
+    120
+}
+
+/// Limits checked before anything changes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// The host's memory guideline for the project: the running instances'
+    /// `limits.memory` plus the new instance's must stay within it.
+    pub memory_budget: String,
+}
+
+/// The one secret pushed into the instance: the bootstrap age key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretConfig {
+    /// Local file holding the age identity (`AGE-SECRET-KEY-1…`).
+    pub source: PathBuf,
+    /// Absolute destination path inside the instance.
+    #[serde(default = "default_secret_path")]
+    pub path: String,
+    /// Numeric owner uid inside the instance.
+    #[serde(default)]
+    pub uid: u32,
+    /// Numeric owner gid inside the instance.
+    #[serde(default)]
+    pub gid: u32,
+    /// Octal mode, as a string (`"0600"`).
+    #[serde(default = "default_secret_mode")]
+    pub mode: String,
+}
+
+fn default_secret_path() -> String {
+    "/var/lib/sops-nix/key.txt".to_owned()
+}
+fn default_secret_mode() -> String {
+    "0600".to_owned()
+}
+
+/// The install runbook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookConfig {
+    /// Markdown file whose `vm-prove=run` blocks are executed in order.
+    pub path: PathBuf,
+    /// Values for the `{{ name }}` placeholders in the blocks.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Timeout in seconds for a block without `timeout=`.
+    #[serde(default = "default_block_timeout")]
+    pub default_timeout: u64,
+}
+
+fn default_block_timeout() -> u64 {
+    600
+}
+
+/// Read-only checks after the runbook.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksConfig {
+    /// Units that must have converged (a oneshot counts when it succeeded).
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// Secret files that must exist with this owner, group and mode.
+    #[serde(default)]
+    pub secrets: Vec<SecretCheck>,
+    /// Seconds to wait for pending systemd jobs to drain.
+    #[serde(default = "default_settle_timeout")]
+    pub settle_timeout: u64,
+}
+
+fn default_settle_timeout() -> u64 {
+    60
+}
+
+/// One secret file expected after the runbook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretCheck {
+    pub path: String,
+    #[serde(default = "default_root")]
+    pub owner: String,
+    #[serde(default = "default_root")]
+    pub group: String,
+    #[serde(default = "default_check_mode")]
+    pub mode: String,
+}
+
+fn default_root() -> String {
+    "root".to_owned()
+}
+fn default_check_mode() -> String {
+    "0400".to_owned()
+}
+
+/// Where the evidence goes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Directory for `<run id>.json` and `<run id>.md`.
+    #[serde(default = "default_evidence_dir")]
+    pub dir: PathBuf,
+    /// Lines of each block's output kept in the evidence.
+    #[serde(default = "default_tail_lines")]
+    pub tail_lines: usize,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            dir: default_evidence_dir(),
+            tail_lines: default_tail_lines(),
+        }
+    }
+}
+
+fn default_evidence_dir() -> PathBuf {
+    PathBuf::from("vm-prove-evidence")
+}
+fn default_tail_lines() -> usize {
+    40
+}
+
+/// What `sweep` may delete.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// A tagged instance from another host counts as abandoned after this many minutes.
+    #[serde(default = "default_max_age")]
+    pub max_age_minutes: u64,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            max_age_minutes: default_max_age(),
+        }
+    }
+}
+
+fn default_max_age() -> u64 {
+    360
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = fs_err::read_to_string(path)?;
+        let shown = path.display().to_string();
+        let mut config: Config = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: shown.clone(),
+            message: err.message().to_owned(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: shown,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        for p in [
+            &mut self.incus.client_cert,
+            &mut self.incus.client_key,
+            &mut self.incus.server_cert,
+            &mut self.secret.source,
+            &mut self.runbook.path,
+            &mut self.evidence.dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.incus.url.starts_with("https://") {
+            return Err(format!(
+                "`incus.url` must be https://…, not `{}`",
+                self.incus.url
+            ));
+        }
+        if self.incus.project.is_empty() || !self.incus.project.chars().all(name_char) {
+            return Err(format!(
+                "`incus.project` `{}` is not a project name",
+                self.incus.project
+            ));
+        }
+        parse_size(&self.instance.memory).map_err(|e| format!("`instance.memory`: {e}"))?;
+        parse_size(&self.guardrails.memory_budget)
+            .map_err(|e| format!("`guardrails.memory_budget`: {e}"))?;
+        parse_mode(&self.secret.mode).map_err(|e| format!("`secret.mode`: {e}"))?;
+        if !self.secret.path.starts_with('/') {
+            return Err(format!(
+                "`secret.path` must be absolute, not `{}`",
+                self.secret.path
+            ));
+        }
+        if self.instance.name_prefix.is_empty()
+            || !self.instance.name_prefix.chars().all(name_char)
+            || !self
+                .instance
+                .name_prefix
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            return Err(
+                "`instance.name_prefix` must be letters, digits and `-`, starting with a letter"
+                    .to_owned(),
+            );
+        }
+        for check in &self.checks.secrets {
+            parse_mode(&check.mode)
+                .map_err(|e| format!("`checks.secrets` `{}`: {e}", check.path))?;
+        }
+        Ok(())
+    }
+}
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// Parses an Incus memory size (`512MiB`, `2GiB`, `1GB`, `1073741824`) into bytes.
+/// Percentages are refused: they cannot be added up against a budget.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.ends_with('%') {
+        return Err(format!("`{t}` is a percentage, which cannot be budgeted"));
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{t}` is not a memory size"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("`{t}`: unknown unit `{other}`")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{t}` is too large"))
+}
+
+/// Parses an octal mode string (`"0600"`, `"600"`) into its bits.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let m = u32::from_str_radix(text.trim(), 8)
+        .map_err(|_| format!("`{text}` is not an octal mode"))?;
+    if m > 0o7777 {
+        return Err(format!("`{text}` is not a file mode"));
+    }
+    Ok(m)
+}
+
+/// Renders bytes the way Incus writes them, for messages and evidence.
+pub fn human_size(bytes: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+    if bytes == 0 {
+        "0B".to_owned()
+    } else if bytes % GIB == 0 {
+        format!("{}GiB", bytes / GIB)
+    } else if bytes % MIB == 0 {
+        format!("{}MiB", bytes / MIB)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("50%").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1XB").is_err());
+        assert_eq!(human_size(3 << 30), "3GiB");
+        assert_eq!(human_size(1536 << 20), "1536MiB");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert!(parse_mode("0800").is_err());
+        assert!(parse_mode("77777").is_err());
+    }
+
+    #[test]
+    fn a_minimal_file_loads_with_paths_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vm-prove.toml");
+        fs_err::write(
+            &file,
+            r#"
+[incus]
+url = "https://127.0.0.1:8443"
+project = "fromgit-ci"
+client_cert = "client.crt"
+client_key = "client.key"
+server_cert = "server.crt"
+
+[instance]
+image = "debian"
+memory = "1GiB"
+
+[guardrails]
+memory_budget = "4GiB"
+
+[secret]
+source = "bootstrap.txt"
+
+[runbook]
+path = "install.md"
+"#,
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.incus.client_cert, dir.path().join("client.crt"));
+        assert_eq!(config.secret.path, "/var/lib/sops-nix/key.txt");
+        assert_eq!(config.instance.kind, InstanceType::Container);
+        assert_eq!(config.evidence.dir, dir.path().join("vm-prove-evidence"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        fs_err::write(&file, "[incus]\nurl = \"http://x\"\nbogus = 1\n").unwrap();
+        let err = Config::load(&file).unwrap_err().to_string();
+        assert!(err.contains("bogus") || err.contains("unknown"), "{err}");
+    }
+}

@@ -1,0 +1,289 @@
+//! The evidence of a run: one model, written as JSON (for machines) and as a
+//! Markdown summary (to paste into a review log). It is written before the
+//! instance is created, so that a crash still leaves the instance's name on
+//! disk, and rewritten when the run ends. It holds hashes, sizes, modes and
+//! exit statuses, never the content of the secret.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::incus::ServerInfo;
+
+/// One guardrail, with the numbers it was decided on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guardrail {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub numbers: serde_json::Value,
+}
+
+/// The instance the run created (or would create).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub image: String,
+    pub image_fingerprint: String,
+    pub config: std::collections::BTreeMap<String, String>,
+    pub profiles: Vec<String>,
+    pub created: bool,
+}
+
+/// The one secret pushed, described without its content.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SecretRecord {
+    pub source: String,
+    pub destination: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: String,
+    pub size: usize,
+    pub pushed: bool,
+    /// `stat` inside the instance after the push: mode, uid, gid, size.
+    pub observed: Option<String>,
+    /// The SHA-256 inside the instance equals the local file's (the hash itself is not recorded).
+    pub content_matches: Option<bool>,
+}
+
+/// One executed runbook block.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockRecord {
+    pub name: String,
+    pub line: usize,
+    pub source_sha256: String,
+    pub timeout_seconds: u64,
+    pub exit: Option<i32>,
+    pub timed_out: bool,
+    pub duration_seconds: f64,
+    /// The last lines of stdout and stderr, with the secret redacted if it appeared.
+    pub output_tail: String,
+    pub error: Option<String>,
+}
+
+/// One check after the runbook.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    pub observed: String,
+}
+
+/// What teardown did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Teardown {
+    pub action: String,
+    pub deleted: bool,
+    pub error: Option<String>,
+}
+
+/// The whole record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub run_id: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub config_file: String,
+    pub project: String,
+    pub server: Option<ServerInfo>,
+    pub runbook: String,
+    pub runbook_sha256: String,
+    pub runbook_vars: std::collections::BTreeMap<String, String>,
+    pub guardrails: Vec<Guardrail>,
+    pub instance: Option<InstanceRecord>,
+    pub readiness: Option<String>,
+    pub secret: SecretRecord,
+    pub blocks: Vec<BlockRecord>,
+    pub checks: Vec<CheckRecord>,
+    pub teardown: Teardown,
+    /// `passed`, `failed`, `refused`, `interrupted` or `error`.
+    pub verdict: String,
+    pub error: Option<String>,
+}
+
+/// The current time, RFC 3339 in UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Evidence {
+    pub fn json_path(dir: &Path, run_id: &str) -> PathBuf {
+        dir.join(format!("{run_id}.json"))
+    }
+
+    pub fn markdown_path(dir: &Path, run_id: &str) -> PathBuf {
+        dir.join(format!("{run_id}.md"))
+    }
+
+    /// Writes both files (each through a temporary file and a rename).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        fs_err::create_dir_all(dir)?;
+        let mut json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        json.push('\n');
+        write_atomic(&Self::json_path(dir, &self.run_id), json.as_bytes())?;
+        write_atomic(
+            &Self::markdown_path(dir, &self.run_id),
+            self.markdown().as_bytes(),
+        )
+    }
+
+    /// The Markdown summary.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let mut m = String::new();
+        let _ = writeln!(m, "# vm-prove run `{}`: {}\n", self.run_id, self.verdict);
+        let _ = writeln!(m, "- tool: {} {}", self.tool, self.tool_version);
+        let _ = writeln!(
+            m,
+            "- started: {}, finished: {}",
+            self.started,
+            self.finished.as_deref().unwrap_or("(not finished)")
+        );
+        let _ = writeln!(m, "- configuration: `{}`", self.config_file);
+        if let Some(server) = &self.server {
+            let _ = writeln!(
+                m,
+                "- server: {:?} {} ({} API extensions), project `{}`",
+                server.kind, server.version, server.extension_count, self.project
+            );
+        }
+        let _ = writeln!(
+            m,
+            "- runbook: `{}` (sha256 `{}`)",
+            self.runbook, self.runbook_sha256
+        );
+        for (k, v) in &self.runbook_vars {
+            let _ = writeln!(m, "  - `{k}` = `{v}`");
+        }
+        if let Some(error) = &self.error {
+            let _ = writeln!(m, "- error: {error}");
+        }
+        let _ = writeln!(m, "\n## Guardrails\n");
+        for g in &self.guardrails {
+            let _ = writeln!(
+                m,
+                "- {} **{}**: {}",
+                if g.passed { "ok" } else { "REFUSED" },
+                g.name,
+                g.detail
+            );
+        }
+        if let Some(i) = &self.instance {
+            let _ = writeln!(m, "\n## Instance\n");
+            let _ = writeln!(
+                m,
+                "- `{}` ({}), image `{}` (`{}`), created: {}",
+                i.name, i.kind, i.image, i.image_fingerprint, i.created
+            );
+            for (k, v) in &i.config {
+                let _ = writeln!(m, "  - `{k}` = `{v}`");
+            }
+            if let Some(r) = &self.readiness {
+                let _ = writeln!(m, "- readiness: {r}");
+            }
+        }
+        let s = &self.secret;
+        let _ = writeln!(m, "\n## The one secret\n");
+        let _ = writeln!(
+            m,
+            "- `{}` → `{}` (uid {}, gid {}, mode {}, {} bytes), pushed: {}, observed: {}, content matches: {}",
+            s.source,
+            s.destination,
+            s.uid,
+            s.gid,
+            s.mode,
+            s.size,
+            s.pushed,
+            s.observed.as_deref().unwrap_or("-"),
+            s.content_matches.map_or("-".to_owned(), |b| b.to_string())
+        );
+        let _ = writeln!(m, "\n## Runbook blocks\n");
+        let _ = writeln!(
+            m,
+            "| block | line | sha256 | exit | seconds |\n|---|---|---|---|---|"
+        );
+        for b in &self.blocks {
+            let exit = match (b.exit, b.timed_out, &b.error) {
+                (_, true, _) => format!("timed out ({} s)", b.timeout_seconds),
+                (Some(code), _, _) => code.to_string(),
+                (None, _, Some(e)) => format!("not run: {e}"),
+                (None, _, None) => "-".to_owned(),
+            };
+            let _ = writeln!(
+                m,
+                "| `{}` | {} | `{}` | {} | {:.2} |",
+                b.name,
+                b.line,
+                &b.source_sha256[..b.source_sha256.len().min(16)],
+                exit,
+                b.duration_seconds
+            );
+        }
+        for b in self.blocks.iter().filter(|b| !b.output_tail.is_empty()) {
+            let _ = writeln!(
+                m,
+                "\n<details><summary>{} output (tail)</summary>\n\n```\n{}\n```\n</details>",
+                b.name,
+                b.output_tail.trim_end()
+            );
+        }
+        let _ = writeln!(m, "\n## Checks\n");
+        for c in &self.checks {
+            let _ = writeln!(
+                m,
+                "- {} **{}**: expected {}; observed {}",
+                if c.passed { "ok" } else { "FAILED" },
+                c.name,
+                c.expected,
+                c.observed
+            );
+        }
+        let _ = writeln!(m, "\n## Teardown\n");
+        let _ = writeln!(
+            m,
+            "- {}: deleted {}{}",
+            self.teardown.action,
+            self.teardown.deleted,
+            self.teardown
+                .error
+                .as_ref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        );
+        m
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs_err::write(&tmp, bytes)?;
+    fs_err::rename(&tmp, path)
+}
+
+/// The last `lines` lines of a text.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+        assert_eq!(tail("", 5), "");
+    }
+}

@@ -1,0 +1,871 @@
+//! Our own Incus/LXD REST client. No published crate talks to the API
+//! directly, and vm-prove needs guarantees a generic client does not give:
+//! the server certificate is pinned (exactly the configured certificate is
+//! accepted), every request carries the one configured project (a URL naming
+//! another project is refused before it is sent), operations are waited on
+//! and their envelopes parsed (HTTP 200 from `/wait` alone means nothing),
+//! and the file headers follow the detected server (`X-Incus-*` or `X-LXD-*`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode, Url};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::IncusConfig;
+
+/// Errors talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum IncusError {
+    /// Local TLS material could not be loaded.
+    #[error("Failed to load `{path}`: {message}")]
+    Tls { path: String, message: String },
+    /// The request never got an HTTP answer (unreachable, TLS rejected, proxy down).
+    #[error("{what}: cannot reach the Incus server")]
+    Transport {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error envelope.
+    #[error("{what}: the server refused ({code}): {message}")]
+    Api {
+        what: String,
+        code: u16,
+        message: String,
+    },
+    /// An operation finished in failure.
+    #[error("{what}: the operation failed: {message}")]
+    OperationFailed { what: String, message: String },
+    /// An operation did not finish in time.
+    #[error("{what}: no result within {seconds} s")]
+    Timeout { what: String, seconds: u64 },
+    /// The answer did not have the expected shape.
+    #[error("{what}: unexpected answer: {message}")]
+    Protocol { what: String, message: String },
+    /// The client refused to send a request outside its project.
+    #[error("refused: `{url}` names project `{other}`, but only `{project}` may be touched")]
+    OtherProject {
+        url: String,
+        other: String,
+        project: String,
+    },
+}
+
+impl IncusError {
+    /// The API error code, if the server answered with one.
+    pub fn api_code(&self) -> Option<u16> {
+        match self {
+            IncusError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, IncusError>;
+
+/// Which implementation answers: decides the file header prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    Incus,
+    Lxd,
+}
+
+impl ServerKind {
+    fn header_prefix(self) -> &'static str {
+        match self {
+            ServerKind::Incus => "X-Incus",
+            ServerKind::Lxd => "X-LXD",
+        }
+    }
+}
+
+/// What `GET /1.0` told us.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    pub kind: ServerKind,
+    pub version: String,
+    pub auth: String,
+    pub extension_count: usize,
+    #[serde(skip)]
+    pub extensions: Vec<String>,
+}
+
+impl ServerInfo {
+    pub fn has(&self, extension: &str) -> bool {
+        self.extensions.iter().any(|e| e == extension)
+    }
+}
+
+/// An instance as listed with `recursion=1` (only the fields we use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    #[serde(default)]
+    pub status_code: u16,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub expanded_config: BTreeMap<String, String>,
+}
+
+/// `GET /1.0/instances/<n>/state` (only the fields we use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceState {
+    #[serde(default)]
+    pub status_code: u16,
+    #[serde(default)]
+    pub processes: i64,
+}
+
+/// The result of a recorded exec.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    error_code: u16,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    metadata: Value,
+}
+
+/// Accepts exactly the pinned certificate, still checking the handshake signature.
+#[derive(Debug)]
+struct PinnedServer {
+    cert: CertificateDer<'static>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server's certificate is not the pinned `server_cert`".to_owned(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn tls_error(path: &std::path::Path, message: impl std::fmt::Display) -> IncusError {
+    IncusError::Tls {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn tls_config(config: &IncusConfig) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let pinned = CertificateDer::from_pem_file(&config.server_cert)
+        .map_err(|e| tls_error(&config.server_cert, e))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.client_cert)
+        .map_err(|e| tls_error(&config.client_cert, e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| tls_error(&config.client_cert, e))?;
+    if chain.is_empty() {
+        return Err(tls_error(&config.client_cert, "no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&config.client_key)
+        .map_err(|e| tls_error(&config.client_key, e))?;
+    let verifier = Arc::new(PinnedServer {
+        cert: pinned,
+        provider: Arc::clone(&provider),
+    });
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&config.client_cert, e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| tls_error(&config.client_key, e))
+}
+
+/// The project a URL names in its query, if any.
+fn url_project(url: &Url) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == "project")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A client bound to one server and one project.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    project: String,
+    timeout: Duration,
+    pub server: ServerInfo,
+}
+
+impl Client {
+    /// Connects, checks that the certificate is trusted and detects the server.
+    pub async fn connect(config: &IncusConfig) -> Result<Client> {
+        let tls = tls_config(config)?;
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(config.request_timeout.max(1)));
+        if let Some(proxy) = &config.proxy {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|source| IncusError::Transport {
+                what: format!("proxy `{proxy}`"),
+                source,
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let http = builder.build().map_err(|source| IncusError::Transport {
+            what: "building the HTTP client".to_owned(),
+            source,
+        })?;
+        let base = Url::parse(&config.url).map_err(|e| IncusError::Protocol {
+            what: "`incus.url`".to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut client = Client {
+            http,
+            base,
+            project: config.project.clone(),
+            timeout: Duration::from_secs(config.request_timeout.max(1)),
+            server: ServerInfo {
+                kind: ServerKind::Incus,
+                version: String::new(),
+                auth: String::new(),
+                extension_count: 0,
+                extensions: Vec::new(),
+            },
+        };
+        let meta = client.sync(Method::GET, "/1.0", None, "GET /1.0").await?;
+        let env = &meta["environment"];
+        let kind = match env["server"].as_str() {
+            Some("lxd") => ServerKind::Lxd,
+            Some("incus") => ServerKind::Incus,
+            other => {
+                return Err(IncusError::Protocol {
+                    what: "GET /1.0".to_owned(),
+                    message: format!("unknown server kind {other:?}"),
+                })
+            }
+        };
+        let extensions: Vec<String> = meta["api_extensions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        client.server = ServerInfo {
+            kind,
+            version: env["server_version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            auth: meta["auth"].as_str().unwrap_or_default().to_owned(),
+            extension_count: extensions.len(),
+            extensions,
+        };
+        if client.server.auth != "trusted" {
+            return Err(IncusError::Api {
+                what: "GET /1.0".to_owned(),
+                code: 403,
+                message: format!(
+                    "the client certificate is not trusted (auth: `{}`)",
+                    client.server.auth
+                ),
+            });
+        }
+        Ok(client)
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Builds the URL for a path (possibly one the server handed back), with the
+    /// project added; a URL naming another project is refused.
+    pub fn url(&self, path: &str) -> Result<Url> {
+        let mut url = self.base.join(path).map_err(|e| IncusError::Protocol {
+            what: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if url.host_str() != self.base.host_str() || url.port() != self.base.port() {
+            return Err(IncusError::Protocol {
+                what: path.to_owned(),
+                message: "the URL points at another server".to_owned(),
+            });
+        }
+        match url_project(&url) {
+            Some(other) if other != self.project => {
+                return Err(IncusError::OtherProject {
+                    url: path.to_owned(),
+                    other,
+                    project: self.project.clone(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                url.query_pairs_mut().append_pair("project", &self.project);
+            }
+        }
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        let url = self.url(path)?;
+        tracing::debug!("{method} {url}");
+        let mut request = self.http.request(method, url);
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request
+            .send()
+            .await
+            .map_err(|source| IncusError::Transport {
+                what: what.to_owned(),
+                source,
+            })
+    }
+
+    async fn envelope(response: reqwest::Response, what: &str) -> Result<(StatusCode, Envelope)> {
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| IncusError::Transport {
+                what: what.to_owned(),
+                source,
+            })?;
+        let envelope: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| IncusError::Protocol {
+                what: what.to_owned(),
+                message: format!("HTTP {status}, body is not an API envelope: {e}"),
+            })?;
+        if envelope.kind == "error" {
+            return Err(IncusError::Api {
+                what: what.to_owned(),
+                code: if envelope.error_code == 0 {
+                    status.as_u16()
+                } else {
+                    envelope.error_code
+                },
+                message: envelope.error,
+            });
+        }
+        Ok((status, envelope))
+    }
+
+    /// A synchronous call: returns `metadata`.
+    pub async fn sync(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value> {
+        let response = self
+            .send(method, path, body, Some(self.timeout), what)
+            .await?;
+        let (_, envelope) = Self::envelope(response, what).await?;
+        Ok(envelope.metadata)
+    }
+
+    /// An asynchronous call: waits for the operation and returns its metadata.
+    pub async fn operation(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        deadline: Duration,
+        what: &str,
+    ) -> Result<Value> {
+        let response = self
+            .send(method, path, body, Some(self.timeout), what)
+            .await?;
+        let (_, envelope) = Self::envelope(response, what).await?;
+        if envelope.kind == "sync" {
+            return Ok(envelope.metadata);
+        }
+        if envelope.operation.is_empty() {
+            return Err(IncusError::Protocol {
+                what: what.to_owned(),
+                message: "an async answer without an operation".to_owned(),
+            });
+        }
+        self.wait(&envelope.operation, deadline, what).await
+    }
+
+    /// Long-polls `/wait` until the operation ends or the deadline passes.
+    pub async fn wait(&self, operation: &str, deadline: Duration, what: &str) -> Result<Value> {
+        let start = Instant::now();
+        let path = format!("{}/wait", operation.split('?').next().unwrap_or(operation));
+        loop {
+            let left = deadline.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(IncusError::Timeout {
+                    what: what.to_owned(),
+                    seconds: deadline.as_secs(),
+                });
+            }
+            let poll = left.as_secs().clamp(1, 30);
+            let mut url = self.url(&path)?;
+            url.query_pairs_mut()
+                .append_pair("timeout", &poll.to_string());
+            let response = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(poll + 30))
+                .send()
+                .await
+                .map_err(|source| IncusError::Transport {
+                    what: what.to_owned(),
+                    source,
+                })?;
+            match Self::envelope(response, what).await {
+                Ok((_, envelope)) => {
+                    let meta = envelope.metadata;
+                    match meta["status_code"].as_u64() {
+                        Some(200) => return Ok(meta),
+                        Some(400 | 401) => {
+                            return Err(IncusError::OperationFailed {
+                                what: what.to_owned(),
+                                message: meta["err"].as_str().unwrap_or("failed").to_owned(),
+                            })
+                        }
+                        _ => {} // still running
+                    }
+                }
+                Err(IncusError::Api {
+                    code: 500, message, ..
+                }) if message.contains("deadline exceeded") => {}
+                Err(IncusError::Api {
+                    code: 400, message, ..
+                }) => {
+                    return Err(IncusError::OperationFailed {
+                        what: what.to_owned(),
+                        message,
+                    })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// The configured project, read back: fails when it is missing or not ours.
+    pub async fn check_project(&self) -> Result<Value> {
+        let path = format!("/1.0/projects/{}", self.project);
+        self.sync(
+            Method::GET,
+            &path,
+            None,
+            &format!("project `{}`", self.project),
+        )
+        .await
+    }
+
+    pub async fn list_instances(&self) -> Result<Vec<Instance>> {
+        let meta = self
+            .sync(
+                Method::GET,
+                "/1.0/instances?recursion=1",
+                None,
+                "listing instances",
+            )
+            .await?;
+        let list: Vec<Instance> =
+            serde_json::from_value(meta).map_err(|e| IncusError::Protocol {
+                what: "listing instances".to_owned(),
+                message: e.to_string(),
+            })?;
+        for instance in &list {
+            if !instance.project.is_empty() && instance.project != self.project {
+                return Err(IncusError::OtherProject {
+                    url: format!("/1.0/instances/{}", instance.name),
+                    other: instance.project.clone(),
+                    project: self.project.clone(),
+                });
+            }
+        }
+        Ok(list)
+    }
+
+    /// `None` when the instance does not exist.
+    pub async fn get_instance(&self, name: &str) -> Result<Option<Instance>> {
+        let what = format!("instance `{name}`");
+        match self
+            .sync(Method::GET, &format!("/1.0/instances/{name}"), None, &what)
+            .await
+        {
+            Ok(meta) => serde_json::from_value(meta)
+                .map(Some)
+                .map_err(|e| IncusError::Protocol {
+                    what,
+                    message: e.to_string(),
+                }),
+            Err(IncusError::Api { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks that an image alias or fingerprint is visible to the project; returns its fingerprint.
+    pub async fn resolve_image(&self, image: &str) -> Result<String> {
+        let what = format!("image `{image}`");
+        match self
+            .sync(
+                Method::GET,
+                &format!("/1.0/images/aliases/{image}"),
+                None,
+                &what,
+            )
+            .await
+        {
+            Ok(meta) => Ok(meta["target"].as_str().unwrap_or_default().to_owned()),
+            Err(IncusError::Api { code: 404, .. }) => {
+                let meta = self
+                    .sync(Method::GET, &format!("/1.0/images/{image}"), None, &what)
+                    .await?;
+                Ok(meta["fingerprint"].as_str().unwrap_or_default().to_owned())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates (and, where supported, starts) an instance.
+    pub async fn create_instance(&self, body: &Value, deadline: Duration) -> Result<()> {
+        let what = format!(
+            "creating instance `{}`",
+            body["name"].as_str().unwrap_or("?")
+        );
+        self.operation(Method::POST, "/1.0/instances", Some(body), deadline, &what)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn state(&self, name: &str) -> Result<InstanceState> {
+        let what = format!("state of `{name}`");
+        let meta = self
+            .sync(
+                Method::GET,
+                &format!("/1.0/instances/{name}/state"),
+                None,
+                &what,
+            )
+            .await?;
+        serde_json::from_value(meta).map_err(|e| IncusError::Protocol {
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    pub async fn change_state(&self, name: &str, action: &str, force: bool) -> Result<()> {
+        let body =
+            serde_json::json!({"action": action, "timeout": 30, "force": force, "stateful": false});
+        self.operation(
+            Method::PUT,
+            &format!("/1.0/instances/{name}/state"),
+            Some(&body),
+            Duration::from_secs(120),
+            &format!("{action} `{name}`"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Force-stops and deletes; `Ok(false)` when it was already gone.
+    pub async fn delete_instance(&self, name: &str) -> Result<bool> {
+        match self.change_state(name, "stop", true).await {
+            Ok(()) => {}
+            Err(IncusError::Api { code: 404, .. }) => return Ok(false),
+            // Already stopped: fine, the delete below decides.
+            Err(e) => tracing::debug!("stop `{name}`: {e}"),
+        }
+        match self
+            .operation(
+                Method::DELETE,
+                &format!("/1.0/instances/{name}"),
+                None,
+                Duration::from_secs(120),
+                &format!("deleting `{name}`"),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(IncusError::Api { code: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a directory (idempotent) with the given owner and mode.
+    pub async fn make_dir(
+        &self,
+        name: &str,
+        path: &str,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        self.files_post(name, path, Vec::new(), uid, gid, mode, "directory")
+            .await
+    }
+
+    /// Pushes a new file with the given owner and mode.
+    pub async fn push_file(
+        &self,
+        name: &str,
+        path: &str,
+        content: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        self.files_post(name, path, content, uid, gid, mode, "file")
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn files_post(
+        &self,
+        name: &str,
+        path: &str,
+        content: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        kind: &str,
+    ) -> Result<()> {
+        let what = format!("pushing {kind} `{path}` into `{name}`");
+        let mut url = self.url(&format!("/1.0/instances/{name}/files"))?;
+        url.query_pairs_mut().append_pair("path", path);
+        let prefix = self.server.kind.header_prefix();
+        let response = self
+            .http
+            .post(url)
+            .timeout(self.timeout)
+            .header("Content-Type", "application/octet-stream")
+            .header(format!("{prefix}-uid"), uid.to_string())
+            .header(format!("{prefix}-gid"), gid.to_string())
+            .header(format!("{prefix}-mode"), format!("{mode:04o}"))
+            .header(format!("{prefix}-type"), kind)
+            .header(format!("{prefix}-write"), "overwrite")
+            .body(content)
+            .send()
+            .await
+            .map_err(|source| IncusError::Transport {
+                what: what.clone(),
+                source,
+            })?;
+        Self::envelope(response, &what).await.map(|_| ())
+    }
+
+    /// Runs a command with recorded output and returns its exit status and output.
+    pub async fn exec(
+        &self,
+        name: &str,
+        command: &[&str],
+        deadline: Duration,
+        what: &str,
+    ) -> Result<ExecOutput> {
+        let body = serde_json::json!({
+            "command": command,
+            "environment": {"HOME": "/root", "LANG": "C.UTF-8",
+                            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            "wait-for-websocket": false,
+            "interactive": false,
+            "record-output": true,
+            "user": 0,
+            "group": 0,
+            "cwd": "/root",
+        });
+        let meta = self
+            .operation(
+                Method::POST,
+                &format!("/1.0/instances/{name}/exec"),
+                Some(&body),
+                deadline,
+                what,
+            )
+            .await?;
+        let inner = &meta["metadata"];
+        let exit = inner["return"]
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| IncusError::Protocol {
+                what: what.to_owned(),
+                message: "no exit status in the operation".to_owned(),
+            })?;
+        let stdout = self.fetch_log(&inner["output"]["1"], what).await?;
+        let stderr = self.fetch_log(&inner["output"]["2"], what).await?;
+        Ok(ExecOutput {
+            exit,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// GETs an exec log URL (with the project added) and deletes it.
+    async fn fetch_log(&self, url: &Value, what: &str) -> Result<Vec<u8>> {
+        let Some(path) = url.as_str() else {
+            return Ok(Vec::new());
+        };
+        let response = self
+            .send(Method::GET, path, None, Some(self.timeout), what)
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(IncusError::Api {
+                what: format!("{what}: output log"),
+                code: status.as_u16(),
+                message: "the recorded output could not be fetched".to_owned(),
+            });
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| IncusError::Transport {
+                what: what.to_owned(),
+                source,
+            })?
+            .to_vec();
+        if let Err(e) = self
+            .send(Method::DELETE, path, None, Some(self.timeout), what)
+            .await
+        {
+            tracing::debug!("deleting an exec log: {e}");
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        Client {
+            http: reqwest::Client::builder()
+                .use_preconfigured_tls(tls)
+                .build()
+                .unwrap(),
+            base: Url::parse("https://127.0.0.1:8443").unwrap(),
+            project: "fromgit-ci".to_owned(),
+            timeout: Duration::from_secs(1),
+            server: ServerInfo {
+                kind: ServerKind::Incus,
+                version: "6.0.4".to_owned(),
+                auth: "trusted".to_owned(),
+                extension_count: 0,
+                extensions: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn every_url_carries_the_project() {
+        let c = client();
+        assert_eq!(
+            c.url("/1.0/instances?recursion=1").unwrap().as_str(),
+            "https://127.0.0.1:8443/1.0/instances?recursion=1&project=fromgit-ci"
+        );
+        // A log URL handed back by the server, without a project.
+        assert_eq!(
+            c.url("/1.0/instances/a/logs/exec-output/exec_1.stdout")
+                .unwrap()
+                .as_str(),
+            "https://127.0.0.1:8443/1.0/instances/a/logs/exec-output/exec_1.stdout?project=fromgit-ci"
+        );
+        assert!(c.url("/1.0/operations/x?project=fromgit-ci").is_ok());
+    }
+
+    #[test]
+    fn other_projects_and_servers_are_refused() {
+        let c = client();
+        let err = c.url("/1.0/instances?project=default").unwrap_err();
+        assert!(matches!(err, IncusError::OtherProject { .. }), "{err}");
+        assert!(c.url("https://elsewhere:8443/1.0").is_err());
+    }
+
+    #[test]
+    fn lxd_and_incus_headers() {
+        assert_eq!(ServerKind::Incus.header_prefix(), "X-Incus");
+        assert_eq!(ServerKind::Lxd.header_prefix(), "X-LXD");
+    }
+}

@@ -1,0 +1,1174 @@
+//! The run itself: guardrails, create a tagged instance, wait for it, push
+//! the one secret, execute the marked runbook blocks, run the read-only
+//! checks, and tear the instance down whatever happened (a failed step, a
+//! failed check, SIGTERM or Ctrl-C, an internal error). Also `plan` (the same
+//! evaluation, no change) and `sweep` (delete what a crashed run left).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fromgit_cli::ExitStatus;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use crate::config::{parse_mode, Config};
+use crate::evidence::{
+    now, tail, BlockRecord, CheckRecord, Evidence, InstanceRecord, SecretRecord, Teardown,
+};
+use crate::guard::{self, Evaluation, TAG_CREATED, TAG_HOST, TAG_PID, TAG_RUN_ID, TAG_VERSION};
+use crate::incus::{Client, IncusError};
+use crate::runbook::{self, Block};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The bootstrap key, read once; its `Debug` never shows the content.
+pub struct Secret {
+    bytes: Zeroizing<Vec<u8>>,
+    /// Lines that must never appear in any output (redacted if they do).
+    lines: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.bytes.len())
+    }
+}
+
+impl Secret {
+    /// Reads the key file and checks that it holds exactly one age identity.
+    pub fn load(path: &Path) -> anyhow::Result<Secret> {
+        let bytes = Zeroizing::new(
+            fs_err::read(path).context("Failed to read the bootstrap key (`secret.source`)")?,
+        );
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "`{}` is not an age identity file (not text)",
+                path.display()
+            )
+        })?;
+        let keys: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let valid = keys.len() == 1 && is_age_identity(keys[0]);
+        if !valid {
+            anyhow::bail!(
+                "`{}` is not an age identity file: expected exactly one `AGE-SECRET-KEY-1…` line",
+                path.display()
+            );
+        }
+        let lines = keys
+            .iter()
+            .map(|k| Zeroizing::new((*k).to_owned()))
+            .collect();
+        Ok(Secret { bytes, lines })
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for line in &self.lines {
+            out = out.replace(line.as_str(), "[redacted secret]");
+            out = out.replace(&line.to_ascii_lowercase(), "[redacted secret]");
+        }
+        out
+    }
+
+    fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(&self.bytes))
+    }
+}
+
+fn is_age_identity(line: &str) -> bool {
+    const CHARSET: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    line.strip_prefix("AGE-SECRET-KEY-1").is_some_and(|rest| {
+        rest.len() == 58
+            && rest
+                .chars()
+                .all(|c| CHARSET.contains(c.to_ascii_lowercase()) && !c.is_ascii_lowercase())
+    })
+}
+
+/// Local inputs, checked before the server is contacted.
+struct Inputs {
+    blocks: Vec<(Block, String)>,
+    runbook_sha256: String,
+    secret: Secret,
+}
+
+fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
+    let text =
+        fs_err::read_to_string(&config.runbook.path).context("Failed to read the runbook")?;
+    let blocks = runbook::parse(&text, config.runbook.default_timeout)
+        .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
+    let rendered = blocks
+        .into_iter()
+        .map(|b| {
+            let script = b.render(&config.runbook.vars)?;
+            Ok((b, script))
+        })
+        .collect::<Result<Vec<_>, runbook::RunbookError>>()
+        .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
+    let secret = Secret::load(&config.secret.source)?;
+    Ok(Inputs {
+        blocks: rendered,
+        runbook_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        secret,
+    })
+}
+
+fn stderr_line(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// `vm-prove plan`: evaluate, print, change nothing.
+pub async fn plan(
+    config: &Config,
+    config_path: &Path,
+    json_out: bool,
+) -> anyhow::Result<ExitStatus> {
+    let inputs = load_inputs(config)?;
+    let client = Client::connect(&config.incus).await?;
+    let evaluation = guard::evaluate(&client, config).await?;
+    let steps = plan_steps(config, &inputs);
+    if json_out {
+        fromgit_cli::write_json(&json!({
+            "schema_version": 1,
+            "config_file": config_path.display().to_string(),
+            "server": client.server,
+            "project": client.project(),
+            "guardrails": evaluation.guardrails,
+            "passed": evaluation.passed(),
+            "steps": steps,
+        }))?;
+    } else {
+        let mut text = format!(
+            "vm-prove plan for `{}` (project `{}`, {:?} {})\n\nGuardrails:\n",
+            config_path.display(),
+            client.project(),
+            client.server.kind,
+            client.server.version
+        );
+        for g in &evaluation.guardrails {
+            let _ = writeln!(
+                text,
+                "  {} {}: {}",
+                if g.passed { "ok     " } else { "REFUSED" },
+                g.name,
+                g.detail
+            );
+        }
+        text.push_str("\nSteps a run would take:\n");
+        for (i, step) in steps.iter().enumerate() {
+            let _ = writeln!(text, "  {}. {step}", i + 1);
+        }
+        if !evaluation.passed() {
+            text.push_str("\nA run would be refused before any change.\n");
+        }
+        fromgit_cli::write_stdout(text.as_bytes())?;
+    }
+    Ok(if evaluation.passed() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+fn plan_steps(config: &Config, inputs: &Inputs) -> Vec<String> {
+    let mut steps = vec![
+        format!(
+            "create {} `{}-<run id>` from image `{}` with limits.memory={}, tagged `{TAG_RUN_ID}`",
+            config.instance.kind.api_name(),
+            config.instance.name_prefix,
+            config.instance.image,
+            config.instance.memory
+        ),
+        format!(
+            "wait up to {} s for it to be up",
+            config.instance.ready_timeout
+        ),
+        format!(
+            "push the bootstrap key `{}` to `{}` (uid {}, gid {}, mode {}), nothing else",
+            config.secret.source.display(),
+            config.secret.path,
+            config.secret.uid,
+            config.secret.gid,
+            config.secret.mode
+        ),
+    ];
+    for (block, _) in &inputs.blocks {
+        steps.push(format!(
+            "run block `{}` (line {}, timeout {} s)",
+            block.name, block.line, block.timeout
+        ));
+    }
+    steps.push(format!(
+        "check: no failed units, no pending jobs; units {:?}; secrets {:?}",
+        config.checks.units,
+        config
+            .checks
+            .secrets
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect::<Vec<_>>()
+    ));
+    steps.push("force-stop and delete the instance (always)".to_owned());
+    steps
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::getrandom(&mut buf).is_err() {
+        // Uniqueness, not secrecy: fall back to the clock.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        return format!("{nanos:08x}");
+    }
+    hex::encode(buf)
+}
+
+fn run_id() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        random_hex(3)
+    )
+}
+
+fn hostname() -> String {
+    fs_err::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Options of `vm-prove run`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub keep_on_failure: bool,
+    pub json: bool,
+}
+
+/// How the guarded part ended.
+enum Outcome {
+    Passed,
+    Failed(String),
+    Error(anyhow::Error),
+    Interrupted(&'static str),
+}
+
+/// `vm-prove run`.
+pub async fn run(
+    config: &Config,
+    config_path: &Path,
+    options: RunOptions,
+) -> anyhow::Result<ExitStatus> {
+    let inputs = load_inputs(config)?;
+    let client = Client::connect(&config.incus).await?;
+    let run_id = run_id();
+    let mut ev = Evidence {
+        schema_version: 1,
+        tool: "vm-prove".to_owned(),
+        tool_version: VERSION.to_owned(),
+        run_id: run_id.clone(),
+        started: now(),
+        finished: None,
+        config_file: config_path.display().to_string(),
+        project: client.project().to_owned(),
+        server: Some(client.server.clone()),
+        runbook: config.runbook.path.display().to_string(),
+        runbook_sha256: inputs.runbook_sha256.clone(),
+        runbook_vars: config.runbook.vars.clone(),
+        guardrails: Vec::new(),
+        instance: None,
+        readiness: None,
+        secret: SecretRecord {
+            source: config.secret.source.display().to_string(),
+            destination: config.secret.path.clone(),
+            uid: config.secret.uid,
+            gid: config.secret.gid,
+            mode: config.secret.mode.clone(),
+            size: inputs.secret.bytes.len(),
+            ..SecretRecord::default()
+        },
+        blocks: Vec::new(),
+        checks: Vec::new(),
+        teardown: Teardown::default(),
+        verdict: "running".to_owned(),
+        error: None,
+    };
+    let dir = config.evidence.dir.clone();
+    let evaluation: Evaluation = guard::evaluate(&client, config).await?;
+    ev.guardrails.clone_from(&evaluation.guardrails);
+    if !evaluation.passed() {
+        for g in evaluation.guardrails.iter().filter(|g| !g.passed) {
+            tracing::error!("guardrail `{}` refused: {}", g.name, g.detail);
+        }
+        "refused".clone_into(&mut ev.verdict);
+        "nothing created".clone_into(&mut ev.teardown.action);
+        ev.finished = Some(now());
+        ev.write(&dir).context("Failed to write the evidence")?;
+        report(&ev, &dir, options.json)?;
+        return Ok(ExitStatus::Failure);
+    }
+
+    let name = format!("{}-{}", config.instance.name_prefix, run_id);
+    let mut tags = BTreeMap::new();
+    tags.insert(TAG_RUN_ID.to_owned(), run_id.clone());
+    tags.insert(TAG_CREATED.to_owned(), ev.started.clone());
+    tags.insert(TAG_VERSION.to_owned(), VERSION.to_owned());
+    tags.insert(TAG_HOST.to_owned(), hostname());
+    tags.insert(TAG_PID.to_owned(), std::process::id().to_string());
+    let mut instance_config = tags.clone();
+    instance_config.insert("limits.memory".to_owned(), config.instance.memory.clone());
+    if let Some(cpu) = config.instance.cpu {
+        instance_config.insert("limits.cpu".to_owned(), cpu.to_string());
+    }
+    ev.instance = Some(InstanceRecord {
+        name: name.clone(),
+        kind: config.instance.kind.api_name().to_owned(),
+        image: config.instance.image.clone(),
+        image_fingerprint: evaluation.image_fingerprint.clone(),
+        config: instance_config.clone(),
+        profiles: config.instance.profiles.clone(),
+        created: false,
+    });
+    // The name is on disk before the instance exists: a crash leaves a trace.
+    ev.write(&dir).context("Failed to write the evidence")?;
+    tracing::info!("run `{run_id}`: instance `{name}`");
+
+    let outcome = {
+        let steps = steps(
+            &client,
+            config,
+            &inputs,
+            &name,
+            &instance_config,
+            &evaluation,
+            &mut ev,
+        );
+        tokio::select! {
+            result = steps => match result {
+                Ok(None) => Outcome::Passed,
+                Ok(Some(reason)) => Outcome::Failed(reason),
+                Err(e) => Outcome::Error(e),
+            },
+            signal = interrupted() => Outcome::Interrupted(signal),
+        }
+    };
+    let (verdict, status) = match &outcome {
+        Outcome::Passed => ("passed", ExitStatus::Success),
+        Outcome::Failed(reason) => {
+            ev.error = Some(reason.clone());
+            ("failed", ExitStatus::Failure)
+        }
+        Outcome::Error(e) => {
+            ev.error = Some(format!("{e:#}"));
+            ("error", ExitStatus::Error)
+        }
+        Outcome::Interrupted(signal) => {
+            ev.error = Some(format!("interrupted by {signal}"));
+            ("interrupted", ExitStatus::Error)
+        }
+    };
+    ev.verdict = verdict.to_owned();
+    if let Some(e) = &ev.error {
+        tracing::error!("run `{run_id}` {verdict}: {e}");
+    }
+
+    // Teardown, always; `--keep-on-failure` is the one exception.
+    if options.keep_on_failure && !matches!(outcome, Outcome::Passed) {
+        ev.teardown = Teardown {
+            action: "KEPT (--keep-on-failure)".to_owned(),
+            deleted: false,
+            error: None,
+        };
+        fromgit_cli::warn(&format!(
+            "--keep-on-failure: instance `{name}` in project `{}` was NOT deleted; delete it with `vm-prove sweep` or `incus delete --force {name} --project {}`",
+            client.project(),
+            client.project()
+        ));
+    } else {
+        ev.teardown = teardown(&client, &name, &run_id).await;
+    }
+    ev.finished = Some(now());
+    ev.write(&dir).context("Failed to write the evidence")?;
+    report(&ev, &dir, options.json)?;
+    if ev.teardown.error.is_some() {
+        return Ok(ExitStatus::Error);
+    }
+    Ok(status)
+}
+
+fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        fromgit_cli::write_json(ev)?;
+    } else {
+        let text = format!(
+            "vm-prove run `{}`: {}\nevidence: `{}` and `{}`\n",
+            ev.run_id,
+            ev.verdict,
+            Evidence::json_path(dir, &ev.run_id).display(),
+            Evidence::markdown_path(dir, &ev.run_id).display()
+        );
+        fromgit_cli::write_stdout(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT; never, if the handlers cannot be installed.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Deletes the instance if it is ours (tagged with this run id).
+async fn teardown(client: &Client, name: &str, run_id: &str) -> Teardown {
+    let mut last_error = None;
+    for attempt in 0..5 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match client.get_instance(name).await {
+            Ok(None) if attempt == 0 => {
+                // A create may still be in flight after an interruption: look again.
+                last_error = None;
+            }
+            Ok(None) => {
+                return Teardown {
+                    action: "force-stop and delete".to_owned(),
+                    deleted: last_error.is_none() && attempt > 0,
+                    error: last_error,
+                }
+            }
+            Ok(Some(instance)) => {
+                if instance.config.get(TAG_RUN_ID).map(String::as_str) != Some(run_id) {
+                    return Teardown {
+                        action: "refused".to_owned(),
+                        deleted: false,
+                        error: Some(format!(
+                            "instance `{name}` is not tagged with this run id; not deleting it"
+                        )),
+                    };
+                }
+                match client.delete_instance(name).await {
+                    Ok(_) => {
+                        tracing::info!("deleted instance `{name}`");
+                        return Teardown {
+                            action: "force-stop and delete".to_owned(),
+                            deleted: true,
+                            error: None,
+                        };
+                    }
+                    Err(e) => last_error = Some(e.to_string()),
+                }
+            }
+            Err(e) => last_error = Some(e.to_string()),
+        }
+    }
+    Teardown {
+        action: "force-stop and delete".to_owned(),
+        deleted: false,
+        error: last_error
+            .or_else(|| Some("the instance could not be confirmed deleted".to_owned())),
+    }
+}
+
+/// The guarded steps. `Ok(Some(reason))` is a failed proof.
+async fn steps(
+    client: &Client,
+    config: &Config,
+    inputs: &Inputs,
+    name: &str,
+    instance_config: &BTreeMap<String, String>,
+    evaluation: &Evaluation,
+    ev: &mut Evidence,
+) -> anyhow::Result<Option<String>> {
+    // Create (and start).
+    let start_with_create = client.server.has("instance_create_start");
+    let source = if evaluation.image_fingerprint.is_empty() {
+        json!({"type": "image", "alias": config.instance.image})
+    } else {
+        json!({"type": "image", "fingerprint": evaluation.image_fingerprint})
+    };
+    let body = json!({
+        "name": name,
+        "type": config.instance.kind.api_name(),
+        "source": source,
+        "config": instance_config,
+        "profiles": config.instance.profiles,
+        "ephemeral": false,
+        "description": "vm-prove throwaway instance",
+        "start": start_with_create,
+    });
+    let t0 = Instant::now();
+    client
+        .create_instance(&body, Duration::from_secs(300))
+        .await
+        .context("Failed to create the instance")?;
+    if let Some(i) = ev.instance.as_mut() {
+        i.created = true;
+    }
+    if !start_with_create {
+        client.change_state(name, "start", false).await?;
+    }
+    // Wait until it is up.
+    let ready = wait_ready(
+        client,
+        name,
+        Duration::from_secs(config.instance.ready_timeout),
+    )
+    .await?;
+    ev.readiness = Some(format!("{ready} after {:.1} s", t0.elapsed().as_secs_f64()));
+    tracing::info!("instance `{name}` is up: {ready}");
+
+    // The one secret.
+    push_secret(client, config, &inputs.secret, name, ev).await?;
+    if ev.secret.content_matches != Some(true) {
+        return Ok(Some("the bootstrap key did not arrive intact".to_owned()));
+    }
+
+    // The runbook.
+    for (block, script) in &inputs.blocks {
+        stderr_line(&format!(
+            "==> block `{}` (timeout {} s)",
+            block.name, block.timeout
+        ));
+        let record = run_block(
+            client,
+            name,
+            block,
+            script,
+            &inputs.secret,
+            config.evidence.tail_lines,
+        )
+        .await;
+        let failed = record.exit != Some(0);
+        let reason = if record.timed_out {
+            format!("block `{}` timed out after {} s", block.name, block.timeout)
+        } else if let Some(e) = &record.error {
+            format!("block `{}` could not run: {e}", block.name)
+        } else {
+            format!(
+                "block `{}` exited with {}",
+                block.name,
+                record.exit.unwrap_or(-1)
+            )
+        };
+        ev.blocks.push(record);
+        if failed {
+            return Ok(Some(reason));
+        }
+    }
+
+    // Read-only checks.
+    ev.checks = checks(client, config, name, &inputs.secret).await;
+    let failed: Vec<&str> = ev
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(format!("checks failed: {}", failed.join(", "))))
+    }
+}
+
+async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<String> {
+    let start = Instant::now();
+    loop {
+        let state = client.state(name).await?;
+        if state.status_code == guard::RUNNING && state.processes > 0 {
+            break;
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!(
+                "instance `{name}` did not start within {} s (status {})",
+                timeout.as_secs(),
+                state.status_code
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            anyhow::bail!(
+                "instance `{name}`: systemd did not finish booting within {} s",
+                timeout.as_secs()
+            );
+        }
+        let secs = left.as_secs().clamp(1, 30).to_string();
+        let out = client
+            .exec(
+                name,
+                &["timeout", &secs, "systemctl", "is-system-running", "--wait"],
+                left + Duration::from_secs(30),
+                "waiting for systemd",
+            )
+            .await;
+        match out {
+            Ok(o) => {
+                let state = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                if state == "running" || state == "degraded" {
+                    return Ok(format!("systemd `{state}`"));
+                }
+            }
+            Err(IncusError::OperationFailed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn push_secret(
+    client: &Client,
+    config: &Config,
+    secret: &Secret,
+    name: &str,
+    ev: &mut Evidence,
+) -> anyhow::Result<()> {
+    let path = Path::new(&config.secret.path);
+    let mode = parse_mode(&config.secret.mode).map_err(anyhow::Error::msg)?;
+    // Missing parent directories are created; the innermost one 0700, so the
+    // write-then-chmod window of the file API is covered.
+    let parents: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .filter(|p| p.as_os_str() != "/")
+        .collect();
+    for (i, dir) in parents.iter().rev().enumerate() {
+        let dir_mode = if i + 1 == parents.len() { 0o700 } else { 0o755 };
+        let dir_text = dir.display().to_string();
+        client
+            .make_dir(
+                name,
+                &dir_text,
+                config.secret.uid,
+                config.secret.gid,
+                dir_mode,
+            )
+            .await
+            .with_context(|| format!("Failed to create `{dir_text}` in the instance"))?;
+    }
+    client
+        .push_file(
+            name,
+            &config.secret.path,
+            secret.bytes.to_vec(),
+            config.secret.uid,
+            config.secret.gid,
+            mode,
+        )
+        .await
+        .context("Failed to push the bootstrap key")?;
+    ev.secret.pushed = true;
+    // Verify through exec, without reading the secret back.
+    let out = client
+        .exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                "stat -c '%a %u %g %s' \"$1\" && sha256sum \"$1\"",
+                "sh",
+                &config.secret.path,
+            ],
+            Duration::from_secs(60),
+            "checking the pushed key",
+        )
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let observed = lines.next().unwrap_or_default().to_owned();
+    let hash = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default();
+    let expected = format!(
+        "{:o} {} {} {}",
+        mode,
+        config.secret.uid,
+        config.secret.gid,
+        secret.bytes.len()
+    );
+    ev.secret.content_matches =
+        Some(out.exit == 0 && hash == secret.sha256() && observed == expected);
+    ev.secret.observed = Some(observed);
+    Ok(())
+}
+
+async fn run_block(
+    client: &Client,
+    name: &str,
+    block: &Block,
+    script: &str,
+    secret: &Secret,
+    tail_lines: usize,
+) -> BlockRecord {
+    let start = Instant::now();
+    let timeout = block.timeout.to_string();
+    let command = [
+        "timeout", "-k", "10", &timeout, "bash", "-euo", "pipefail", "-c", script,
+    ];
+    let result = client
+        .exec(
+            name,
+            &command,
+            Duration::from_secs(block.timeout + 60),
+            &format!("block `{}`", block.name),
+        )
+        .await;
+    let duration = start.elapsed().as_secs_f64();
+    let mut record = BlockRecord {
+        name: block.name.clone(),
+        line: block.line,
+        source_sha256: block.source_sha256(),
+        timeout_seconds: block.timeout,
+        exit: None,
+        timed_out: false,
+        duration_seconds: (duration * 1000.0).round() / 1000.0,
+        output_tail: String::new(),
+        error: None,
+    };
+    match result {
+        Ok(out) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !err.is_empty() {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&err);
+            }
+            let text = secret.redact(&text);
+            for line in text.lines() {
+                stderr_line(&format!("[{}] {line}", block.name));
+            }
+            record.exit = Some(out.exit);
+            record.timed_out = out.exit == 124 || out.exit == 137;
+            record.output_tail = tail(&text, tail_lines);
+        }
+        Err(IncusError::Timeout { .. }) => record.timed_out = true,
+        Err(e) => record.error = Some(e.to_string()),
+    }
+    record
+}
+
+async fn sh(
+    client: &Client,
+    name: &str,
+    script: &str,
+    what: &str,
+) -> Result<(i32, String), String> {
+    client
+        .exec(name, &["sh", "-c", script], Duration::from_secs(120), what)
+        .await
+        .map(|o| (o.exit, String::from_utf8_lossy(&o.stdout).trim().to_owned()))
+        .map_err(|e| e.to_string())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn check(name: String, passed: bool, expected: String, observed: String) -> CheckRecord {
+    CheckRecord {
+        name,
+        passed,
+        expected,
+        observed,
+    }
+}
+
+/// The read-only checks after the runbook.
+async fn checks(client: &Client, config: &Config, name: &str, secret: &Secret) -> Vec<CheckRecord> {
+    let mut out = Vec::new();
+    // Pending jobs drain first, so the unit states below are final.
+    let start = Instant::now();
+    let settle = Duration::from_secs(config.checks.settle_timeout);
+    let jobs = loop {
+        match sh(
+            client,
+            name,
+            "systemctl list-jobs --no-legend --plain",
+            "pending jobs",
+        )
+        .await
+        {
+            Ok((_, text)) if text.is_empty() => break Ok(String::new()),
+            Ok((_, text)) if start.elapsed() >= settle => break Ok(text),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => break Err(e),
+        }
+    };
+    out.push(match jobs {
+        Ok(text) => check(
+            "no-pending-jobs".to_owned(),
+            text.is_empty(),
+            "no jobs".to_owned(),
+            if text.is_empty() {
+                "no jobs".to_owned()
+            } else {
+                text
+            },
+        ),
+        Err(e) => check(
+            "no-pending-jobs".to_owned(),
+            false,
+            "no jobs".to_owned(),
+            format!("could not run: {e}"),
+        ),
+    });
+    out.push(
+        match sh(
+            client,
+            name,
+            "systemctl list-units --state=failed --no-legend --plain",
+            "failed units",
+        )
+        .await
+        {
+            Ok((0, text)) => check(
+                "no-failed-units".to_owned(),
+                text.is_empty(),
+                "none".to_owned(),
+                if text.is_empty() {
+                    "none".to_owned()
+                } else {
+                    text.replace('\n', "; ")
+                },
+            ),
+            Ok((code, text)) => check(
+                "no-failed-units".to_owned(),
+                false,
+                "none".to_owned(),
+                format!("exit {code}: {text}"),
+            ),
+            Err(e) => check(
+                "no-failed-units".to_owned(),
+                false,
+                "none".to_owned(),
+                format!("could not run: {e}"),
+            ),
+        },
+    );
+    for unit in &config.checks.units {
+        let script = format!(
+            "systemctl show {} -p LoadState,ActiveState,SubState,Result,ExecMainStatus,ExecMainExitTimestampMonotonic,Type,RemainAfterExit",
+            shell_quote(unit)
+        );
+        let name_of = format!("unit `{unit}`");
+        out.push(match sh(client, name, &script, &name_of).await {
+            Ok((0, text)) => {
+                let props: BTreeMap<&str, &str> =
+                    text.lines().filter_map(|l| l.split_once('=')).collect();
+                let (passed, expected) = unit_converged(&props);
+                check(name_of, passed, expected, text.replace('\n', " "))
+            }
+            Ok((code, text)) => check(
+                name_of,
+                false,
+                "loaded and converged".to_owned(),
+                format!("exit {code}: {text}"),
+            ),
+            Err(e) => check(
+                name_of,
+                false,
+                "loaded and converged".to_owned(),
+                format!("could not run: {e}"),
+            ),
+        });
+    }
+    file_checks(client, config, name, secret, &mut out).await;
+    out
+}
+
+/// Owner, group, mode and size of the pushed key and of each listed secret,
+/// and that `nobody` cannot read them; the content is never read.
+async fn file_checks(
+    client: &Client,
+    config: &Config,
+    name: &str,
+    secret: &Secret,
+    out: &mut Vec<CheckRecord>,
+) {
+    let mut files: Vec<(String, String, String, String)> = config
+        .checks
+        .secrets
+        .iter()
+        .map(|s| {
+            (
+                s.path.clone(),
+                s.owner.clone(),
+                s.group.clone(),
+                s.mode.clone(),
+            )
+        })
+        .collect();
+    // The pushed key itself must still be in place, unchanged in owner and mode.
+    files.insert(
+        0,
+        (
+            config.secret.path.clone(),
+            format!("#{}", config.secret.uid),
+            format!("#{}", config.secret.gid),
+            config.secret.mode.clone(),
+        ),
+    );
+    for (path, owner, group, mode) in files {
+        let numeric = owner.starts_with('#');
+        let fmt = if numeric {
+            "%u %g %a %s"
+        } else {
+            "%U %G %a %s"
+        };
+        let script = format!(
+            "stat -L -c '{fmt}' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
+            p = shell_quote(&path)
+        );
+        let owner = owner.trim_start_matches('#').to_owned();
+        let group = group.trim_start_matches('#').to_owned();
+        let want_mode = parse_mode(&mode)
+            .map(|m| format!("{m:o}"))
+            .unwrap_or(mode.clone());
+        let expected = format!("{owner} {group} {want_mode}, size > 0, not readable by nobody");
+        let name_of = format!("secret `{path}`");
+        out.push(match sh(client, name, &script, &name_of).await {
+            Ok((0, text)) => {
+                let mut lines = text.lines();
+                let stat_line = lines.next().unwrap_or_default();
+                let nobody = lines.next().unwrap_or_default();
+                let fields: Vec<&str> = stat_line.split_whitespace().collect();
+                let passed = fields.len() == 4
+                    && fields[0] == owner
+                    && fields[1] == group
+                    && fields[2] == want_mode
+                    && fields[3].parse::<u64>().is_ok_and(|s| s > 0)
+                    && nobody == "nobody-cannot-read";
+                check(
+                    name_of,
+                    passed,
+                    expected,
+                    secret.redact(&format!("{stat_line}, {nobody}")),
+                )
+            }
+            Ok((code, text)) => check(
+                name_of,
+                false,
+                expected,
+                format!("exit {code}: {}", secret.redact(&text)),
+            ),
+            Err(e) => check(name_of, false, expected, format!("could not run: {e}")),
+        });
+    }
+}
+
+/// The convergence predicate of incus-and-rebuild.md §7.3.
+fn unit_converged(p: &BTreeMap<&str, &str>) -> (bool, String) {
+    let get = |k: &str| p.get(k).copied().unwrap_or_default();
+    if get("Type") == "oneshot" {
+        let remain = get("RemainAfterExit") == "yes";
+        let want_active = if remain { "active" } else { "inactive" };
+        let passed = get("LoadState") == "loaded"
+            && get("Result") == "success"
+            && get("ExecMainStatus") == "0"
+            && get("ExecMainExitTimestampMonotonic")
+                .parse::<u64>()
+                .is_ok_and(|t| t > 0)
+            && get("ActiveState") == want_active;
+        (
+            passed,
+            format!(
+                "oneshot: loaded, ran, Result=success, ExecMainStatus=0, ActiveState={want_active}"
+            ),
+        )
+    } else {
+        let passed = get("LoadState") == "loaded"
+            && get("ActiveState") == "active"
+            && get("SubState") == "running";
+        (passed, "service: loaded, active, running".to_owned())
+    }
+}
+
+/// `vm-prove sweep`: deletes instances left tagged by a run that is gone.
+pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus> {
+    let client = Client::connect(&config.incus).await?;
+    let instances = client.list_instances().await?;
+    let me = hostname();
+    let now_t = time::OffsetDateTime::now_utc();
+    let max_age = time::Duration::minutes(
+        i64::try_from(config.sweep.max_age_minutes).unwrap_or(i64::MAX / 120),
+    );
+    let mut results = Vec::new();
+    let mut errors = 0;
+    for instance in instances {
+        let Some(run) = instance.config.get(TAG_RUN_ID) else {
+            continue; // not ours: never touched
+        };
+        let host = instance
+            .config
+            .get(TAG_HOST)
+            .map(String::as_str)
+            .unwrap_or_default();
+        let pid = instance
+            .config
+            .get(TAG_PID)
+            .and_then(|p| p.parse::<u32>().ok());
+        let created = instance.config.get(TAG_CREATED).and_then(|c| {
+            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let old = created.is_none_or(|c| now_t - c > max_age);
+        let reason = if host == me && pid.is_none_or(|p| !run_alive(p)) {
+            Some(format!(
+                "its run (pid {}) on this host is gone",
+                pid.map_or("?".to_owned(), |p| p.to_string())
+            ))
+        } else if old {
+            Some(format!(
+                "older than {} minutes",
+                config.sweep.max_age_minutes
+            ))
+        } else {
+            None
+        };
+        let (action, error) = match &reason {
+            None => ("kept: its run is still alive".to_owned(), None),
+            Some(_) => match client.delete_instance(&instance.name).await {
+                Ok(_) => ("deleted".to_owned(), None),
+                Err(e) => {
+                    errors += 1;
+                    ("delete failed".to_owned(), Some(e.to_string()))
+                }
+            },
+        };
+        tracing::info!("sweep: `{}` (run {run}): {action}", instance.name);
+        results.push(json!({
+            "name": instance.name,
+            "run_id": run,
+            "reason": reason,
+            "action": action,
+            "error": error,
+        }));
+    }
+    if json_out {
+        fromgit_cli::write_json(
+            &json!({"schema_version": 1, "project": client.project(), "instances": results}),
+        )?;
+    } else {
+        let mut text = format!(
+            "vm-prove sweep in project `{}`: {} tagged instance(s)\n",
+            client.project(),
+            results.len()
+        );
+        for r in &results {
+            let _ = writeln!(
+                text,
+                "  {}: {}{}",
+                r["name"].as_str().unwrap_or_default(),
+                r["action"].as_str().unwrap_or_default(),
+                r["reason"]
+                    .as_str()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            );
+        }
+        fromgit_cli::write_stdout(text.as_bytes())?;
+    }
+    Ok(if errors == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Error
+    })
+}
+
+/// Whether a vm-prove process with this pid is alive on this host.
+fn run_alive(pid: u32) -> bool {
+    fs_err::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("vm-prove"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_identities() {
+        let key = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        assert!(is_age_identity(key));
+        assert!(!is_age_identity(&key.to_ascii_lowercase()));
+        assert!(!is_age_identity("AGE-SECRET-KEY-1BBB"));
+        assert!(!is_age_identity("ssh-ed25519 AAAA"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_debug_hides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        let file = dir.path().join("k.txt");
+        fs_err::write(
+            &file,
+            format!("# created: now\n# public key: age1x\n{key}\n"),
+        )
+        .unwrap();
+        let secret = Secret::load(&file).unwrap();
+        assert_eq!(
+            secret.redact(&format!("x {key} y")),
+            "x [redacted secret] y"
+        );
+        assert!(!format!("{secret:?}").contains("AGE"));
+        fs_err::write(&file, "not a key\n").unwrap();
+        assert!(Secret::load(&file).is_err());
+        assert!(Secret::load(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn oneshot_predicate() {
+        let mut p = BTreeMap::new();
+        p.insert("Type", "oneshot");
+        p.insert("LoadState", "loaded");
+        p.insert("Result", "success");
+        p.insert("ExecMainStatus", "0");
+        p.insert("ExecMainExitTimestampMonotonic", "123");
+        p.insert("ActiveState", "inactive");
+        p.insert("RemainAfterExit", "no");
+        assert!(unit_converged(&p).0);
+        p.insert("RemainAfterExit", "yes");
+        assert!(!unit_converged(&p).0);
+        p.insert("ActiveState", "active");
+        assert!(unit_converged(&p).0);
+        p.insert("ExecMainStatus", "1");
+        assert!(!unit_converged(&p).0);
+        p.insert("LoadState", "not-found");
+        assert!(!unit_converged(&p).0);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+}
