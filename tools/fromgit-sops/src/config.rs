@@ -122,46 +122,83 @@ pub fn rule_for(config: Option<&Path>, file: &Path) -> Result<CreationRule, Conf
 
 /// The rule for `file` in the config at `config`.
 pub fn rule_for_file(config: &Path, file: &Path) -> Result<CreationRule, ConfigError> {
-    let text = fs_err::read_to_string(config)?;
-    let root = yaml::parse(&text).map_err(|source| ConfigError::Yaml {
-        path: config.to_owned(),
-        source,
-    })?;
-    let shape = |what: &str| ConfigError::Shape {
-        path: config.to_owned(),
-        what: what.to_owned(),
-    };
-    let rules = match root.iter().find(|(k, _)| k == "creation_rules") {
-        Some((_, Value::List(rules))) => rules,
-        Some(_) => return Err(shape("`creation_rules` must be a list")),
-        None => return Err(shape("no `creation_rules`")),
-    };
-    let relative = relative_to_config(config, file)?;
-    for (offset, rule) in rules.iter().enumerate() {
-        let index = offset + 1;
-        let Value::Map(rule) = rule else {
-            return Err(shape(&format!("creation rule {index} is not a mapping")));
-        };
-        let pattern = string_field(rule, "path_regex")
-            .map_err(|()| {
-                shape(&format!(
-                    "creation rule {index}: `path_regex` is not a string"
-                ))
-            })?
-            .unwrap_or_default();
-        let regex = Regex::new(&pattern).map_err(|err| ConfigError::BadPathRegex {
+    CreationRules::load(config)?.rule_for(file)
+}
+
+/// The creation rules of one `.sops.yaml`, parsed and compiled once.
+pub struct CreationRules {
+    config: PathBuf,
+    rules: Vec<(Regex, Map)>,
+}
+
+impl CreationRules {
+    pub fn load(config: &Path) -> Result<Self, ConfigError> {
+        let text = fs_err::read_to_string(config)?;
+        Self::parse(config, &text)
+    }
+
+    /// Parses the text of the config at `config` (the path names it in errors
+    /// and anchors `path_regex`).
+    pub fn parse(config: &Path, text: &str) -> Result<Self, ConfigError> {
+        let root = yaml::parse(text).map_err(|source| ConfigError::Yaml {
             path: config.to_owned(),
-            rule: index,
-            reason: err.to_string(),
+            source,
         })?;
-        if regex.is_match(&relative) {
-            return interpret_rule(config, index, rule);
+        let shape = |what: &str| ConfigError::Shape {
+            path: config.to_owned(),
+            what: what.to_owned(),
+        };
+        let list = match root.into_iter().find(|(k, _)| k == "creation_rules") {
+            Some((_, Value::List(rules))) => rules,
+            Some(_) => return Err(shape("`creation_rules` must be a list")),
+            None => return Err(shape("no `creation_rules`")),
+        };
+        let mut rules = Vec::with_capacity(list.len());
+        for (offset, rule) in list.into_iter().enumerate() {
+            let index = offset + 1;
+            let Value::Map(rule) = rule else {
+                return Err(shape(&format!("creation rule {index} is not a mapping")));
+            };
+            let pattern = string_field(&rule, "path_regex")
+                .map_err(|()| {
+                    shape(&format!(
+                        "creation rule {index}: `path_regex` is not a string"
+                    ))
+                })?
+                .unwrap_or_default();
+            let regex = Regex::new(&pattern).map_err(|err| ConfigError::BadPathRegex {
+                path: config.to_owned(),
+                rule: index,
+                reason: err.to_string(),
+            })?;
+            rules.push((regex, rule));
+        }
+        Ok(CreationRules {
+            config: config.to_owned(),
+            rules,
+        })
+    }
+
+    /// The 1-based index of the first rule whose `path_regex` matches a path
+    /// already relative to the config's directory.
+    pub fn matching(&self, relative: &str) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|(regex, _)| regex.is_match(relative))
+            .map(|i| i + 1)
+    }
+
+    /// The first rule that matches `file`, interpreted for writing.
+    pub fn rule_for(&self, file: &Path) -> Result<CreationRule, ConfigError> {
+        let relative = relative_to_config(&self.config, file)?;
+        match self.matching(&relative) {
+            Some(index) => interpret_rule(&self.config, index, &self.rules[index - 1].1),
+            None => Err(ConfigError::NoMatchingRule {
+                config: self.config.clone(),
+                file: relative,
+            }),
         }
     }
-    Err(ConfigError::NoMatchingRule {
-        config: config.to_owned(),
-        file: relative,
-    })
 }
 
 /// sops: the absolute file path with the config directory's prefix removed

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use fromgit_sops::{EncryptedFile, Format, KeyPath, Value};
-use regex::Regex;
 
 use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT};
 
@@ -16,9 +15,9 @@ use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT};
 pub enum PolicyError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// The config is not YAML or has the wrong shape.
-    #[error("`{path}`: {reason}")]
-    Shape { path: String, reason: String },
+    /// The config is not YAML, has the wrong shape or an invalid `path_regex`.
+    #[error(transparent)]
+    Config(#[from] fromgit_sops::config::ConfigError),
 }
 
 fn sniff_format(data: &[u8]) -> Format {
@@ -101,10 +100,8 @@ fn locate_key(text: &str, key: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The creation rules of a `.sops.yaml`, compiled.
-pub struct Policy {
-    rules: Vec<Regex>,
-}
+/// The creation rules of a `.sops.yaml`: which files must be sops files.
+pub struct Policy(fromgit_sops::config::CreationRules);
 
 impl Policy {
     /// Reads `<root>/.sops.yaml`, if there is one.
@@ -118,40 +115,15 @@ impl Policy {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self, PolicyError> {
-        let shape = |reason: String| PolicyError::Shape {
-            path: name.to_owned(),
-            reason,
-        };
-        let root = fromgit_sops::yaml::parse(text).map_err(|err| shape(err.to_string()))?;
-        let Some((_, Value::List(list))) = root.iter().find(|(k, _)| k == "creation_rules") else {
-            return Ok(Policy { rules: Vec::new() });
-        };
-        let mut rules = Vec::new();
-        for (index, rule) in list.iter().enumerate() {
-            let Value::Map(rule) = rule else {
-                return Err(shape(format!(
-                    "creation rule {} is not a mapping",
-                    index + 1
-                )));
-            };
-            let pattern = match rule.iter().find(|(k, _)| k == "path_regex") {
-                Some((_, Value::Scalar(s))) => s.text.to_string(),
-                _ => String::new(),
-            };
-            let regex = Regex::new(&pattern).map_err(|err| {
-                shape(format!(
-                    "creation rule {}: invalid `path_regex`: {err}",
-                    index + 1
-                ))
-            })?;
-            rules.push(regex);
-        }
-        Ok(Policy { rules })
+        Ok(Policy(fromgit_sops::config::CreationRules::parse(
+            Path::new(name),
+            text,
+        )?))
     }
 
     /// Whether a creation rule covers this path (relative to the config's directory).
     pub fn covers(&self, relative: &str) -> bool {
-        self.rules.iter().any(|regex| regex.is_match(relative))
+        self.0.matching(relative).is_some()
     }
 }
 
