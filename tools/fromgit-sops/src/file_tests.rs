@@ -29,6 +29,17 @@ fn sample() -> Map {
     yaml::parse(SAMPLE).expect("sample parses")
 }
 
+/// The sample document sealed for one party, with the default selection.
+fn seal_sample(party: &Party) -> Written {
+    encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&party.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts")
+}
+
 fn write_and_read(written: &Written, format: Format) -> EncryptedFile {
     written.verify(written.text.as_bytes()).expect("self-check");
     EncryptedFile::parse(&written.text, format).expect("parses")
@@ -37,13 +48,7 @@ fn write_and_read(written: &Written, format: Format) -> EncryptedFile {
 #[test]
 fn a_new_file_decrypts_to_the_same_tree_and_leaves_plaintext_where_asked() {
     let alice = party();
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     let text = written.text.as_str();
     assert!(!text.contains("hunter2"));
     assert!(text.contains("note_unencrypted: visible\n"));
@@ -102,13 +107,7 @@ fn the_mac_is_sha512_over_leaves_in_document_order() {
 #[test]
 fn tampering_is_caught_and_named() {
     let alice = party();
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     // A plaintext value edited by hand breaks the MAC.
     let edited = written
         .text
@@ -173,13 +172,7 @@ fn tampering_is_caught_and_named() {
 fn a_stranger_is_told_which_recipients_the_file_has() {
     let alice = party();
     let mallory = party();
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let err = file.decrypt(&mallory.identities).err().expect("refused");
     let message = err.to_string();
@@ -190,13 +183,7 @@ fn a_stranger_is_told_which_recipients_the_file_has() {
 #[test]
 fn reencrypt_keeps_ciphertext_of_unchanged_values() {
     let alice = party();
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let decrypted = file.decrypt(&alice.identities).expect("decrypts");
     let mut tree = decrypted.tree.clone();
@@ -241,13 +228,7 @@ fn reencrypt_keeps_ciphertext_of_unchanged_values() {
 fn updatekeys_rewraps_and_rotate_replaces_the_data_key() {
     let alice = party();
     let bob = party();
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     let file = EncryptedFile::parse(&written.text, Format::Yaml).expect("parses");
     let decrypted = file.decrypt(&alice.identities).expect("decrypts");
 
@@ -307,13 +288,7 @@ fn refusals_of_what_cannot_be_written() {
         encrypt_new(Format::Yaml, &sample(), &[], Selection::default()),
         Err(SopsError::NoRecipients)
     ));
-    let written = encrypt_new(
-        Format::Yaml,
-        &sample(),
-        std::slice::from_ref(&alice.recipient),
-        Selection::default(),
-    )
-    .expect("encrypts");
+    let written = seal_sample(&alice);
     let with_pgp = written.text.replace(
         "    lastmodified:",
         "    pgp:\n        - fp: ABCD\n          enc: x\n    lastmodified:",

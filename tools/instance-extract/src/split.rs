@@ -71,15 +71,23 @@ struct PlanReport<'a> {
     findings: &'a [Finding],
 }
 
-pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let name = args
-        .split
+/// The option namespace the command line asked for, or the base's name.
+fn namespace(split: &SplitArgs) -> String {
+    split
         .name
         .clone()
-        .unwrap_or_else(|| default_name(&args.split.base));
+        .unwrap_or_else(|| default_name(&split.base))
+}
+
+fn read_plan(request: &Request<'_>) -> anyhow::Result<Plan> {
+    Plan::read(request)
+        .with_context(|| format!("Failed to read the base `{}`", request.base.display()))
+}
+
+pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let name = namespace(&args.split);
     let request = request(&args.split, &name);
-    let plan = Plan::read(&request)
-        .with_context(|| format!("Failed to read the base `{}`", args.split.base.display()))?;
+    let plan = read_plan(&request)?;
     if global.json {
         fromgit_cli::write_json(&PlanReport {
             schema_version: 1,
@@ -127,14 +135,9 @@ struct ApplyReport<'a> {
 }
 
 pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let name = args
-        .split
-        .name
-        .clone()
-        .unwrap_or_else(|| default_name(&args.split.base));
+    let name = namespace(&args.split);
     let request = request(&args.split, &name);
-    let plan = Plan::read(&request)
-        .with_context(|| format!("Failed to read the base `{}`", args.split.base.display()))?;
+    let plan = read_plan(&request)?;
     let instance_exists = args.instance.exists();
     let nothing_left = plan.findings.iter().all(|f| {
         matches!(
