@@ -72,22 +72,26 @@ fn blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, InputRefusal> {
 }
 
 pub fn read_chain(path: &Path) -> std::io::Result<Read<ChainInput>> {
-    let bytes = fs_err::read(path)?;
-    let parsed = match blocks(path, &bytes) {
+    Ok(chain_from_bytes(path, &fs_err::read(path)?))
+}
+
+/// The chain in `bytes`, read from `path` (named in refusals).
+pub fn chain_from_bytes(path: &Path, bytes: &[u8]) -> Read<ChainInput> {
+    let parsed = match blocks(path, bytes) {
         Ok(parsed) => parsed,
-        Err(refusal) => return Ok(Read::Refused(refusal)),
+        Err(refusal) => return Read::Refused(refusal),
     };
     let mut der = Vec::with_capacity(parsed.len());
     for block in parsed {
         if block.tag() != "CERTIFICATE" {
-            return Ok(Read::Refused(InputRefusal::NotACertificate {
+            return Read::Refused(InputRefusal::NotACertificate {
                 path: path.display().to_string(),
                 label: block.tag().to_owned(),
-            }));
+            });
         }
         der.push(block.into_contents());
     }
-    Ok(Read::Ok(ChainInput { der }))
+    Read::Ok(ChainInput { der })
 }
 
 pub fn read_key(path: &Path) -> std::io::Result<Read<KeyInput>> {

@@ -250,6 +250,10 @@ mod tests {
         let emitted = emit(&map);
         assert!(emitted.starts_with("{\n\t\"z\": 1,\n\t\"a\": {\n\t\t\"n\": null,"));
         assert_eq!(parse(&emitted), Ok(map));
+        // Exact float parsing (found by fuzzing): sops parses JSON numbers
+        // with Go's correctly rounded ParseFloat, and the MAC hashes their text.
+        let big = parse(r#"{"a":22222222222222222222222222222222222222222222222222222}"#).expect("parses");
+        assert_eq!(parse(&emit(&big)), Ok(big));
     }
 
     #[test]

@@ -318,6 +318,9 @@ pub fn emit_list_document(items: &[Value]) -> Zeroizing<String> {
 
 const INDENT: usize = 4;
 
+/// YAML's limit on an implicit (`key: value`) key's length, with a margin.
+const MAX_IMPLICIT_KEY: usize = 1000;
+
 /// `key_column` is where keys start; `level` is the mapping's indentation level
 /// (the dash column for a mapping inside a sequence item), which block
 /// scalars are indented from, as yaml.v3 does.
@@ -326,7 +329,17 @@ fn emit_map(out: &mut String, map: &Map, key_column: usize, level: usize) {
         if index > 0 {
             pad(out, key_column);
         }
-        emit_string(out, key, false);
+        let mut key_text = String::new();
+        emit_string(&mut key_text, key, false);
+        if key_text.chars().count() > MAX_IMPLICIT_KEY {
+            // YAML limits implicit keys to 1024 characters: use an explicit key.
+            out.push_str("? ");
+            out.push_str(&key_text);
+            out.push('\n');
+            pad(out, key_column);
+        } else {
+            out.push_str(&key_text);
+        }
         out.push(':');
         match value {
             Value::Map(inner) if !inner.is_empty() => {
@@ -595,6 +608,12 @@ mod tests {
         let emitted = emit(&map);
         let reread = parse(&emitted).expect("emitted text parses");
         assert_eq!(map, reread, "emitted:\n{}", emitted.as_str());
+        // A key longer than YAML's implicit-key limit (found by fuzzing).
+        let long = vec![
+            ("k\u{3}".repeat(400), Value::Scalar(Scalar::string("v"))),
+            ("list".to_owned(), Value::List(vec![Value::Map(vec![("\u{3}".repeat(300), Value::Null)])])),
+        ];
+        assert_eq!(parse(&emit(&long)).as_ref(), Ok(&long), "{}", emit(&long).as_str());
         assert!(emitted.contains("pem: |\n    -----BEGIN X-----\n"));
         assert!(emitted.contains("    - k: v\n      m: |\n        x\n"));
         assert!(emitted.contains("quoted: \"yes\"\n"));

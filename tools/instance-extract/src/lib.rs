@@ -4,7 +4,7 @@
 
 pub mod cli;
 mod extract;
-mod nixsrc;
+pub mod nixsrc;
 mod rewrite;
 mod secrets;
 mod split;
