@@ -247,7 +247,10 @@ fn plain_kind(text: &str) -> PlainKind {
         };
     }
     if is_decimal_float(unsigned) {
-        return PlainKind::Typed(Kind::Float);
+        // yaml.v3 keeps a float that overflows (Go's ParseFloat fails with
+        // ErrRange) as a string.
+        let finite = text.parse::<f64>().is_ok_and(f64::is_finite);
+        return PlainKind::Typed(if finite { Kind::Float } else { Kind::Str });
     }
     let lower = unsigned.to_ascii_lowercase();
     let looks_like_date = unsigned.len() >= 8
@@ -554,6 +557,9 @@ mod tests {
         assert_eq!(text_of(&map, "q"), (Kind::Str, "5432".into()));
         assert_eq!(text_of(&map, "onword"), (Kind::Str, "on".into()));
         assert_eq!(text_of(&map, "colon"), (Kind::Str, "12:30".into()));
+        // Found by fuzzing: an overflowing float stays a string, as in yaml.v3.
+        let huge = parse("h: 777E7777\n").expect("parses");
+        assert_eq!(text_of(&huge, "h"), (Kind::Str, "777E7777".into()));
         assert_eq!(map[6].1, Value::Null);
         assert_eq!(map[7].1, Value::Null);
     }
