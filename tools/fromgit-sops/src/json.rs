@@ -252,7 +252,8 @@ mod tests {
         assert_eq!(parse(&emitted), Ok(map));
         // Exact float parsing (found by fuzzing): sops parses JSON numbers
         // with Go's correctly rounded ParseFloat, and the MAC hashes their text.
-        let big = parse(r#"{"a":22222222222222222222222222222222222222222222222222222}"#).expect("parses");
+        let big = parse(r#"{"a":22222222222222222222222222222222222222222222222222222}"#)
+            .expect("parses");
         assert_eq!(parse(&emit(&big)), Ok(big));
     }
 

@@ -617,9 +617,17 @@ mod tests {
         // A key longer than YAML's implicit-key limit (found by fuzzing).
         let long = vec![
             ("k\u{3}".repeat(400), Value::Scalar(Scalar::string("v"))),
-            ("list".to_owned(), Value::List(vec![Value::Map(vec![("\u{3}".repeat(300), Value::Null)])])),
+            (
+                "list".to_owned(),
+                Value::List(vec![Value::Map(vec![("\u{3}".repeat(300), Value::Null)])]),
+            ),
         ];
-        assert_eq!(parse(&emit(&long)).as_ref(), Ok(&long), "{}", emit(&long).as_str());
+        assert_eq!(
+            parse(&emit(&long)).as_ref(),
+            Ok(&long),
+            "{}",
+            emit(&long).as_str()
+        );
         assert!(emitted.contains("pem: |\n    -----BEGIN X-----\n"));
         assert!(emitted.contains("    - k: v\n      m: |\n        x\n"));
         assert!(emitted.contains("quoted: \"yes\"\n"));
