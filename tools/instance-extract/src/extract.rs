@@ -397,16 +397,11 @@ fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> V
         vec!["instance"]
     };
     for formal in formals {
-        // `ensure_formal` works on a root; the outputs lambda is one level down.
         if let Some(pattern) = outputs
             .children()
             .find(|n| n.kind() == SyntaxKind::NODE_PATTERN)
         {
-            let present = pattern.children().any(|e| {
-                e.kind() == SyntaxKind::NODE_PAT_ENTRY
-                    && e.children().next().is_some_and(|i| i.text() == formal)
-            });
-            if !present {
+            if !rewrite::has_formal(&pattern, formal) {
                 edits.extend(rewrite::add_formal_last(&pattern, formal));
             }
         } else {

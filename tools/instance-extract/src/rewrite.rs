@@ -94,14 +94,7 @@ pub fn ensure_formal(root: &SyntaxNode, formal: &str) -> Result<Option<Edit>, ()
         .children()
         .find(|n| n.kind() == SyntaxKind::NODE_PATTERN)
         .ok_or(())?;
-    let has = pattern.children().any(|entry| {
-        entry.kind() == SyntaxKind::NODE_PAT_ENTRY
-            && entry
-                .children()
-                .next()
-                .is_some_and(|ident| ident.text() == formal)
-    });
-    if has {
+    if has_formal(&pattern, formal) {
         return Ok(None);
     }
     let brace = pattern
@@ -120,6 +113,17 @@ pub fn ensure_formal(root: &SyntaxNode, formal: &str) -> Result<Option<Edit>, ()
         format!(" {formal},")
     };
     Ok(Some(Edit::insert(brace.text_range().end(), text)))
+}
+
+/// Whether a pattern (`{ a, b, ... }`) names `formal`.
+pub fn has_formal(pattern: &SyntaxNode, formal: &str) -> bool {
+    pattern.children().any(|entry| {
+        entry.kind() == SyntaxKind::NODE_PAT_ENTRY
+            && entry
+                .children()
+                .next()
+                .is_some_and(|ident| ident.text() == formal)
+    })
 }
 
 /// Adds a formal after the last one of a pattern (`{ self, nixpkgs, new, ... }`).
