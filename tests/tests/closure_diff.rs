@@ -19,7 +19,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{fromgit_bin, peer, run, success};
+use fromgit_e2e::{fromgit_bin, peer, run, start_sshd, success};
 
 /// The fixture system: a toplevel, a `system-path`, and packages with
 /// realistic names, one of which (`libfoo`) sits deep in the graph.
@@ -771,80 +771,6 @@ fn bad_inputs_fail_with_exit_2_and_name_the_culprit() {
     );
     // A bad level.
     check(&["--level", "bogus", &a, &a], "bogus");
-}
-
-/// A real `sshd` on 127.0.0.1, killed when dropped.
-struct Sshd {
-    child: std::process::Child,
-    port: u16,
-    opts: String,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sshd(dir: &Path) -> Option<Sshd> {
-    let sshd = if Path::new("/usr/sbin/sshd").is_file() {
-        PathBuf::from("/usr/sbin/sshd")
-    } else {
-        peer("sshd")?
-    };
-    let keygen = peer("ssh-keygen")?;
-    peer("ssh")?;
-    for key in ["host_ed25519", "client_ed25519"] {
-        let out = run(
-            &keygen,
-            ["-q", "-t", "ed25519", "-N", "", "-f", key],
-            dir,
-            &[],
-            b"",
-        );
-        success(&out, "ssh-keygen");
-    }
-    fs_err::copy(dir.join("client_ed25519.pub"), dir.join("authorized_keys")).unwrap();
-    fs_err::create_dir_all("/run/sshd").ok();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.display();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nAuthorizedKeysFile {d}/authorized_keys\n\
-         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-         UsePAM no\nPidFile {d}/sshd.pid\nStrictModes no\n"
-    );
-    fs_err::write(dir.join("sshd_config"), config).unwrap();
-    let host_pub = fs_err::read_to_string(dir.join("host_ed25519.pub")).unwrap();
-    fs_err::write(
-        dir.join("known_hosts"),
-        format!("[127.0.0.1]:{port} {host_pub}"),
-    )
-    .unwrap();
-    let child = std::process::Command::new(&sshd)
-        .args(["-D", "-f"])
-        .arg(dir.join("sshd_config"))
-        .arg("-E")
-        .arg(dir.join("sshd.log"))
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let opts = format!(
-                "-i {d}/client_ed25519 -o UserKnownHostsFile={d}/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
-            );
-            return Some(Sshd { child, port, opts });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!(
-        "sshd did not start: {}",
-        fs_err::read_to_string(dir.join("sshd.log")).unwrap_or_default()
-    );
 }
 
 #[test]

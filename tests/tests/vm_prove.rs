@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run};
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, start_sshd, success};
 
 struct Daemon {
     vars: BTreeMap<String, String>,
@@ -100,6 +100,7 @@ struct Setup {
     dir: tempfile::TempDir,
     prefix: String,
     key: String,
+    recipient: String,
 }
 
 const OK_RUNBOOK: &str = r#"# Test runbook
@@ -120,6 +121,9 @@ grep -q '^AGE-SECRET-KEY-1' /var/lib/sops-nix/key.txt
 install -d -m 0751 /run/secrets
 printf '%s\n' "{{ greeting }}" > /run/secrets/greeting
 chmod 0400 /run/secrets/greeting
+# What switch-to-configuration leaves behind, without NixOS.
+install -d /nix/store/0f4ch7y9qsa1hxq0pb1c8dxzk4dpmv4q-nixos-system-ci-25.11
+ln -sfn /nix/store/0f4ch7y9qsa1hxq0pb1c8dxzk4dpmv4q-nixos-system-ci-25.11 /run/current-system
 ```
 
 ```sh {name=oneshot vm-prove=run timeout=60}
@@ -199,11 +203,20 @@ dir = "evidence"
             dir,
             prefix,
             key: key_line,
+            recipient: key.recipient,
         })
     }
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Adds TOML at the end of `vm-prove.toml`.
+    fn append_config(&self, toml: &str) {
+        let config = self.path().join("vm-prove.toml");
+        let mut text = fs_err::read_to_string(&config).unwrap();
+        text.push_str(toml);
+        fs_err::write(&config, text).unwrap();
     }
 
     fn vm_prove(&self, args: &[&str]) -> std::process::Output {
@@ -288,7 +301,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn vm_prove_successful_run_then_nothing_remains() {
     let Some(daemon) = Daemon::find() else { return };
-    let extra = "[checks]\nunits = [\"hello.service\"]\n[[checks.secrets]]\npath = \"/run/secrets/greeting\"\nmode = \"0400\"\n";
+    let extra = "[checks]\nunits = [\"hello.service\"]\ncurrent_system = \"/nix/store/0f4ch7y9qsa1hxq0pb1c8dxzk4dpmv4q-nixos-system-ci-25.11\"\n[[checks.secrets]]\npath = \"/run/secrets/greeting\"\nmode = \"0400\"\n";
     let Some(setup) = Setup::new(&daemon, "ok", OK_RUNBOOK, extra) else {
         return;
     };
@@ -348,7 +361,8 @@ fn vm_prove_successful_run_then_nothing_remains() {
             "no-failed-units",
             "unit `hello.service`",
             "secret `/var/lib/sops-nix/key.txt`",
-            "secret `/run/secrets/greeting`"
+            "secret `/run/secrets/greeting`",
+            "current-system"
         ]
     );
     assert_eq!(ev["teardown"]["deleted"], true);
@@ -423,7 +437,7 @@ fn vm_prove_block_timeout_and_failed_check() {
 
     // A runbook that succeeds but leaves a failed unit and a world-readable secret.
     let runbook = "```sh {name=bad-unit vm-prove=run timeout=30}\nprintf '[Service]\\nType=oneshot\\nExecStart=/bin/false\\n' > /etc/systemd/system/broken.service\nsystemctl daemon-reload\nsystemctl start broken.service || true\ninstall -d /run/secrets\necho x > /run/secrets/open\nchmod 0644 /run/secrets/open\n```\n";
-    let extra = "[checks]\nunits = [\"broken.service\"]\n[[checks.secrets]]\npath = \"/run/secrets/open\"\nmode = \"0400\"\n";
+    let extra = "[checks]\nunits = [\"broken.service\"]\ncurrent_system = \"/nix/store/0f4ch7y9qsa1hxq0pb1c8dxzk4dpmv4q-nixos-system-ci-25.11\"\n[[checks.secrets]]\npath = \"/run/secrets/open\"\nmode = \"0400\"\n";
     let Some(setup) = Setup::new(&daemon, "check", runbook, extra) else {
         return;
     };
@@ -443,7 +457,8 @@ fn vm_prove_block_timeout_and_failed_check() {
         [
             "no-failed-units",
             "unit `broken.service`",
-            "secret `/run/secrets/open`"
+            "secret `/run/secrets/open`",
+            "current-system"
         ],
         "{ev}"
     );
@@ -576,7 +591,7 @@ fn signal(child: &std::process::Child, sig: &str) {
     assert!(status.success());
 }
 
-const SLOW_RUNBOOK: &str = "```sh {name=marker vm-prove=run timeout=30}\ntouch /root/started\n```\n\n```sh {name=sleep vm-prove=run timeout=120}\nsleep 100\n```\n";
+const SLOW_RUNBOOK: &str = "```sh {name=marker vm-prove=run timeout=30}\ntouch /root/started\n```\n\n```sh {name=sleep vm-prove=run timeout=120}\necho sleeping-now\nsleep 100\n```\n";
 
 #[test]
 fn vm_prove_sigterm_mid_runbook_deletes_the_instance() {
@@ -585,7 +600,8 @@ fn vm_prove_sigterm_mid_runbook_deletes_the_instance() {
         return;
     };
     let (mut child, log) = spawn_run(&setup);
-    wait_for_text(&log, "==> block `sleep`", &mut child);
+    // The block never finishes: its first line can only show if output streams live.
+    wait_for_text(&log, "[sleep] sleeping-now", &mut child);
     assert_eq!(daemon.instances(&setup.prefix).len(), 1);
     signal(&child, "TERM");
     let status = child.wait().unwrap();
@@ -653,4 +669,442 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
     );
     let remaining = daemon.instances(&setup.prefix);
     assert!(remaining.iter().all(|n| n == &foreign), "{remaining:?}");
+}
+
+/// A wildcard certificate for `example.net` signed by a throwaway root:
+/// returns (leaf chain PEM, key PEM).
+fn wildcard_certificate() -> (String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let root_key = KeyPair::generate().unwrap();
+    let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.distinguished_name
+        .push(DnType::CommonName, "vm-prove test root");
+    root.not_before = now - time::Duration::days(1);
+    root.not_after = now + time::Duration::days(3650);
+    let root_cert = root.self_signed(&root_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["*.example.net".to_owned(), "example.net".to_owned()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "example.net");
+    leaf.not_before = now - time::Duration::days(1);
+    leaf.not_after = now + time::Duration::days(90);
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_cert = leaf.signed_by(&leaf_key, &root_cert, &root_key).unwrap();
+    (leaf_cert.pem(), leaf_key.serialize_pem())
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = run(
+        &peer("git").unwrap(),
+        args,
+        dir,
+        &[
+            ("GIT_AUTHOR_NAME", OsStr::new("fromgit test")),
+            ("GIT_AUTHOR_EMAIL", OsStr::new("test@fromgit.invalid")),
+            ("GIT_COMMITTER_NAME", OsStr::new("fromgit test")),
+            ("GIT_COMMITTER_EMAIL", OsStr::new("test@fromgit.invalid")),
+        ],
+        b"",
+    );
+    success(&out, &format!("git {args:?}")).trim().to_owned()
+}
+
+/// The two repositories of a fromgit host: a generic base (with a
+/// `flake.lock`) and an instance repo whose certificate is sealed by
+/// cert-seal to the bootstrap key. Returns the `[[repos]]`/`[checks]` TOML.
+fn fromgit_repos(setup: &Setup) -> String {
+    let base = setup.path().join("base");
+    let instance = setup.path().join("instance");
+    fs_err::create_dir_all(&base).unwrap();
+    fs_err::create_dir_all(instance.join("secrets")).unwrap();
+    git(&base, &["init", "-q", "-b", "main"]);
+    fs_err::write(base.join("flake.lock"), "{\"version\": 7}\n").unwrap();
+    fs_err::write(base.join("README.md"), "generic base\n").unwrap();
+    git(&base, &["add", "."]);
+    git(&base, &["commit", "-qm", "base"]);
+
+    git(&instance, &["init", "-q", "-b", "main"]);
+    fs_err::write(
+        instance.join(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: secrets/.*\\.yaml$\n    age: {}\n",
+            setup.recipient
+        ),
+    )
+    .unwrap();
+    let (chain, key) = wildcard_certificate();
+    let scratch = tempfile::tempdir().unwrap();
+    fs_err::write(scratch.path().join("chain.pem"), chain).unwrap();
+    fs_err::write(scratch.path().join("key.pem"), key).unwrap();
+    let sealed = run(
+        &fromgit_bin("cert-seal"),
+        [
+            OsStr::new("seal"),
+            OsStr::new("--cert"),
+            scratch.path().join("chain.pem").as_os_str(),
+            OsStr::new("--key"),
+            scratch.path().join("key.pem").as_os_str(),
+            OsStr::new("--domain"),
+            OsStr::new("example.net"),
+            OsStr::new("--out"),
+            OsStr::new("secrets/secrets.yaml"),
+        ],
+        &instance,
+        &[],
+        b"",
+    );
+    success(&sealed, "cert-seal seal");
+    git(&instance, &["add", "."]);
+    git(&instance, &["commit", "-qm", "instance"]);
+    r#"
+[[repos]]
+name = "base"
+path = "base"
+rev = "main"
+
+[[repos]]
+name = "instance"
+path = "instance"
+
+[checks]
+units = ["tls-test.service"]
+[[checks.secrets]]
+path = "/run/secrets/tls.key"
+mode = "0400"
+[[checks.tls]]
+server_name = "ci.example.net"
+sealed = "instance/secrets/secrets.yaml"
+"#
+    .to_owned()
+}
+
+/// Clones both bundles, decrypts the certificate with the pushed key and
+/// the real sops, and serves it with `openssl s_server` as a systemd unit:
+/// the shape of a NixOS rebuild with sops-nix, on Debian.
+const TLS_RUNBOOK: &str = r#"# Install
+
+```sh {name=clone vm-prove=run timeout=60}
+git clone -q {{ repos.base.bundle }} /srv/base
+git -C /srv/base checkout -q --detach {{ repos.base.commit }}
+git clone -q {{ repos.instance.bundle }} /srv/instance
+git -C /srv/instance checkout -q --detach {{ repos.instance.commit }}
+test -s /srv/base/flake.lock
+```
+
+```sh {name=decrypt vm-prove=run timeout=60}
+install -d -m 0751 /run/secrets
+export SOPS_AGE_KEY_FILE=/var/lib/sops-nix/key.txt
+umask 077
+CERT_SOURCE
+chmod 0400 /run/secrets/tls.crt /run/secrets/tls.key
+```
+
+```sh {name=serve vm-prove=run timeout=60}
+cat > /etc/systemd/system/tls-test.service <<'UNIT'
+[Service]
+ExecStart=/usr/bin/openssl s_server -quiet -accept 443 -cert /run/secrets/tls.crt -key /run/secrets/tls.key -www
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now tls-test.service
+for i in $(seq 100); do
+  if (exec 3<>/dev/tcp/127.0.0.1/443) 2>/dev/null; then echo listening; exit 0; fi
+  sleep 0.1
+done
+echo "nothing listens on 443" >&2
+exit 1
+```
+"#;
+
+const SEALED_CERT: &str = "sops -d --extract '[\"tls\"][\"fullchain\"]' /srv/instance/secrets/secrets.yaml > /run/secrets/tls.crt\nsops -d --extract '[\"tls\"][\"key\"]' /srv/instance/secrets/secrets.yaml > /run/secrets/tls.key";
+
+#[test]
+fn vm_prove_full_proof_from_bundles_serves_the_sealed_certificate() {
+    let Some(daemon) = Daemon::find() else { return };
+    let runbook = TLS_RUNBOOK.replace("CERT_SOURCE", SEALED_CERT);
+    let Some(setup) = Setup::new(&daemon, "tls", &runbook, "") else {
+        return;
+    };
+    setup.append_config(&fromgit_repos(&setup));
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "passed", "{ev}");
+    let repos = ev["repos"].as_array().unwrap();
+    assert_eq!(repos.len(), 2);
+    assert_eq!(
+        repos[0]["commit"],
+        git(&setup.path().join("base"), &["rev-parse", "HEAD"])
+    );
+    assert_eq!(
+        repos[0]["flake_lock_sha256"],
+        sha256_hex(b"{\"version\": 7}\n")
+    );
+    assert_eq!(repos[1]["flake_lock_sha256"], serde_json::Value::Null);
+    assert!(repos.iter().all(|r| r["pushed"] == true));
+    let tls = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "tls `ci.example.net` at `127.0.0.1:443`")
+        .unwrap_or_else(|| panic!("no TLS check in {ev}"))
+        .clone();
+    assert_eq!(tls["passed"], true, "{tls}");
+    let inspect = run(
+        &fromgit_bin("cert-seal"),
+        ["inspect", "--json", "instance/secrets/secrets.yaml"],
+        setup.path(),
+        &[],
+        b"",
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&success(&inspect, "cert-seal inspect")).unwrap();
+    let fingerprint = inspect["certificate"]["sha256_fingerprint"]
+        .as_str()
+        .unwrap();
+    assert!(
+        tls["observed"].as_str().unwrap().contains(fingerprint),
+        "{tls}"
+    );
+    assert!(ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["passed"] == true));
+    assert_eq!(ev["teardown"]["deleted"], true);
+    setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_wrong_certificate_served_fails_the_tls_check() {
+    let Some(daemon) = Daemon::find() else { return };
+    // The runbook serves a certificate of its own instead of the sealed one.
+    let runbook = TLS_RUNBOOK.replace(
+        "CERT_SOURCE",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=ci.example.net -keyout /run/secrets/tls.key -out /run/secrets/tls.crt 2>/dev/null",
+    );
+    let Some(setup) = Setup::new(&daemon, "wrongtls", &runbook, "") else {
+        return;
+    };
+    setup.append_config(&fromgit_repos(&setup));
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "failed");
+    let failed: Vec<&str> = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["tls `ci.example.net` at `127.0.0.1:443`"], "{ev}");
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex_lower(&sha2::Sha256::digest(bytes))
+}
+
+/// Sets one `key = "…"` of the `[incus]` table, replacing any earlier value.
+fn set_incus_field(setup: &Setup, key: &str, value: &str) {
+    let config = setup.path().join("vm-prove.toml");
+    let text = fs_err::read_to_string(&config).unwrap();
+    let mut out = String::new();
+    for line in text.lines().filter(|l| !l.starts_with(&format!("{key} = "))) {
+        out.push_str(line);
+        out.push('\n');
+        if line == "[incus]" {
+            out.push_str(&[key, " = \"", value, "\"\n"].concat());
+        }
+    }
+    fs_err::write(&config, out).unwrap();
+}
+
+#[test]
+fn vm_prove_server_certificate_not_the_pinned_one_is_refused() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "pin", OK_RUNBOOK, "") else {
+        return;
+    };
+    // Any other certificate: the client's own.
+    set_incus_field(&setup, "server_cert", daemon.var("CERT"));
+    for command in ["plan", "run"] {
+        let out = setup.vm_prove(&[command, "--config", "vm-prove.toml"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("not the pinned `server_cert`"),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_through_a_socks5_proxy() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "socks", OK_RUNBOOK, "") else {
+        return;
+    };
+    let ssh_dir = setup.path().join("ssh");
+    fs_err::create_dir_all(&ssh_dir).unwrap();
+    let Some(sshd) = start_sshd(&ssh_dir) else {
+        return;
+    };
+    // OpenSSH's dynamic forwarding is a real SOCKS5 proxy.
+    let proxy_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ssh = Command::new(peer("ssh").unwrap())
+        .args(sshd.opts.split_whitespace())
+        .args([
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-D",
+            &format!("127.0.0.1:{proxy_port}"),
+            "-p",
+            &sshd.port.to_string(),
+            "root@127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "ssh -D never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    set_incus_field(
+        &setup,
+        "proxy",
+        &format!("socks5h://127.0.0.1:{proxy_port}"),
+    );
+    // A whole run (requests, operations and exec websockets) through the proxy.
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    assert_eq!(setup.evidence()["verdict"], "passed");
+    // Without the proxy, nothing gets through: it really was the way in.
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot reach the Incus server"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_resizes_the_one_named_host_first() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "resize", OK_RUNBOOK, "") else {
+        return;
+    };
+    // A host vm-prove did not create: the one it may resize to make room.
+    let host = format!("{}-host", setup.prefix);
+    setup.append_config(&format!(
+        "[guardrails.resize]\ninstance = \"{host}\"\nmemory = \"384MiB\"\n"
+    ));
+    let project = daemon.var("PROJECT").to_owned();
+    let launched = daemon.incus(&[
+        "launch",
+        daemon.var("IMAGE"),
+        &host,
+        "--project",
+        &project,
+        "-c",
+        "limits.memory=512MiB",
+    ]);
+    assert!(launched.status.success(), "{}", text(&launched.stderr));
+
+    let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    let state = daemon.incus(&[
+        "list",
+        &host,
+        "--project",
+        &project,
+        "--format",
+        "csv",
+        "-c",
+        "s",
+    ]);
+    let limit = daemon.incus(&[
+        "config",
+        "get",
+        &host,
+        "limits.memory",
+        "--project",
+        &project,
+    ]);
+    let _ = daemon.incus(&["delete", "--force", &host, "--project", &project]);
+
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let resize = plan["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "resize")
+        .unwrap()
+        .clone();
+    assert_eq!(resize["numbers"]["before"], "512MiB", "{resize}");
+    assert_eq!(resize["numbers"]["after"], "384MiB");
+    let memory = plan["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "memory")
+        .unwrap()
+        .clone();
+    let counted = memory["numbers"]["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == host.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        counted["bytes"],
+        384_u64 << 20,
+        "the budget counts the new limit"
+    );
+
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["resize"]["before"], "512MiB");
+    assert_eq!(ev["resize"]["after"], "384MiB");
+    assert_eq!(ev["resize"]["observed"], "384MiB");
+    assert_eq!(ev["resize"]["restarted"], true);
+    assert_eq!(text(&state.stdout).trim(), "RUNNING", "the host runs again");
+    assert_eq!(text(&limit.stdout).trim(), "384MiB");
+    assert!(
+        daemon.instances(&setup.prefix).is_empty(),
+        "only the host remained, and it is deleted"
+    );
 }

@@ -299,7 +299,8 @@ struct InspectReport<'a> {
     ok: bool,
 }
 
-fn sealed_summary(path: &Path) -> anyhow::Result<CertSummary> {
+/// The clear summary of a sealed certificate file, read without any key.
+pub fn sealed_summary(path: &Path) -> anyhow::Result<CertSummary> {
     let file = read_sealed(path)?;
     sealed::clear_summary(&file.tree).with_context(|| {
         format!(

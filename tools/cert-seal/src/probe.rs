@@ -82,6 +82,43 @@ impl ServerCertVerifier for AcceptAnyChain {
     }
 }
 
+/// A client connection that accepts any chain (still checking handshake
+/// signatures), for a caller that carries the bytes itself: vm-prove drives
+/// it through a relay inside an instance.
+pub fn client_connection(sni: &str) -> Result<rustls::ClientConnection, ProbeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let handshake_error = |err: rustls::Error| ProbeError::Handshake {
+        address: sni.to_owned(),
+        reason: err.to_string(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(handshake_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyChain(provider)))
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(sni.to_owned())
+        .map_err(|_| ProbeError::BadServerName(sni.to_owned()))?;
+    rustls::ClientConnection::new(Arc::new(config), server_name).map_err(handshake_error)
+}
+
+/// The chain a finished handshake presented, leaf first, as DER.
+pub fn presented_chain(
+    connection: &rustls::ClientConnection,
+    address: &str,
+) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let chain: Vec<Vec<u8>> = connection
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|cert| cert.as_ref().to_vec())
+        .collect();
+    if chain.is_empty() {
+        return Err(ProbeError::NoCertificate(address.to_owned()));
+    }
+    Ok(chain)
+}
+
 /// Connects to `address` (`host:port`) with SNI `sni` and returns the served
 /// chain, leaf first, as DER.
 pub fn served_chain(
@@ -89,25 +126,7 @@ pub fn served_chain(
     sni: &str,
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>, ProbeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| ProbeError::Handshake {
-            address: address.to_owned(),
-            reason: err.to_string(),
-        })?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyChain(provider)))
-        .with_no_client_auth();
-    let server_name = ServerName::try_from(sni.to_owned())
-        .map_err(|_| ProbeError::BadServerName(sni.to_owned()))?;
-    let mut connection =
-        rustls::ClientConnection::new(Arc::new(config), server_name).map_err(|err| {
-            ProbeError::Handshake {
-                address: address.to_owned(),
-                reason: err.to_string(),
-            }
-        })?;
+    let mut connection = client_connection(sni)?;
     let socket_address = address
         .to_socket_addrs()
         .map_err(|_| ProbeError::Resolve(address.to_owned()))?
@@ -132,19 +151,11 @@ pub fn served_chain(
                 reason: err.to_string(),
             })?;
     }
-    let chain: Vec<Vec<u8>> = connection
-        .peer_certificates()
-        .unwrap_or_default()
-        .iter()
-        .map(|cert| cert.as_ref().to_vec())
-        .collect();
+    let chain = presented_chain(&connection, address);
     // Close politely; the server's reply does not matter.
     connection.send_close_notify();
     let _ = connection.complete_io(&mut socket);
     let _ = socket.flush();
     let _ = socket.read(&mut [0u8; 1]);
-    if chain.is_empty() {
-        return Err(ProbeError::NoCertificate(address.to_owned()));
-    }
-    Ok(chain)
+    chain
 }

@@ -31,6 +31,9 @@ pub struct Config {
     pub guardrails: Guardrails,
     pub secret: SecretConfig,
     pub runbook: RunbookConfig,
+    /// Local git checkouts pushed into the instance as bundles.
+    #[serde(default)]
+    pub repos: Vec<RepoConfig>,
     #[serde(default)]
     pub checks: ChecksConfig,
     #[serde(default)]
@@ -126,6 +129,19 @@ pub struct Guardrails {
     /// The host's memory guideline for the project: the running instances'
     /// `limits.memory` plus the new instance's must stay within it.
     pub memory_budget: String,
+    /// Optionally, make room first: one named instance gets a new
+    /// `limits.memory` (stop, set, start, wait; no hotplug).
+    #[serde(default)]
+    pub resize: Option<Resize>,
+}
+
+/// The one instance vm-prove may change without having created it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    pub instance: String,
+    /// Its new `limits.memory`.
+    pub memory: String,
 }
 
 /// The one secret pushed into the instance: the bootstrap age key.
@@ -173,6 +189,28 @@ fn default_block_timeout() -> u64 {
     600
 }
 
+/// A local git checkout made available inside the instance as a git bundle
+/// at `/var/lib/vm-prove/repos/<name>.bundle`; the runbook sees
+/// `{{ repos.<name>.bundle }}` and `{{ repos.<name>.commit }}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Letters, digits, `-` and `_`.
+    pub name: String,
+    /// The local checkout.
+    pub path: PathBuf,
+    /// The ref to bundle: `HEAD`, a branch or a tag.
+    #[serde(default = "default_rev")]
+    pub rev: String,
+}
+
+fn default_rev() -> String {
+    "HEAD".to_owned()
+}
+
+/// Where repository bundles land inside the instance.
+pub const REPOS_DIR: &str = "/var/lib/vm-prove/repos";
+
 /// Read-only checks after the runbook.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +224,46 @@ pub struct ChecksConfig {
     /// Seconds to wait for pending systemd jobs to drain.
     #[serde(default = "default_settle_timeout")]
     pub settle_timeout: u64,
+    /// TLS endpoints that must serve the sealed certificate.
+    #[serde(default)]
+    pub tls: Vec<TlsCheck>,
+    /// The toplevel `/run/current-system` must resolve to, e.g. the output of
+    /// `nix build .#nixosConfigurations.<host>.config.system.build.toplevel`.
+    #[serde(default)]
+    pub current_system: Option<String>,
+}
+
+/// A TLS endpoint, reached from inside the instance (so the operator need
+/// not route to it), that must serve the certificate sealed by cert-seal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCheck {
+    /// `host:port` as seen from inside the instance.
+    #[serde(default = "default_tls_address")]
+    pub address: String,
+    /// The name sent as SNI, e.g. `ci.example.org`.
+    pub server_name: String,
+    /// The sealed sops file written by `cert-seal seal`; only its clear
+    /// certificate summary is read, no key is needed.
+    pub sealed: PathBuf,
+}
+
+fn default_tls_address() -> String {
+    "127.0.0.1:443".to_owned()
+}
+
+impl TlsCheck {
+    /// Host and port of `address` (`[v6]:port` accepted).
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.address.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let valid_host = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        valid_host.then_some(())?;
+        Some((host, port.parse().ok().filter(|p| *p > 0)?))
+    }
 }
 
 fn default_settle_timeout() -> u64 {
@@ -287,7 +365,11 @@ impl Config {
             &mut self.secret.source,
             &mut self.runbook.path,
             &mut self.evidence.dir,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.repos.iter_mut().map(|r| &mut r.path))
+        .chain(self.checks.tls.iter_mut().map(|t| &mut t.sealed))
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -328,6 +410,45 @@ impl Config {
                 "`instance.name_prefix` must be letters, digits and `-`, starting with a letter"
                     .to_owned(),
             );
+        }
+        if let Some(resize) = &self.guardrails.resize {
+            parse_size(&resize.memory).map_err(|e| format!("`guardrails.resize.memory`: {e}"))?;
+            if resize.instance.is_empty() || !resize.instance.chars().all(name_char) {
+                return Err(format!(
+                    "`guardrails.resize.instance` `{}` is not an instance name",
+                    resize.instance
+                ));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for repo in &self.repos {
+            if repo.name.is_empty() || !repo.name.chars().all(name_char) {
+                return Err(format!(
+                    "`repos` name `{}` must be letters, digits, `-` and `_`",
+                    repo.name
+                ));
+            }
+            if !names.insert(repo.name.as_str()) {
+                return Err(format!("`repos` name `{}` appears twice", repo.name));
+            }
+            if repo.rev.is_empty() || repo.rev.starts_with('-') {
+                return Err(format!("`repos` `{}`: `rev` must name a ref", repo.name));
+            }
+        }
+        if let Some(toplevel) = &self.checks.current_system {
+            if !toplevel.starts_with('/') || toplevel.contains(char::is_whitespace) {
+                return Err(format!(
+                    "`checks.current_system` must be an absolute store path, not `{toplevel}`"
+                ));
+            }
+        }
+        for tls in &self.checks.tls {
+            if tls.host_port().is_none() {
+                return Err(format!(
+                    "`checks.tls` address `{}` must be `host:port`",
+                    tls.address
+                ));
+            }
         }
         for check in &self.checks.secrets {
             parse_mode(&check.mode)

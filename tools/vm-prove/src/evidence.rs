@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::incus::ServerInfo;
+use crate::repos::RepoRecord;
 
 /// One guardrail, with the numbers it was decided on.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +74,18 @@ pub struct CheckRecord {
     pub observed: String,
 }
 
+/// The resize done before the run, with the values before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResizeRecord {
+    pub instance: String,
+    pub before: Option<String>,
+    pub after: String,
+    /// `limits.memory` read back after the change.
+    pub observed: Option<String>,
+    pub restarted: bool,
+    pub seconds: f64,
+}
+
 /// What teardown did.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Teardown {
@@ -96,7 +109,9 @@ pub struct Evidence {
     pub runbook: String,
     pub runbook_sha256: String,
     pub runbook_vars: std::collections::BTreeMap<String, String>,
+    pub repos: Vec<RepoRecord>,
     pub guardrails: Vec<Guardrail>,
+    pub resize: Option<ResizeRecord>,
     pub instance: Option<InstanceRecord>,
     pub readiness: Option<String>,
     pub secret: SecretRecord,
@@ -124,13 +139,22 @@ impl Evidence {
         dir.join(format!("{run_id}.md"))
     }
 
-    /// Writes both files (each through a temporary file and a rename).
+    /// Writes both files (each through a temporary file and a rename). The
+    /// evidence names the instance, the repos and what ran, and keeps output
+    /// tails: the directory and the files are the operator's alone.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        fs_err::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        }
         let mut json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         json.push('\n');
-        write_atomic(&Self::json_path(dir, &self.run_id), json.as_bytes())?;
-        write_atomic(
+        write_private(&Self::json_path(dir, &self.run_id), json.as_bytes())?;
+        write_private(
             &Self::markdown_path(dir, &self.run_id),
             self.markdown().as_bytes(),
         )
@@ -164,6 +188,22 @@ impl Evidence {
         for (k, v) in &self.runbook_vars {
             let _ = writeln!(m, "  - `{k}` = `{v}`");
         }
+        for r in &self.repos {
+            let _ = writeln!(
+                m,
+                "- repository `{}`: `{}` at `{}` = `{}`, flake.lock sha256 `{}`{}; bundle {} bytes (sha256 `{}`) → `{}`, pushed: {}",
+                r.name,
+                r.source,
+                r.rev,
+                r.commit,
+                r.flake_lock_sha256.as_deref().unwrap_or("(none)"),
+                if r.uncommitted_changes { " (the checkout had uncommitted changes, not in the bundle)" } else { "" },
+                r.bundle_size,
+                &r.bundle_sha256[..r.bundle_sha256.len().min(16)],
+                r.destination,
+                r.pushed
+            );
+        }
         if let Some(error) = &self.error {
             let _ = writeln!(m, "- error: {error}");
         }
@@ -175,6 +215,18 @@ impl Evidence {
                 if g.passed { "ok" } else { "REFUSED" },
                 g.name,
                 g.detail
+            );
+        }
+        if let Some(r) = &self.resize {
+            let _ = writeln!(
+                m,
+                "\n## Resize\n\n- `{}` limits.memory {} → {} (read back: {}), restarted: {}, {:.1} s",
+                r.instance,
+                r.before.as_deref().unwrap_or("(unset)"),
+                r.after,
+                r.observed.as_deref().unwrap_or("-"),
+                r.restarted,
+                r.seconds
             );
         }
         if let Some(i) = &self.instance {
@@ -263,9 +315,19 @@ impl Evidence {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes an owner-only file through a temporary file and a rename.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
-    fs_err::write(&tmp, bytes)?;
+    let mut file = fs_err::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
     fs_err::rename(&tmp, path)
 }
 
@@ -279,6 +341,44 @@ pub fn tail(text: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let evidence_dir = dir.path().join("a/evidence");
+        let ev = Evidence {
+            schema_version: 1,
+            tool: "vm-prove".to_owned(),
+            tool_version: "0".to_owned(),
+            run_id: "r".to_owned(),
+            started: now(),
+            finished: None,
+            config_file: String::new(),
+            project: String::new(),
+            server: None,
+            runbook: String::new(),
+            runbook_sha256: String::new(),
+            runbook_vars: std::collections::BTreeMap::new(),
+            repos: Vec::new(),
+            guardrails: Vec::new(),
+            resize: None,
+            instance: None,
+            readiness: None,
+            secret: SecretRecord::default(),
+            blocks: Vec::new(),
+            checks: Vec::new(),
+            teardown: Teardown::default(),
+            verdict: "running".to_owned(),
+            error: None,
+        };
+        ev.write(&evidence_dir).unwrap();
+        ev.write(&evidence_dir).unwrap();
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&evidence_dir), 0o700);
+        assert_eq!(mode(&Evidence::json_path(&evidence_dir, "r")), 0o600);
+        assert_eq!(mode(&Evidence::markdown_path(&evidence_dir, "r")), 0o600);
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {

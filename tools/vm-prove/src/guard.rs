@@ -25,6 +25,75 @@ pub const RUNNING: u16 = 103;
 pub struct Evaluation {
     pub guardrails: Vec<Guardrail>,
     pub image_fingerprint: String,
+    /// The resize a run will do first, when one is configured and allowed.
+    pub resize: Option<ResizePlan>,
+}
+
+/// A resize, decided before anything changes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResizePlan {
+    pub instance: String,
+    /// `limits.memory` before (unset when `None`).
+    pub before: Option<String>,
+    pub after: String,
+    /// Running instances are stopped, changed and started again.
+    pub running: bool,
+}
+
+/// Checks the configured resize against the instances of the project: the
+/// target must exist and must not be one of vm-prove's own throwaways.
+pub fn resize_guardrail(
+    config: &Config,
+    instances: &[Instance],
+) -> Option<(Guardrail, Option<ResizePlan>)> {
+    let resize = config.guardrails.resize.as_ref()?;
+    let Some(target) = instances.iter().find(|i| i.name == resize.instance) else {
+        return Some((
+            refused(
+                "resize",
+                format!(
+                    "instance `{}` does not exist in the project",
+                    resize.instance
+                ),
+            ),
+            None,
+        ));
+    };
+    if target.config.contains_key(TAG_RUN_ID) {
+        return Some((
+            refused(
+                "resize",
+                format!(
+                    "instance `{}` is a vm-prove throwaway, not a host to make room on",
+                    resize.instance
+                ),
+            ),
+            None,
+        ));
+    }
+    let plan = ResizePlan {
+        instance: target.name.clone(),
+        before: target.config.get("limits.memory").cloned(),
+        after: resize.memory.clone(),
+        running: target.status_code == RUNNING,
+    };
+    let guardrail = Guardrail {
+        name: "resize".to_owned(),
+        passed: true,
+        detail: format!(
+            "`{}` limits.memory {} → {}{}",
+            plan.instance,
+            plan.before.as_deref().unwrap_or("(unset)"),
+            plan.after,
+            if plan.running {
+                " (stop, set, start, wait)"
+            } else {
+                " (stopped: set only)"
+            }
+        ),
+        numbers: json!({"instance": plan.instance, "before": plan.before, "after": plan.after, "running": plan.running}),
+    };
+    Some((guardrail, Some(plan)))
 }
 
 impl Evaluation {
@@ -53,8 +122,14 @@ pub fn memory_guardrail(config: &Config, instances: &[Instance]) -> Guardrail {
     let mut used: u64 = 0;
     let mut running = Vec::new();
     let mut problems = Vec::new();
+    let resized = config.guardrails.resize.as_ref();
     for instance in instances.iter().filter(|i| i.status_code == RUNNING) {
-        match instance.expanded_config.get("limits.memory") {
+        // The resized instance counts with the limit it will have.
+        let limit = match resized {
+            Some(r) if r.instance == instance.name => Some(&r.memory),
+            _ => instance.expanded_config.get("limits.memory"),
+        };
+        match limit {
             None => problems.push(format!(
                 "running instance `{}` has no `limits.memory`",
                 instance.name
@@ -158,11 +233,17 @@ pub async fn evaluate(client: &Client, config: &Config) -> Result<Evaluation, In
             return Ok(Evaluation {
                 guardrails,
                 image_fingerprint: String::new(),
+                resize: None,
             });
         }
         Err(e) => return Err(e),
     }
     let instances = client.list_instances().await?;
+    let mut resize = None;
+    if let Some((guardrail, plan)) = resize_guardrail(config, &instances) {
+        guardrails.push(guardrail);
+        resize = plan;
+    }
     guardrails.push(memory_guardrail(config, &instances));
     let mut image_fingerprint = String::new();
     match client.resolve_image(&config.instance.image).await {
@@ -195,6 +276,7 @@ pub async fn evaluate(client: &Client, config: &Config) -> Result<Evaluation, In
     Ok(Evaluation {
         guardrails,
         image_fingerprint,
+        resize,
     })
 }
 
@@ -239,6 +321,38 @@ mod tests {
         let g = memory_guardrail(&config("2GiB", "2GiB"), &running);
         assert!(!g.passed);
         assert!(g.detail.contains("exceeds the budget 2GiB"), "{}", g.detail);
+    }
+
+    #[test]
+    fn a_resize_counts_with_its_new_limit_and_only_targets_hosts() {
+        let mut c = config("3GiB", "1GiB");
+        c.guardrails.resize = Some(crate::config::Resize {
+            instance: "host".to_owned(),
+            memory: "2GiB".to_owned(),
+        });
+        // Unset before: the resize gives it a limit, so it can be budgeted.
+        let host = instance("host", RUNNING, None);
+        let g = memory_guardrail(&c, std::slice::from_ref(&host));
+        assert!(g.passed, "{}", g.detail);
+        assert_eq!(g.numbers["total_bytes"], 3_u64 << 30);
+        let (g, plan) = resize_guardrail(&c, &[host]).unwrap();
+        assert!(g.passed);
+        let plan = plan.unwrap();
+        assert_eq!(
+            (plan.before, plan.after.as_str(), plan.running),
+            (None, "2GiB", true)
+        );
+
+        let (g, plan) = resize_guardrail(&c, &[instance("other", RUNNING, None)]).unwrap();
+        assert!(!g.passed && plan.is_none());
+        assert!(g.detail.contains("does not exist"), "{}", g.detail);
+        let mut throwaway = instance("host", RUNNING, Some("1GiB"));
+        throwaway
+            .config
+            .insert(TAG_RUN_ID.to_owned(), "r".to_owned());
+        let (g, _) = resize_guardrail(&c, &[throwaway]).unwrap();
+        assert!(!g.passed);
+        assert!(resize_guardrail(&config("3GiB", "1GiB"), &[]).is_none());
     }
 
     #[test]

@@ -9,7 +9,9 @@ pub mod evidence;
 pub mod guard;
 pub mod incus;
 pub mod prove;
+pub mod repos;
 pub mod runbook;
+pub mod tls;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -15,13 +17,18 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::{parse_mode, Config};
+use cert_seal::sealed::CertSummary;
+
+use crate::config::{parse_mode, Config, TlsCheck, REPOS_DIR};
 use crate::evidence::{
-    now, tail, BlockRecord, CheckRecord, Evidence, InstanceRecord, SecretRecord, Teardown,
+    now, tail, BlockRecord, CheckRecord, Evidence, InstanceRecord, ResizeRecord, SecretRecord,
+    Teardown,
 };
 use crate::guard::{self, Evaluation, TAG_CREATED, TAG_HOST, TAG_PID, TAG_RUN_ID, TAG_VERSION};
-use crate::incus::{Client, IncusError};
+use crate::incus::{Client, IncusError, Stream};
+use crate::repos::{self, Bundle};
 use crate::runbook::{self, Block};
+use crate::tls;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -97,7 +104,14 @@ fn is_age_identity(line: &str) -> bool {
 struct Inputs {
     blocks: Vec<(Block, String)>,
     runbook_sha256: String,
+    /// The configured variables plus `repos.<name>.bundle` and `.commit`.
+    vars: BTreeMap<String, String>,
     secret: Secret,
+    bundles: Vec<Bundle>,
+    /// Holds the bundle files until the run ends.
+    _bundle_dir: tempfile::TempDir,
+    /// Each TLS check with the sealed certificate it expects.
+    tls: Vec<(TlsCheck, CertSummary)>,
 }
 
 fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
@@ -105,19 +119,57 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
         fs_err::read_to_string(&config.runbook.path).context("Failed to read the runbook")?;
     let blocks = runbook::parse(&text, config.runbook.default_timeout)
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
+    let secret = Secret::load(&config.secret.source)?;
+    let tls = config
+        .checks
+        .tls
+        .iter()
+        .map(|check| {
+            let sealed = cert_seal::sealed_summary(&check.sealed)
+                .with_context(|| format!("`checks.tls` for `{}`", check.server_name))?;
+            Ok((check.clone(), sealed))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bundle_dir = tempfile::Builder::new()
+        .prefix("vm-prove-bundles")
+        .tempdir()
+        .context("Failed to create a directory for the repository bundles")?;
+    let mut vars = config.runbook.vars.clone();
+    let mut bundles = Vec::new();
+    for repo in &config.repos {
+        let bundle = repos::bundle(repo, bundle_dir.path())?;
+        if bundle.record.uncommitted_changes {
+            fromgit_cli::warn(&format!(
+                "repository `{}` has uncommitted changes; the proof uses commit {} without them",
+                repo.name, bundle.record.commit
+            ));
+        }
+        vars.insert(
+            format!("repos.{}.bundle", repo.name),
+            bundle.record.destination.clone(),
+        );
+        vars.insert(
+            format!("repos.{}.commit", repo.name),
+            bundle.record.commit.clone(),
+        );
+        bundles.push(bundle);
+    }
     let rendered = blocks
         .into_iter()
         .map(|b| {
-            let script = b.render(&config.runbook.vars)?;
+            let script = b.render(&vars)?;
             Ok((b, script))
         })
         .collect::<Result<Vec<_>, runbook::RunbookError>>()
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
-    let secret = Secret::load(&config.secret.source)?;
     Ok(Inputs {
         blocks: rendered,
         runbook_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        vars,
         secret,
+        bundles,
+        _bundle_dir: bundle_dir,
+        tls,
     })
 }
 
@@ -136,7 +188,7 @@ pub async fn plan(
     let inputs = load_inputs(config)?;
     let client = Client::connect(&config.incus).await?;
     let evaluation = guard::evaluate(&client, config).await?;
-    let steps = plan_steps(config, &inputs);
+    let steps = plan_steps(config, &inputs, &evaluation);
     if json_out {
         fromgit_cli::write_json(&json!({
             "schema_version": 1,
@@ -180,8 +232,22 @@ pub async fn plan(
     })
 }
 
-fn plan_steps(config: &Config, inputs: &Inputs) -> Vec<String> {
-    let mut steps = vec![
+fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<String> {
+    let mut steps = Vec::new();
+    if let Some(r) = &evaluation.resize {
+        steps.push(format!(
+            "resize `{}`: limits.memory {} → {}{}",
+            r.instance,
+            r.before.as_deref().unwrap_or("(unset)"),
+            r.after,
+            if r.running {
+                " (stop, set, start, wait)"
+            } else {
+                ""
+            }
+        ));
+    }
+    steps.extend([
         format!(
             "create {} `{}-<run id>` from image `{}` with limits.memory={}, tagged `{TAG_RUN_ID}`",
             config.instance.kind.api_name(),
@@ -201,7 +267,14 @@ fn plan_steps(config: &Config, inputs: &Inputs) -> Vec<String> {
             config.secret.gid,
             config.secret.mode
         ),
-    ];
+    ]);
+    for bundle in &inputs.bundles {
+        let r = &bundle.record;
+        steps.push(format!(
+            "push repository `{}` (`{}` at `{}` = {}) as a git bundle to `{}`",
+            r.name, r.source, r.rev, r.commit, r.destination
+        ));
+    }
     for (block, _) in &inputs.blocks {
         steps.push(format!(
             "run block `{}` (line {}, timeout {} s)",
@@ -218,6 +291,12 @@ fn plan_steps(config: &Config, inputs: &Inputs) -> Vec<String> {
             .map(|s| s.path.as_str())
             .collect::<Vec<_>>()
     ));
+    for (check, sealed) in &inputs.tls {
+        steps.push(format!(
+            "check: `{}` inside the instance serves {} under SNI `{}`",
+            check.address, sealed.sha256_fingerprint, check.server_name
+        ));
+    }
     steps.push("force-stop and delete the instance (always)".to_owned());
     steps
 }
@@ -291,8 +370,10 @@ pub async fn run(
         server: Some(client.server.clone()),
         runbook: config.runbook.path.display().to_string(),
         runbook_sha256: inputs.runbook_sha256.clone(),
-        runbook_vars: config.runbook.vars.clone(),
+        runbook_vars: inputs.vars.clone(),
+        repos: inputs.bundles.iter().map(|b| b.record.clone()).collect(),
         guardrails: Vec::new(),
+        resize: None,
         instance: None,
         readiness: None,
         secret: SecretRecord {
@@ -323,6 +404,27 @@ pub async fn run(
         ev.write(&dir).context("Failed to write the evidence")?;
         report(&ev, &dir, options.json)?;
         return Ok(ExitStatus::Failure);
+    }
+
+    if let Some(plan) = &evaluation.resize {
+        let resized = resize(
+            &client,
+            plan,
+            Duration::from_secs(config.instance.ready_timeout),
+        )
+        .await;
+        match resized {
+            Ok(record) => ev.resize = Some(record),
+            Err(e) => {
+                "error".clone_into(&mut ev.verdict);
+                ev.error = Some(format!("{e:#}"));
+                "nothing created".clone_into(&mut ev.teardown.action);
+                ev.finished = Some(now());
+                ev.write(&dir).context("Failed to write the evidence")?;
+                report(&ev, &dir, options.json)?;
+                return Err(e);
+            }
+        }
     }
 
     let name = format!("{}-{}", config.instance.name_prefix, run_id);
@@ -427,6 +529,63 @@ fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
         fromgit_cli::write_stdout(text.as_bytes())?;
     }
     Ok(())
+}
+
+/// The configured resize: stop, set `limits.memory`, start, wait until it
+/// runs again (no hotplug), and read the value back.
+async fn resize(
+    client: &Client,
+    plan: &guard::ResizePlan,
+    timeout: Duration,
+) -> anyhow::Result<ResizeRecord> {
+    let start = Instant::now();
+    let name = &plan.instance;
+    tracing::info!(
+        "resizing `{name}`: limits.memory {} → {}",
+        plan.before.as_deref().unwrap_or("(unset)"),
+        plan.after
+    );
+    if plan.running {
+        client
+            .change_state(name, "stop", false)
+            .await
+            .with_context(|| format!("Failed to stop `{name}` for the resize"))?;
+    }
+    client
+        .set_config(name, "limits.memory", &plan.after)
+        .await
+        .with_context(|| format!("Failed to set limits.memory on `{name}`"))?;
+    if plan.running {
+        client
+            .change_state(name, "start", false)
+            .await
+            .with_context(|| format!("Failed to start `{name}` after the resize"))?;
+        loop {
+            let state = client.state(name).await?;
+            if state.status_code == guard::RUNNING && state.processes > 0 {
+                break;
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "`{name}` did not run again within {} s after the resize",
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let observed = client
+        .get_instance(name)
+        .await?
+        .and_then(|i| i.config.get("limits.memory").cloned());
+    Ok(ResizeRecord {
+        instance: name.clone(),
+        before: plan.before.clone(),
+        after: plan.after.clone(),
+        observed,
+        restarted: plan.running,
+        seconds: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT; never, if the handlers cannot be installed.
@@ -549,6 +708,7 @@ async fn steps(
     if ev.secret.content_matches != Some(true) {
         return Ok(Some("the bootstrap key did not arrive intact".to_owned()));
     }
+    push_bundles(client, name, &inputs.bundles, ev).await?;
 
     // The runbook.
     for (block, script) in &inputs.blocks {
@@ -584,7 +744,7 @@ async fn steps(
     }
 
     // Read-only checks.
-    ev.checks = checks(client, config, name, &inputs.secret).await;
+    ev.checks = checks(client, config, name, &ev.run_id.clone(), inputs).await;
     let failed: Vec<&str> = ev
         .checks
         .iter()
@@ -722,6 +882,68 @@ async fn push_secret(
     Ok(())
 }
 
+/// Splits a block's output into lines as it streams in, prints each one
+/// (redacted) the moment it is complete, and keeps them for the evidence.
+struct LiveOutput<'a> {
+    block: &'a str,
+    secret: &'a Secret,
+    partial: [Vec<u8>; 2],
+    lines: Vec<String>,
+}
+
+impl LiveOutput<'_> {
+    fn push(&mut self, stream: Stream, chunk: &[u8]) {
+        let i = usize::from(stream == Stream::Stderr);
+        self.partial[i].extend_from_slice(chunk);
+        while let Some(end) = self.partial[i].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial[i].drain(..=end).collect();
+            self.line(&line[..end]);
+        }
+    }
+
+    fn line(&mut self, bytes: &[u8]) {
+        let text = self.secret.redact(&String::from_utf8_lossy(bytes));
+        stderr_line(&format!("[{}] {text}", self.block));
+        self.lines.push(text);
+    }
+
+    fn finish(mut self) -> String {
+        for i in 0..2 {
+            let rest = std::mem::take(&mut self.partial[i]);
+            if !rest.is_empty() {
+                self.line(&rest);
+            }
+        }
+        self.lines.join("\n")
+    }
+}
+
+async fn push_bundles(
+    client: &Client,
+    name: &str,
+    bundles: &[Bundle],
+    ev: &mut Evidence,
+) -> anyhow::Result<()> {
+    if bundles.is_empty() {
+        return Ok(());
+    }
+    for dir in ["/var/lib/vm-prove", REPOS_DIR] {
+        client
+            .make_dir(name, dir, 0, 0, 0o700)
+            .await
+            .with_context(|| format!("Failed to create `{dir}` in the instance"))?;
+    }
+    for (bundle, record) in bundles.iter().zip(ev.repos.iter_mut()) {
+        let bytes = fs_err::read(&bundle.file)?;
+        client
+            .push_file(name, &record.destination, bytes, 0, 0, 0o600)
+            .await
+            .with_context(|| format!("Failed to push repository `{}`", record.name))?;
+        record.pushed = true;
+    }
+    Ok(())
+}
+
 async fn run_block(
     client: &Client,
     name: &str,
@@ -735,14 +957,35 @@ async fn run_block(
     let command = [
         "timeout", "-k", "10", &timeout, "bash", "-euo", "pipefail", "-c", script,
     ];
-    let result = client
-        .exec(
-            name,
-            &command,
-            Duration::from_secs(block.timeout + 60),
-            &format!("block `{}`", block.name),
-        )
-        .await;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut live = LiveOutput {
+        block: &block.name,
+        secret,
+        partial: [Vec::new(), Vec::new()],
+        lines: Vec::new(),
+    };
+    let what = format!("block `{}`", block.name);
+    let exec = async {
+        let result = client
+            .exec_attached(
+                name,
+                &command,
+                Duration::from_secs(block.timeout + 60),
+                &what,
+                None,
+                &sender,
+            )
+            .await;
+        drop(sender);
+        result
+    };
+    let print = async {
+        while let Some((stream, chunk)) = receiver.recv().await {
+            live.push(stream, &chunk);
+        }
+    };
+    let (result, ()) = tokio::join!(exec, print);
+    let text = live.finish();
     let duration = start.elapsed().as_secs_f64();
     let mut record = BlockRecord {
         name: block.name.clone(),
@@ -752,26 +995,13 @@ async fn run_block(
         exit: None,
         timed_out: false,
         duration_seconds: (duration * 1000.0).round() / 1000.0,
-        output_tail: String::new(),
+        output_tail: tail(&text, tail_lines),
         error: None,
     };
     match result {
-        Ok(out) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let err = String::from_utf8_lossy(&out.stderr);
-            if !err.is_empty() {
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                text.push_str(&err);
-            }
-            let text = secret.redact(&text);
-            for line in text.lines() {
-                stderr_line(&format!("[{}] {line}", block.name));
-            }
-            record.exit = Some(out.exit);
-            record.timed_out = out.exit == 124 || out.exit == 137;
-            record.output_tail = tail(&text, tail_lines);
+        Ok(exit) => {
+            record.exit = Some(exit);
+            record.timed_out = exit == 124 || exit == 137;
         }
         Err(IncusError::Timeout { .. }) => record.timed_out = true,
         Err(e) => record.error = Some(e.to_string()),
@@ -805,10 +1035,141 @@ fn check(name: String, passed: bool, expected: String, observed: String) -> Chec
     }
 }
 
-/// The read-only checks after the runbook.
-async fn checks(client: &Client, config: &Config, name: &str, secret: &Secret) -> Vec<CheckRecord> {
-    let mut out = Vec::new();
-    // Pending jobs drain first, so the unit states below are final.
+/// The read-only checks after the runbook. Pending jobs drain first, so
+/// that the unit states are final; then every other check runs at once.
+async fn checks(
+    client: &Client,
+    config: &Config,
+    name: &str,
+    run_id: &str,
+    inputs: &Inputs,
+) -> Vec<CheckRecord> {
+    let mut out = vec![pending_jobs(client, config, name).await];
+    let mut files: Vec<(String, String, String, String)> = vec![(
+        // The pushed key itself must still be in place, unchanged in owner and mode.
+        config.secret.path.clone(),
+        format!("#{}", config.secret.uid),
+        format!("#{}", config.secret.gid),
+        config.secret.mode.clone(),
+    )];
+    files.extend(config.checks.secrets.iter().map(|s| {
+        (
+            s.path.clone(),
+            s.owner.clone(),
+            s.group.clone(),
+            s.mode.clone(),
+        )
+    }));
+    let mut concurrent: Vec<Pin<Box<dyn Future<Output = CheckRecord> + '_>>> =
+        vec![Box::pin(failed_units(client, name))];
+    for unit in &config.checks.units {
+        concurrent.push(Box::pin(unit_check(client, name, unit)));
+    }
+    for (path, owner, group, mode) in files {
+        concurrent.push(Box::pin(file_check(
+            client,
+            name,
+            &inputs.secret,
+            path,
+            owner,
+            group,
+            mode,
+        )));
+    }
+    for (check, sealed) in &inputs.tls {
+        concurrent.push(Box::pin(tls::check(client, name, check, sealed)));
+    }
+    if let Some(toplevel) = &config.checks.current_system {
+        concurrent.push(Box::pin(current_system_check(
+            client,
+            name,
+            toplevel,
+            &config.evidence.dir,
+            run_id,
+        )));
+    }
+    out.extend(futures_util::future::join_all(concurrent).await);
+    out
+}
+
+/// `/run/current-system` against the expected toplevel. On a mismatch the
+/// instance's closure (`nix path-info --json --recursive`, read-only) is
+/// saved next to the evidence, where `closure-diff` explains the drift.
+async fn current_system_check(
+    client: &Client,
+    name: &str,
+    toplevel: &str,
+    evidence_dir: &Path,
+    run_id: &str,
+) -> CheckRecord {
+    let check_name = "current-system".to_owned();
+    let expected = format!("`/run/current-system` → `{toplevel}`");
+    let observed = match sh(
+        client,
+        name,
+        "readlink -f /run/current-system",
+        "current system",
+    )
+    .await
+    {
+        Ok((0, path)) if !path.is_empty() => path,
+        Ok((code, text)) => {
+            return check(
+                check_name,
+                false,
+                expected,
+                format!("no /run/current-system (exit {code}: {text})"),
+            )
+        }
+        Err(e) => return check(check_name, false, expected, format!("could not run: {e}")),
+    };
+    if observed == toplevel {
+        return check(check_name, true, expected, format!("`{observed}`"));
+    }
+    let dump = client
+        .exec(
+            name,
+            &[
+                "nix",
+                "--extra-experimental-features",
+                "nix-command",
+                "path-info",
+                "--json",
+                "--recursive",
+                &observed,
+            ],
+            Duration::from_secs(300),
+            "recording the closure",
+        )
+        .await;
+    let explanation = match dump {
+        Ok(out) if out.exit == 0 => {
+            let file = evidence_dir.join(format!("{run_id}.current-system.json"));
+            match crate::evidence::write_private(&file, &out.stdout) {
+                Ok(()) => format!(
+                    "its closure is saved in `{}`: `closure-diff {toplevel} {}` explains the drift",
+                    file.display(),
+                    file.display()
+                ),
+                Err(e) => format!("its closure could not be saved: {e}"),
+            }
+        }
+        Ok(out) => format!(
+            "its closure could not be recorded (nix exited {}: {})",
+            out.exit,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("its closure could not be recorded: {e}"),
+    };
+    check(
+        check_name,
+        false,
+        expected,
+        format!("`{observed}`; {explanation}"),
+    )
+}
+
+async fn pending_jobs(client: &Client, config: &Config, name: &str) -> CheckRecord {
     let start = Instant::now();
     let settle = Duration::from_secs(config.checks.settle_timeout);
     let jobs = loop {
@@ -826,7 +1187,7 @@ async fn checks(client: &Client, config: &Config, name: &str, secret: &Secret) -
             Err(e) => break Err(e),
         }
     };
-    out.push(match jobs {
+    match jobs {
         Ok(text) => check(
             "no-pending-jobs".to_owned(),
             text.is_empty(),
@@ -843,148 +1204,110 @@ async fn checks(client: &Client, config: &Config, name: &str, secret: &Secret) -
             "no jobs".to_owned(),
             format!("could not run: {e}"),
         ),
-    });
-    out.push(
-        match sh(
-            client,
-            name,
-            "systemctl list-units --state=failed --no-legend --plain",
-            "failed units",
-        )
-        .await
-        {
-            Ok((0, text)) => check(
-                "no-failed-units".to_owned(),
-                text.is_empty(),
-                "none".to_owned(),
-                if text.is_empty() {
-                    "none".to_owned()
-                } else {
-                    text.replace('\n', "; ")
-                },
-            ),
-            Ok((code, text)) => check(
-                "no-failed-units".to_owned(),
-                false,
-                "none".to_owned(),
-                format!("exit {code}: {text}"),
-            ),
-            Err(e) => check(
-                "no-failed-units".to_owned(),
-                false,
-                "none".to_owned(),
-                format!("could not run: {e}"),
-            ),
-        },
-    );
-    for unit in &config.checks.units {
-        let script = format!(
-            "systemctl show {} -p LoadState,ActiveState,SubState,Result,ExecMainStatus,ExecMainExitTimestampMonotonic,Type,RemainAfterExit",
-            shell_quote(unit)
-        );
-        let name_of = format!("unit `{unit}`");
-        out.push(match sh(client, name, &script, &name_of).await {
-            Ok((0, text)) => {
-                let props: BTreeMap<&str, &str> =
-                    text.lines().filter_map(|l| l.split_once('=')).collect();
-                let (passed, expected) = unit_converged(&props);
-                check(name_of, passed, expected, text.replace('\n', " "))
-            }
-            Ok((code, text)) => check(
-                name_of,
-                false,
-                "loaded and converged".to_owned(),
-                format!("exit {code}: {text}"),
-            ),
-            Err(e) => check(
-                name_of,
-                false,
-                "loaded and converged".to_owned(),
-                format!("could not run: {e}"),
-            ),
-        });
     }
-    file_checks(client, config, name, secret, &mut out).await;
-    out
 }
 
-/// Owner, group, mode and size of the pushed key and of each listed secret,
-/// and that `nobody` cannot read them; the content is never read.
-async fn file_checks(
+async fn failed_units(client: &Client, name: &str) -> CheckRecord {
+    let check_name = "no-failed-units".to_owned();
+    let expected = "none".to_owned();
+    match sh(
+        client,
+        name,
+        "systemctl list-units --state=failed --no-legend --plain",
+        "failed units",
+    )
+    .await
+    {
+        Ok((0, text)) if text.is_empty() => check(check_name, true, expected, "none".to_owned()),
+        Ok((0, text)) => check(check_name, false, expected, text.replace('\n', "; ")),
+        Ok((code, text)) => check(check_name, false, expected, format!("exit {code}: {text}")),
+        Err(e) => check(check_name, false, expected, format!("could not run: {e}")),
+    }
+}
+
+async fn unit_check(client: &Client, name: &str, unit: &str) -> CheckRecord {
+    let script = format!(
+        "systemctl show {} -p LoadState,ActiveState,SubState,Result,ExecMainStatus,ExecMainExitTimestampMonotonic,Type,RemainAfterExit",
+        shell_quote(unit)
+    );
+    let name_of = format!("unit `{unit}`");
+    match sh(client, name, &script, &name_of).await {
+        Ok((0, text)) => {
+            let props: BTreeMap<&str, &str> =
+                text.lines().filter_map(|l| l.split_once('=')).collect();
+            let (passed, expected) = unit_converged(&props);
+            check(name_of, passed, expected, text.replace('\n', " "))
+        }
+        Ok((code, text)) => check(
+            name_of,
+            false,
+            "loaded and converged".to_owned(),
+            format!("exit {code}: {text}"),
+        ),
+        Err(e) => check(
+            name_of,
+            false,
+            "loaded and converged".to_owned(),
+            format!("could not run: {e}"),
+        ),
+    }
+}
+
+/// Owner, group, mode and size of a secret file, and that `nobody` cannot
+/// read it; the content is never read. An owner or group written `#<id>`
+/// is compared numerically.
+async fn file_check(
     client: &Client,
-    config: &Config,
     name: &str,
     secret: &Secret,
-    out: &mut Vec<CheckRecord>,
-) {
-    let mut files: Vec<(String, String, String, String)> = config
-        .checks
-        .secrets
-        .iter()
-        .map(|s| {
-            (
-                s.path.clone(),
-                s.owner.clone(),
-                s.group.clone(),
-                s.mode.clone(),
-            )
-        })
-        .collect();
-    // The pushed key itself must still be in place, unchanged in owner and mode.
-    files.insert(
-        0,
-        (
-            config.secret.path.clone(),
-            format!("#{}", config.secret.uid),
-            format!("#{}", config.secret.gid),
-            config.secret.mode.clone(),
-        ),
+    path: String,
+    owner: String,
+    group: String,
+    mode: String,
+) -> CheckRecord {
+    let numeric = owner.starts_with('#');
+    let fmt = if numeric {
+        "%u %g %a %s"
+    } else {
+        "%U %G %a %s"
+    };
+    let script = format!(
+        "stat -L -c '{fmt}' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
+        p = shell_quote(&path)
     );
-    for (path, owner, group, mode) in files {
-        let numeric = owner.starts_with('#');
-        let fmt = if numeric {
-            "%u %g %a %s"
-        } else {
-            "%U %G %a %s"
-        };
-        let script = format!(
-            "stat -L -c '{fmt}' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
-            p = shell_quote(&path)
-        );
-        let owner = owner.trim_start_matches('#').to_owned();
-        let group = group.trim_start_matches('#').to_owned();
-        let want_mode = parse_mode(&mode)
-            .map(|m| format!("{m:o}"))
-            .unwrap_or(mode.clone());
-        let expected = format!("{owner} {group} {want_mode}, size > 0, not readable by nobody");
-        let name_of = format!("secret `{path}`");
-        out.push(match sh(client, name, &script, &name_of).await {
-            Ok((0, text)) => {
-                let mut lines = text.lines();
-                let stat_line = lines.next().unwrap_or_default();
-                let nobody = lines.next().unwrap_or_default();
-                let fields: Vec<&str> = stat_line.split_whitespace().collect();
-                let passed = fields.len() == 4
-                    && fields[0] == owner
-                    && fields[1] == group
-                    && fields[2] == want_mode
-                    && fields[3].parse::<u64>().is_ok_and(|s| s > 0)
-                    && nobody == "nobody-cannot-read";
-                check(
-                    name_of,
-                    passed,
-                    expected,
-                    secret.redact(&format!("{stat_line}, {nobody}")),
-                )
-            }
-            Ok((code, text)) => check(
+    let owner = owner.trim_start_matches('#').to_owned();
+    let group = group.trim_start_matches('#').to_owned();
+    let want_mode = parse_mode(&mode)
+        .map(|m| format!("{m:o}"))
+        .unwrap_or(mode.clone());
+    let expected = format!("{owner} {group} {want_mode}, size > 0, not readable by nobody");
+    let name_of = format!("secret `{path}`");
+    match sh(client, name, &script, &name_of).await {
+        Ok((0, text)) => {
+            let mut lines = text.lines();
+            let stat_line = lines.next().unwrap_or_default();
+            let nobody = lines.next().unwrap_or_default();
+            let fields: Vec<&str> = stat_line.split_whitespace().collect();
+            let passed = fields.len() == 4
+                && fields[0] == owner
+                && fields[1] == group
+                && fields[2] == want_mode
+                && fields[3].parse::<u64>().is_ok_and(|s| s > 0)
+                && nobody == "nobody-cannot-read";
+            check(
                 name_of,
-                false,
+                passed,
                 expected,
-                format!("exit {code}: {}", secret.redact(&text)),
-            ),
-            Err(e) => check(name_of, false, expected, format!("could not run: {e}")),
-        });
+                secret.redact(&format!("{stat_line}, {nobody}")),
+            )
+        }
+        Ok((code, text)) => check(
+            name_of,
+            false,
+            expected,
+            format!("exit {code}: {}", secret.redact(&text)),
+        ),
+        Err(e) => check(name_of, false, expected, format!("could not run: {e}")),
     }
 }
 
