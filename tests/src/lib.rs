@@ -209,3 +209,35 @@ pub fn start_sshd(dir: &Path) -> Option<Sshd> {
         fs_err::read_to_string(dir.join("sshd.log")).unwrap_or_default()
     );
 }
+
+/// The test Incus daemon's settings (`FROMGIT_INCUS_URL`, `_CERT`, `_KEY`,
+/// `_CA`, `_PROJECT`, `_IMAGE`), from the environment or the `env` file
+/// `tests/incus-setup` writes (`/var/tmp/incus-ci/env`, or
+/// `FROMGIT_INCUS_ENV`). Without them: `None`, or a failure under `CI=true`.
+pub fn incus_test_env() -> Option<std::collections::BTreeMap<String, String>> {
+    let mut vars = std::collections::BTreeMap::new();
+    let file =
+        std::env::var("FROMGIT_INCUS_ENV").unwrap_or_else(|_| "/var/tmp/incus-ci/env".to_owned());
+    if let Ok(text) = fs_err::read_to_string(&file) {
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                vars.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+    }
+    for key in ["URL", "CERT", "KEY", "CA", "PROJECT", "IMAGE"] {
+        let name = format!("FROMGIT_INCUS_{key}");
+        if let Ok(v) = std::env::var(&name) {
+            vars.insert(name, v);
+        }
+    }
+    if vars.contains_key("FROMGIT_INCUS_URL") {
+        return Some(vars);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "the Incus daemon is required under CI=true: run `bash tests/incus-setup`"
+    );
+    eprintln!("skipping: no Incus daemon (run `bash tests/incus-setup`)");
+    None
+}

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use base64::Engine as _;
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, AgeKey};
+use fromgit_e2e::{age_keygen, fromgit_bin, incus_test_env, peer, run, AgeKey};
 
 /// One command run by the audit.
 struct Case {
@@ -600,12 +600,22 @@ fn no_secret_reaches_any_output() {
     // The certificate is public; the end of an EC key's PEM body encodes
     // its public point, which the certificate carries too.
     let public = fs_err::read_to_string(scenario.path("fullchain.pem")).unwrap();
+    let bootstrap_key = fs_err::read_to_string(&scenario.key.file)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_owned();
     let forms: Vec<String> = scenario
         .secrets
         .iter()
+        .chain(std::iter::once(&bootstrap_key))
         .flat_map(|s| forbidden_forms(s))
         .filter(|form| !public.contains(form.as_str()))
         .collect();
+    if let Some(incus) = incus_test_env() {
+        write_vm_prove_config(&scenario, &incus);
+    }
     for verbosity in [None, Some("-vvv")] {
         for case in scenario.cases() {
             let mut args: Vec<String> = verbosity.map(str::to_owned).into_iter().collect();
@@ -649,12 +659,78 @@ fn no_secret_reaches_any_output() {
     }
     // Key material the suite writes is owner-only: the bootstrap key and the
     // enrolled fingerprints (salted hashes, but still keyed to the secrets).
+    if scenario.path("evidence").is_dir() {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs_err::metadata(scenario.path("evidence"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the evidence directory is open to others: {mode:o}"
+        );
+        let mut evidence = Vec::new();
+        files_under(&scenario.path("evidence"), &mut evidence);
+        assert!(
+            evidence
+                .iter()
+                .any(|f| f.extension() == Some(OsStr::new("md"))),
+            "vm-prove run left no evidence"
+        );
+        for file in evidence {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &fs_err::metadata(&file).unwrap().permissions(),
+            );
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "`{}` is readable by others",
+                file.display()
+            );
+        }
+    } else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "vm-prove run wrote no evidence under CI"
+        );
+    }
     for file in ["fingerprints.json", "new-key.txt"] {
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &fs_err::metadata(scenario.path(file)).unwrap().permissions(),
         );
         assert_eq!(mode & 0o077, 0, "`{file}` is readable by others: {mode:o}");
     }
+}
+
+/// vm-prove against the test daemon, with the scenario's key as the pushed
+/// secret. The runbook is careless on purpose: it prints the key it was
+/// given (vm-prove must redact it everywhere), then a block fails midway.
+fn write_vm_prove_config(scenario: &Scenario, incus: &std::collections::BTreeMap<String, String>) {
+    let var = |key: &str| incus[&format!("FROMGIT_INCUS_{key}")].clone();
+    fs_err::write(
+        scenario.path("install.md"),
+        "```sh {name=careless vm-prove=run timeout=60}\ncat /var/lib/sops-nix/key.txt\n```\n\n\
+         ```sh {name=fails-midway vm-prove=run timeout=60}\necho failing now\nexit 3\n```\n",
+    )
+    .unwrap();
+    fs_err::write(
+        scenario.path("vm-prove.toml"),
+        format!(
+            "[incus]\nurl = \"{}\"\nproject = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nserver_cert = \"{}\"\n\n\
+             [instance]\nimage = \"{}\"\nmemory = \"256MiB\"\nname_prefix = \"audit\"\n\n\
+             [guardrails]\nmemory_budget = \"16GiB\"\n\n[secret]\nsource = \"{}\"\n\n\
+             [runbook]\npath = \"install.md\"\n\n[evidence]\ndir = \"evidence\"\n",
+            var("URL"),
+            var("PROJECT"),
+            var("CERT"),
+            var("KEY"),
+            var("CA"),
+            var("IMAGE"),
+            scenario.key.file.display()
+        ),
+    )
+    .unwrap();
 }
 
 /// The subcommands a binary's `--help` lists (and, one level down, those of

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, start_sshd, success};
+use fromgit_e2e::{age_keygen, fromgit_bin, incus_test_env, peer, run, start_sshd, success};
 
 struct Daemon {
     vars: BTreeMap<String, String>,
@@ -33,30 +33,7 @@ struct Daemon {
 impl Daemon {
     fn find() -> Option<Daemon> {
         let incus = peer("incus")?;
-        let mut vars = BTreeMap::new();
-        let file = std::env::var("FROMGIT_INCUS_ENV")
-            .unwrap_or_else(|_| "/var/tmp/incus-ci/env".to_owned());
-        if let Ok(text) = fs_err::read_to_string(&file) {
-            for line in text.lines() {
-                if let Some((k, v)) = line.split_once('=') {
-                    vars.insert(k.trim().to_owned(), v.trim().to_owned());
-                }
-            }
-        }
-        for key in ["URL", "CERT", "KEY", "CA", "PROJECT", "IMAGE"] {
-            let name = format!("FROMGIT_INCUS_{key}");
-            if let Ok(v) = std::env::var(&name) {
-                vars.insert(name, v);
-            }
-        }
-        if !vars.contains_key("FROMGIT_INCUS_URL") {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "the Incus daemon is required under CI=true: run `bash tests/incus-setup`"
-            );
-            eprintln!("skipping: no Incus daemon (run `bash tests/incus-setup`)");
-            return None;
-        }
+        let vars = incus_test_env()?;
         Some(Daemon { vars, incus })
     }
 
@@ -922,7 +899,10 @@ fn set_incus_field(setup: &Setup, key: &str, value: &str) {
     let config = setup.path().join("vm-prove.toml");
     let text = fs_err::read_to_string(&config).unwrap();
     let mut out = String::new();
-    for line in text.lines().filter(|l| !l.starts_with(&format!("{key} = "))) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{key} = ")))
+    {
         out.push_str(line);
         out.push('\n');
         if line == "[incus]" {

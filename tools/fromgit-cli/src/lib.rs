@@ -8,7 +8,9 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// Flags every tool accepts.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -99,14 +101,38 @@ pub fn init_tracing(global: &GlobalArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("FROMGIT_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    // A second initialisation (tests calling `run` twice) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(global.stderr_color())
         .without_time()
         .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            is_ours(meta.target()) || *meta.level() <= tracing_subscriber::filter::LevelFilter::INFO
+        }));
+    // A second initialisation (tests calling `run` twice) is harmless: keep the first.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .try_init();
+}
+
+/// Whether a log target is one of fromgit's crates. Other crates never log
+/// below `info`, whatever the level asked for: their debug and trace output
+/// can carry payload bytes (the websocket library logs every frame, and a
+/// runbook block's output and the TLS relay's bytes travel in frames).
+fn is_ours(target: &str) -> bool {
+    const CRATES: [&str; 8] = [
+        "fromgit_cli",
+        "fromgit_sops",
+        "fromgit_nix",
+        "instance_extract",
+        "cert_seal",
+        "leak_scan",
+        "closure_diff",
+        "vm_prove",
+    ];
+    let krate = target.split("::").next().unwrap_or_default();
+    CRATES.contains(&krate)
 }
 
 /// Writes results to stdout, the one place where the tools print data.
@@ -144,4 +170,18 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
         let _ = writeln!(stderr, "  Caused by: {cause}");
     }
     ExitStatus::Error.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ours;
+
+    #[test]
+    fn only_our_crates_log_below_info() {
+        assert!(is_ours("vm_prove::prove"));
+        assert!(is_ours("fromgit_sops"));
+        assert!(!is_ours("tungstenite::protocol"));
+        assert!(!is_ours("vm_prove_extra"));
+        assert!(!is_ours("hyper_util::client"));
+    }
 }
