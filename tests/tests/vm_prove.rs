@@ -166,7 +166,7 @@ dir = "evidence"
             cert = daemon.var("CERT"),
             ckey = daemon.var("KEY"),
             ca = daemon.var("CA"),
-            image = daemon.var("IMAGE"),
+            image = extra_override(extra, "image").unwrap_or(daemon.var("IMAGE")),
             budget = extra_override(extra, "budget").unwrap_or("16GiB"),
         );
         // `extra` lines starting with `#!` are overrides, not TOML.
@@ -239,7 +239,7 @@ dir = "evidence"
     }
 }
 
-/// `#!project=…` / `#!budget=…` lines in `extra` override the defaults.
+/// `#!project=…`, `#!budget=…` and `#!image=…` lines in `extra` override the defaults.
 fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
     extra.lines().find_map(|l| {
         l.strip_prefix("#!")
@@ -1087,4 +1087,93 @@ fn vm_prove_resizes_the_one_named_host_first() {
         daemon.instances(&setup.prefix).is_empty(),
         "only the host remained, and it is deleted"
     );
+}
+
+#[test]
+fn vm_prove_faults_are_clear_and_nothing_is_created() {
+    let Some(daemon) = Daemon::find() else { return };
+    // An image the project does not have: a refusal, before any change.
+    let Some(setup) = Setup::new(&daemon, "noimage", OK_RUNBOOK, "#!image=no-such-image\n") else {
+        return;
+    };
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("image `no-such-image` is not available"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(setup.evidence()["verdict"], "refused");
+    assert!(daemon.instances(&setup.prefix).is_empty());
+
+    // A runbook without a single marked block.
+    fs_err::write(
+        setup.path().join("install.md"),
+        "```sh\necho documentation\n```\n",
+    )
+    .unwrap();
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("install.md"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs_err::write(setup.path().join("install.md"), OK_RUNBOOK).unwrap();
+
+    // A client certificate the server does not trust.
+    let scratch = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["stranger".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_file = scratch.path().join("stranger.crt");
+    let key_file = scratch.path().join("stranger.key");
+    fs_err::write(&cert_file, cert.pem()).unwrap();
+    fs_err::write(&key_file, key.serialize_pem()).unwrap();
+    set_incus_field(&setup, "client_cert", &cert_file.display().to_string());
+    set_incus_field(&setup, "client_key", &key_file.display().to_string());
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("client certificate is not trusted"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A server that does not answer.
+    set_incus_field(&setup, "url", "https://127.0.0.1:1");
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot reach the Incus server"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "noboot", OK_RUNBOOK, "") else {
+        return;
+    };
+    let config = setup.path().join("vm-prove.toml");
+    let text_config = fs_err::read_to_string(&config)
+        .unwrap()
+        .replace("ready_timeout = 90", "ready_timeout = 0");
+    fs_err::write(&config, text_config).unwrap();
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "error");
+    assert!(ev["error"].as_str().unwrap().contains("within 0 s"), "{ev}");
+    assert!(
+        ev["blocks"].as_array().unwrap().is_empty(),
+        "no block may run"
+    );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
 }

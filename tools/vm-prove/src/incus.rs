@@ -178,6 +178,15 @@ pub fn parse_envelope(status: u16, body: &[u8], what: &str) -> Result<Envelope> 
 /// What `GET /1.0` says about the server; refuses an unknown implementation
 /// and a certificate the server does not trust.
 pub fn parse_server_info(meta: &Value) -> Result<ServerInfo> {
+    // An untrusted client is told little more than that (no environment).
+    let auth = meta["auth"].as_str().unwrap_or_default();
+    if auth != "trusted" {
+        return Err(IncusError::Api {
+            what: "GET /1.0".to_owned(),
+            code: 403,
+            message: format!("the client certificate is not trusted (auth: `{auth}`)"),
+        });
+    }
     let env = &meta["environment"];
     let kind = match env["server"].as_str() {
         Some("lxd") => ServerKind::Lxd,
@@ -197,27 +206,16 @@ pub fn parse_server_info(meta: &Value) -> Result<ServerInfo> {
                 .collect()
         })
         .unwrap_or_default();
-    let info = ServerInfo {
+    Ok(ServerInfo {
         kind,
         version: env["server_version"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
-        auth: meta["auth"].as_str().unwrap_or_default().to_owned(),
+        auth: auth.to_owned(),
         extension_count: extensions.len(),
         extensions,
-    };
-    if info.auth != "trusted" {
-        return Err(IncusError::Api {
-            what: "GET /1.0".to_owned(),
-            code: 403,
-            message: format!(
-                "the client certificate is not trusted (auth: `{}`)",
-                info.auth
-            ),
-        });
-    }
-    Ok(info)
+    })
 }
 
 /// Where an operation stands, from its metadata.
