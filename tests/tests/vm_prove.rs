@@ -356,6 +356,38 @@ fn vm_prove_successful_run_then_nothing_remains() {
         md.contains("`oneshot`") && md.contains("deleted true"),
         "{md}"
     );
+    assert!(
+        md.contains(
+            "3 block(s) ran (3 exited 0), 6 of 6 check(s) passed, the instance was deleted."
+        ),
+        "{md}"
+    );
+    // Everything that ran in the instance: the blocks, and read-only commands.
+    let executed: Vec<&str> = ev["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for block in ["block `check-key`", "block `secrets`", "block `oneshot`"] {
+        assert!(executed.contains(&block), "{executed:?}");
+    }
+    let read_only = [
+        "waiting for systemd",
+        "checking the pushed key",
+        "pending jobs",
+        "failed units",
+        "unit `hello.service`",
+        "secret `/var/lib/sops-nix/key.txt`",
+        "secret `/run/secrets/greeting`",
+        "current system",
+    ];
+    for what in &executed {
+        assert!(
+            what.starts_with("block `") || read_only.contains(what),
+            "`{what}` ran in the instance"
+        );
+    }
     setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
     assert!(
         daemon.instances(&setup.prefix).is_empty(),
@@ -1021,6 +1053,30 @@ fn vm_prove_resizes_the_one_named_host_first() {
         "limits.memory=512MiB",
     ]);
     assert!(launched.status.success(), "{}", text(&launched.stderr));
+    // A host is up and running when it is resized: a container still booting
+    // ignores a clean shutdown.
+    let start = Instant::now();
+    loop {
+        let state = daemon.incus(&[
+            "exec",
+            &host,
+            "--project",
+            &project,
+            "--",
+            "systemctl",
+            "is-system-running",
+            "--wait",
+        ]);
+        let state = text(&state.stdout);
+        if ["running", "degraded"].contains(&state.trim()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the host never booted: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);

@@ -142,6 +142,13 @@ pub struct Resize {
     pub instance: String,
     /// Its new `limits.memory`.
     pub memory: String,
+    /// Seconds its clean shutdown may take; a host is never force-stopped.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: u64,
+}
+
+fn default_stop_timeout() -> u64 {
+    120
 }
 
 /// The one secret pushed into the instance: the bootstrap age key.

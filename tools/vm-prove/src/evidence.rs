@@ -117,6 +117,9 @@ pub struct Evidence {
     pub secret: SecretRecord,
     pub blocks: Vec<BlockRecord>,
     pub checks: Vec<CheckRecord>,
+    /// What every command run in the instance was for, in order: the
+    /// runbook's blocks and the read-only readiness, key and check commands.
+    pub executed: Vec<String>,
     pub teardown: Teardown,
     /// `passed`, `failed`, `refused`, `interrupted` or `error`.
     pub verdict: String,
@@ -165,6 +168,21 @@ impl Evidence {
         use std::fmt::Write as _;
         let mut m = String::new();
         let _ = writeln!(m, "# vm-prove run `{}`: {}\n", self.run_id, self.verdict);
+        let _ = writeln!(
+            m,
+            "{} block(s) ran ({} exited 0), {} of {} check(s) passed, the instance was {}.\n",
+            self.blocks.len(),
+            self.blocks.iter().filter(|b| b.exit == Some(0)).count(),
+            self.checks.iter().filter(|c| c.passed).count(),
+            self.checks.len(),
+            if self.teardown.deleted {
+                "deleted"
+            } else if self.instance.as_ref().is_some_and(|i| i.created) {
+                "NOT deleted"
+            } else {
+                "never created"
+            }
+        );
         let _ = writeln!(m, "- tool: {} {}", self.tool, self.tool_version);
         let _ = writeln!(
             m,
@@ -258,6 +276,25 @@ impl Evidence {
             s.observed.as_deref().unwrap_or("-"),
             s.content_matches.map_or("-".to_owned(), |b| b.to_string())
         );
+        self.markdown_blocks(&mut m);
+        self.markdown_checks(&mut m);
+        let _ = writeln!(m, "\n## Teardown\n");
+        let _ = writeln!(
+            m,
+            "- {}: deleted {}{}",
+            self.teardown.action,
+            self.teardown.deleted,
+            self.teardown
+                .error
+                .as_ref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        );
+        m
+    }
+
+    fn markdown_blocks(&self, m: &mut String) {
+        use std::fmt::Write as _;
         let _ = writeln!(m, "\n## Runbook blocks\n");
         let _ = writeln!(
             m,
@@ -288,6 +325,10 @@ impl Evidence {
                 b.output_tail.trim_end()
             );
         }
+    }
+
+    fn markdown_checks(&self, m: &mut String) {
+        use std::fmt::Write as _;
         let _ = writeln!(m, "\n## Checks\n");
         for c in &self.checks {
             let _ = writeln!(
@@ -299,19 +340,17 @@ impl Evidence {
                 c.observed
             );
         }
-        let _ = writeln!(m, "\n## Teardown\n");
         let _ = writeln!(
             m,
-            "- {}: deleted {}{}",
-            self.teardown.action,
-            self.teardown.deleted,
-            self.teardown
-                .error
-                .as_ref()
-                .map(|e| format!(", error: {e}"))
-                .unwrap_or_default()
+            "\n## Everything executed in the instance\n\nBeyond the runbook's blocks, only the read-only readiness, key and check commands ran:\n"
         );
-        m
+        for (what, times) in collapse(&self.executed) {
+            if times > 1 {
+                let _ = writeln!(m, "- {what} (×{times})");
+            } else {
+                let _ = writeln!(m, "- {what}");
+            }
+        }
     }
 }
 
@@ -329,6 +368,18 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs_err::rename(&tmp, path)
+}
+
+/// Runs of equal entries as (entry, count): a polled check reads as one line.
+fn collapse(items: &[String]) -> Vec<(&str, usize)> {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for item in items {
+        match out.last_mut() {
+            Some((last, times)) if *last == item.as_str() => *times += 1,
+            _ => out.push((item, 1)),
+        }
+    }
+    out
 }
 
 /// The last `lines` lines of a text.
@@ -368,6 +419,7 @@ mod tests {
             secret: SecretRecord::default(),
             blocks: Vec::new(),
             checks: Vec::new(),
+            executed: Vec::new(),
             teardown: Teardown::default(),
             verdict: "running".to_owned(),
             error: None,
@@ -378,6 +430,15 @@ mod tests {
         assert_eq!(mode(&evidence_dir), 0o700);
         assert_eq!(mode(&Evidence::json_path(&evidence_dir, "r")), 0o600);
         assert_eq!(mode(&Evidence::markdown_path(&evidence_dir, "r")), 0o600);
+    }
+
+    #[test]
+    fn polled_commands_collapse() {
+        let items: Vec<String> = ["a", "b", "b", "b", "a"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(collapse(&items), [("a", 1), ("b", 3), ("a", 1)]);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct ResizePlan {
     pub after: String,
     /// Running instances are stopped, changed and started again.
     pub running: bool,
+    /// How long its clean shutdown may take; it is never forced.
+    #[serde(skip)]
+    pub stop_timeout: std::time::Duration,
 }
 
 /// Checks the configured resize against the instances of the project: the
@@ -76,6 +79,7 @@ pub fn resize_guardrail(
         before: target.config.get("limits.memory").cloned(),
         after: resize.memory.clone(),
         running: target.status_code == RUNNING,
+        stop_timeout: std::time::Duration::from_secs(resize.stop_timeout),
     };
     let guardrail = Guardrail {
         name: "resize".to_owned(),
@@ -329,6 +333,7 @@ mod tests {
         c.guardrails.resize = Some(crate::config::Resize {
             instance: "host".to_owned(),
             memory: "2GiB".to_owned(),
+            stop_timeout: 120,
         });
         // Unset before: the resize gives it a limit, so it can be budgeted.
         let host = instance("host", RUNNING, None);

@@ -432,6 +432,9 @@ pub struct Client {
     project: String,
     timeout: Duration,
     pub server: ServerInfo,
+    /// What every exec was for, in the order they started: the evidence
+    /// shows that nothing ran in the instance beyond the runbook and checks.
+    executed: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Client {
@@ -469,6 +472,7 @@ impl Client {
                 extension_count: 0,
                 extensions: Vec::new(),
             },
+            executed: Arc::default(),
         };
         let meta = client.sync(Method::GET, "/1.0", None, "GET /1.0").await?;
         client.server = parse_server_info(&meta)?;
@@ -477,6 +481,20 @@ impl Client {
 
     pub fn project(&self) -> &str {
         &self.project
+    }
+
+    /// What each exec so far was for, in order.
+    pub fn executed(&self) -> Vec<String> {
+        self.executed
+            .lock()
+            .map(|log| log.clone())
+            .unwrap_or_default()
+    }
+
+    fn record_exec(&self, what: &str) {
+        if let Ok(mut log) = self.executed.lock() {
+            log.push(what.to_owned());
+        }
     }
 
     /// Builds the URL for a path (possibly one the server handed back), with the
@@ -742,14 +760,20 @@ impl Client {
         })
     }
 
-    pub async fn change_state(&self, name: &str, action: &str, force: bool) -> Result<()> {
-        let body =
-            serde_json::json!({"action": action, "timeout": 30, "force": force, "stateful": false});
+    /// `start`, `stop` (graceful, within `timeout`, unless `force`) and the like.
+    pub async fn change_state(
+        &self,
+        name: &str,
+        action: &str,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        let body = serde_json::json!({"action": action, "timeout": timeout.as_secs(), "force": force, "stateful": false});
         self.operation(
             Method::PUT,
             &format!("/1.0/instances/{name}/state"),
             Some(&body),
-            Duration::from_secs(120),
+            timeout + Duration::from_secs(60),
             &format!("{action} `{name}`"),
         )
         .await
@@ -773,7 +797,10 @@ impl Client {
 
     /// Force-stops and deletes; `Ok(false)` when it was already gone.
     pub async fn delete_instance(&self, name: &str) -> Result<bool> {
-        match self.change_state(name, "stop", true).await {
+        match self
+            .change_state(name, "stop", true, Duration::from_secs(30))
+            .await
+        {
             Ok(()) => {}
             Err(IncusError::Api { code: 404, .. }) => return Ok(false),
             // Already stopped: fine, the delete below decides.
@@ -865,6 +892,7 @@ impl Client {
         deadline: Duration,
         what: &str,
     ) -> Result<ExecOutput> {
+        self.record_exec(what);
         let body = exec_body(command, false);
         let meta = self
             .operation(
@@ -997,6 +1025,7 @@ impl Client {
         input: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
         output: &OutputSender,
     ) -> Result<i32> {
+        self.record_exec(what);
         let envelope = self
             .start(
                 Method::POST,
@@ -1125,6 +1154,7 @@ mod tests {
                 extension_count: 0,
                 extensions: Vec::new(),
             },
+            executed: Arc::default(),
         }
     }
 

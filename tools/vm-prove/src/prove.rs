@@ -387,6 +387,7 @@ pub async fn run(
         },
         blocks: Vec::new(),
         checks: Vec::new(),
+        executed: Vec::new(),
         teardown: Teardown::default(),
         verdict: "running".to_owned(),
         error: None,
@@ -487,6 +488,7 @@ pub async fn run(
         }
     };
     ev.verdict = verdict.to_owned();
+    ev.executed = client.executed();
     if let Some(e) = &ev.error {
         tracing::error!("run `{run_id}` {verdict}: {e}");
     }
@@ -547,7 +549,7 @@ async fn resize(
     );
     if plan.running {
         client
-            .change_state(name, "stop", false)
+            .change_state(name, "stop", false, plan.stop_timeout)
             .await
             .with_context(|| format!("Failed to stop `{name}` for the resize"))?;
     }
@@ -557,7 +559,7 @@ async fn resize(
         .with_context(|| format!("Failed to set limits.memory on `{name}`"))?;
     if plan.running {
         client
-            .change_state(name, "start", false)
+            .change_state(name, "start", false, Duration::from_secs(30))
             .await
             .with_context(|| format!("Failed to start `{name}` after the resize"))?;
         loop {
@@ -691,7 +693,9 @@ async fn steps(
         i.created = true;
     }
     if !start_with_create {
-        client.change_state(name, "start", false).await?;
+        client
+            .change_state(name, "start", false, Duration::from_secs(30))
+            .await?;
     }
     // Wait until it is up.
     let ready = wait_ready(
