@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use fromgit_nix::literal::string;
+
 use crate::sealed::{FULLCHAIN_KEY, PRIVATE_KEY_KEY, TLS_KEY};
 
 /// Why the declarations cannot be written.
@@ -14,22 +16,6 @@ pub enum NixWiringError {
     RelativeTarget(String),
     #[error("`{0}` cannot be written as a Nix path literal (use a path without spaces or quotes)")]
     BadSopsFile(String),
-}
-
-/// A Nix string literal.
-fn string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The sops file as a Nix path literal (`./secrets/tls.yaml`).

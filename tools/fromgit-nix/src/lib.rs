@@ -1,7 +1,8 @@
 //! Nix store formats shared by the fromgit tools: NAR serialisation and
 //! hashing, Nix32, hashes in every encoding, store paths, derivations
 //! (`ATerm` and JSON), package names and versions, path-info JSON and
-//! `.narinfo`, and read-only access to the local store database.
+//! `.narinfo`, read-only access to the local store database, and the Nix
+//! string literals the tools write into `.nix` files.
 //!
 //! The formats follow the Nix manual's protocol pages and were checked
 //! against Nix 2.8 (`nix-store --dump`, `nix-hash`, `nix path-info`).
@@ -9,6 +10,7 @@
 pub mod db;
 pub mod drv;
 pub mod hash;
+pub mod literal;
 pub mod names;
 pub mod nar;
 pub mod nix32;

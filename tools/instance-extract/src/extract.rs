@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
@@ -38,7 +39,7 @@ impl Request<'_> {
     }
 
     fn secret_expression(name: &str) -> String {
-        format!("config.sops.secrets.{}.path", rewrite::nix_string(name))
+        format!("config.sops.secrets.{}.path", nix_string(name))
     }
 }
 
@@ -364,7 +365,7 @@ fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> V
         .and_then(|b| rewrite::binding_value(&b))
         .filter(|v| v.kind() == SyntaxKind::NODE_ATTR_SET);
     for (name, url) in &inputs {
-        let line = format!("{name}.url = {};", rewrite::nix_string(url));
+        let line = format!("{name}.url = {};", nix_string(url));
         let edit = if let Some(set) = &input_set {
             rewrite::add_binding(&file.text, set, &line)
         } else if let Some(last) = rewrite::bindings(&top)
@@ -461,8 +462,8 @@ fn options_module(request: &Request<'_>) -> String {
             let _ = writeln!(
                 text,
                 "    {} = {{ path = {}; }};",
-                rewrite::nix_string(secret),
-                rewrite::nix_string(path)
+                nix_string(secret),
+                nix_string(path)
             );
         }
         text.push_str("  };\n");
@@ -517,7 +518,7 @@ fn instance_repo(
     let mut files = vec![
         ("instance.nix".to_owned(), format!(
             "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n}}\n",
-            rewrite::nix_string(request.domain)
+            nix_string(request.domain)
         )),
         ("flake.nix".to_owned(), format!(
             "{{\n  description = \"Private instance data for {}\";\n\n  outputs = {{ self }}: {{\n    \

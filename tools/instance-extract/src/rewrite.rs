@@ -2,6 +2,7 @@
 //! to the original bytes: everything outside an edit stays byte-identical,
 //! comments and odd formatting included.
 
+use fromgit_nix::literal::string as nix_string;
 use rnix::{SyntaxKind, SyntaxNode, TextRange};
 
 /// Replace `range` of the original text with `text`.
@@ -59,23 +60,6 @@ pub fn attr_name(name: &str) -> String {
     } else {
         nix_string(name)
     }
-}
-
-/// A Nix double-quoted string literal.
-pub fn nix_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The top-level expression of a file (under `NODE_ROOT`).
