@@ -271,6 +271,16 @@ fn hex_lower(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Asserts a command's exit status and that its stderr names `needle`.
+fn assert_exit(out: &std::process::Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(needle),
+        "`{needle}` is not in:\n{}",
+        text(&out.stderr)
+    );
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -489,12 +499,7 @@ fn vm_prove_wrong_project_refused_before_any_change() {
         text(&plan.stdout)
     );
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("project `default` is not usable"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 1, "project `default` is not usable");
     let ev = setup.evidence();
     assert_eq!(ev["verdict"], "refused");
     assert!(ev["instance"].is_null(), "nothing may be created");
@@ -524,12 +529,7 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
     assert_eq!(memory["numbers"]["budget_bytes"], 128_u64 << 20);
     assert_eq!(memory["numbers"]["new_instance_bytes"], 256_u64 << 20);
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("exceeds the budget 128MiB"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 1, "exceeds the budget 128MiB");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
@@ -542,12 +542,7 @@ fn vm_prove_bad_key_is_an_error_before_any_change() {
     };
     fs_err::write(setup.path().join("bootstrap.txt"), "not an age identity\n").unwrap();
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("is not an age identity file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 2, "is not an age identity file");
     fs_err::remove_file(setup.path().join("bootstrap.txt")).unwrap();
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
     assert_eq!(out.status.code(), Some(2));
@@ -1022,12 +1017,7 @@ fn vm_prove_through_a_socks5_proxy() {
     let _ = ssh.kill();
     let _ = ssh.wait();
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("cannot reach the Incus server"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 2, "cannot reach the Incus server");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
 
@@ -1153,12 +1143,7 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
         return;
     };
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("image `no-such-image` is not available"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 1, "image `no-such-image` is not available");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 
@@ -1169,12 +1154,7 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
     )
     .unwrap();
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("install.md"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 2, "install.md");
     fs_err::write(setup.path().join("install.md"), OK_RUNBOOK).unwrap();
 
     // A client certificate the server does not trust.
@@ -1191,22 +1171,12 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
     set_incus_field(&setup, "client_cert", &cert_file.display().to_string());
     set_incus_field(&setup, "client_key", &key_file.display().to_string());
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("client certificate is not trusted"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 2, "client certificate is not trusted");
 
     // A server that does not answer.
     set_incus_field(&setup, "url", "https://127.0.0.1:1");
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("cannot reach the Incus server"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_exit(&out, 2, "cannot reach the Incus server");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
 

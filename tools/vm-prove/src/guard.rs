@@ -43,6 +43,23 @@ pub struct ResizePlan {
     pub stop_timeout: std::time::Duration,
 }
 
+impl std::fmt::Display for ResizePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` limits.memory {} → {}{}",
+            self.instance,
+            self.before.as_deref().unwrap_or("(unset)"),
+            self.after,
+            if self.running {
+                " (stop cleanly, set, start, wait)"
+            } else {
+                " (stopped: set only)"
+            }
+        )
+    }
+}
+
 /// Checks the configured resize against the instances of the project: the
 /// target must exist and must not be one of vm-prove's own throwaways.
 pub fn resize_guardrail(
@@ -84,17 +101,7 @@ pub fn resize_guardrail(
     let guardrail = Guardrail {
         name: "resize".to_owned(),
         passed: true,
-        detail: format!(
-            "`{}` limits.memory {} → {}{}",
-            plan.instance,
-            plan.before.as_deref().unwrap_or("(unset)"),
-            plan.after,
-            if plan.running {
-                " (stop, set, start, wait)"
-            } else {
-                " (stopped: set only)"
-            }
-        ),
+        detail: plan.to_string(),
         numbers: json!({"instance": plan.instance, "before": plan.before, "after": plan.after, "running": plan.running}),
     };
     Some((guardrail, Some(plan)))

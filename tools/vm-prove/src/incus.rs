@@ -73,6 +73,14 @@ impl IncusError {
 
 type Result<T> = std::result::Result<T, IncusError>;
 
+/// Maps a request that got no HTTP answer to [`IncusError::Transport`].
+fn transport(what: &str) -> impl FnOnce(reqwest::Error) -> IncusError + '_ {
+    move |source| IncusError::Transport {
+        what: what.to_owned(),
+        source,
+    }
+}
+
 /// Which implementation answers: decides the file header prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -543,24 +551,12 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        request
-            .send()
-            .await
-            .map_err(|source| IncusError::Transport {
-                what: what.to_owned(),
-                source,
-            })
+        request.send().await.map_err(transport(what))
     }
 
     async fn envelope(response: reqwest::Response, what: &str) -> Result<Envelope> {
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| IncusError::Transport {
-                what: what.to_owned(),
-                source,
-            })?;
+        let bytes = response.bytes().await.map_err(transport(what))?;
         parse_envelope(status.as_u16(), &bytes, what)
     }
 
@@ -572,10 +568,7 @@ impl Client {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Value> {
-        let response = self
-            .send(method, path, body, Some(self.timeout), what)
-            .await?;
-        Ok(Self::envelope(response, what).await?.metadata)
+        Ok(self.start(method, path, body, what).await?.metadata)
     }
 
     /// An asynchronous call: waits for the operation and returns its metadata.
@@ -637,10 +630,7 @@ impl Client {
                 .timeout(Duration::from_secs(poll + 30))
                 .send()
                 .await
-                .map_err(|source| IncusError::Transport {
-                    what: what.to_owned(),
-                    source,
-                })?;
+                .map_err(transport(what))?;
             match Self::envelope(response, what).await {
                 Ok(envelope) => match parse_operation_state(&envelope.metadata) {
                     OperationState::Succeeded => return Ok(envelope.metadata),
@@ -877,10 +867,7 @@ impl Client {
             .body(content)
             .send()
             .await
-            .map_err(|source| IncusError::Transport {
-                what: what.clone(),
-                source,
-            })?;
+            .map_err(transport(&what))?;
         Self::envelope(response, &what).await.map(|_| ())
     }
 
@@ -930,14 +917,7 @@ impl Client {
                 message: "the recorded output could not be fetched".to_owned(),
             });
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| IncusError::Transport {
-                what: what.to_owned(),
-                source,
-            })?
-            .to_vec();
+        let bytes = response.bytes().await.map_err(transport(what))?.to_vec();
         if let Err(e) = self
             .send(Method::DELETE, path, None, Some(self.timeout), what)
             .await
@@ -973,10 +953,7 @@ impl Client {
             .header("Sec-WebSocket-Key", &key)
             .send()
             .await
-            .map_err(|source| IncusError::Transport {
-                what: what.to_owned(),
-                source,
-            })?;
+            .map_err(transport(what))?;
         let accepted = response
             .headers()
             .get("Sec-WebSocket-Accept")
@@ -996,13 +973,7 @@ impl Client {
                 ),
             });
         }
-        let upgraded = response
-            .upgrade()
-            .await
-            .map_err(|source| IncusError::Transport {
-                what: what.to_owned(),
-                source,
-            })?;
+        let upgraded = response.upgrade().await.map_err(transport(what))?;
         Ok(WebSocketStream::from_raw_socket(
             upgraded,
             tokio_tungstenite::tungstenite::protocol::Role::Client,

@@ -235,17 +235,7 @@ pub async fn plan(
 fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<String> {
     let mut steps = Vec::new();
     if let Some(r) = &evaluation.resize {
-        steps.push(format!(
-            "resize `{}`: limits.memory {} → {}{}",
-            r.instance,
-            r.before.as_deref().unwrap_or("(unset)"),
-            r.after,
-            if r.running {
-                " (stop, set, start, wait)"
-            } else {
-                ""
-            }
-        ));
+        steps.push(format!("resize {r}"));
     }
     steps.extend([
         format!(
@@ -562,19 +552,7 @@ async fn resize(
             .change_state(name, "start", false, Duration::from_secs(30))
             .await
             .with_context(|| format!("Failed to start `{name}` after the resize"))?;
-        loop {
-            let state = client.state(name).await?;
-            if state.status_code == guard::RUNNING && state.processes > 0 {
-                break;
-            }
-            if start.elapsed() > timeout {
-                anyhow::bail!(
-                    "`{name}` did not run again within {} s after the resize",
-                    timeout.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        wait_running(client, name, start, timeout).await?;
     }
     let observed = client
         .get_instance(name)
@@ -762,12 +740,17 @@ async fn steps(
     }
 }
 
-async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<String> {
-    let start = Instant::now();
+/// Waits until the instance runs with processes (a VM: its agent answers).
+async fn wait_running(
+    client: &Client,
+    name: &str,
+    start: Instant,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     loop {
         let state = client.state(name).await?;
         if state.status_code == guard::RUNNING && state.processes > 0 {
-            break;
+            return Ok(());
         }
         if start.elapsed() > timeout {
             anyhow::bail!(
@@ -778,6 +761,11 @@ async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::R
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<String> {
+    let start = Instant::now();
+    wait_running(client, name, start, timeout).await?;
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
