@@ -155,7 +155,7 @@ source = "bootstrap.txt"
 
 [runbook]
 path = "install.md"
-vars = {{ greeting = "hello" }}
+vars = {{ greeting = "hello"{more_vars} }}
 
 [evidence]
 dir = "evidence"
@@ -168,6 +168,9 @@ dir = "evidence"
             ca = daemon.var("CA"),
             image = extra_override(extra, "image").unwrap_or(daemon.var("IMAGE")),
             budget = extra_override(extra, "budget").unwrap_or("16GiB"),
+            more_vars = extra_override(extra, "vars")
+                .map(|v| format!(", {v}"))
+                .unwrap_or_default(),
         );
         // `extra` lines starting with `#!` are overrides, not TOML.
         let config: String = config
@@ -239,7 +242,8 @@ dir = "evidence"
     }
 }
 
-/// `#!project=…`, `#!budget=…` and `#!image=…` lines in `extra` override the defaults.
+/// `#!project=…`, `#!budget=…` and `#!image=…` lines in `extra` override the
+/// defaults; `#!vars=…` adds `runbook.vars` entries.
 fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
     extra.lines().find_map(|l| {
         l.strip_prefix("#!")
@@ -793,8 +797,8 @@ sealed = "instance/secrets/secrets.yaml"
 const TLS_RUNBOOK: &str = r#"# Install
 
 ```sh {name=clone vm-prove=run timeout=60}
-git clone -q {{ repos.base.bundle }} /srv/base
-git -C /srv/base checkout -q --detach {{ repos.base.commit }}
+git clone -q "{{ base_repo }}" /srv/base
+git -C /srv/base checkout -q --detach "{{ base_rev }}"
 git clone -q {{ repos.instance.bundle }} /srv/instance
 git -C /srv/instance checkout -q --detach {{ repos.instance.commit }}
 test -s /srv/base/flake.lock
@@ -832,7 +836,11 @@ const SEALED_CERT: &str = "sops -d --extract '[\"tls\"][\"fullchain\"]' /srv/ins
 fn vm_prove_full_proof_from_bundles_serves_the_sealed_certificate() {
     let Some(daemon) = Daemon::find() else { return };
     let runbook = TLS_RUNBOOK.replace("CERT_SOURCE", SEALED_CERT);
-    let Some(setup) = Setup::new(&daemon, "tls", &runbook, "") else {
+    // As in docs/install.md: the runbook names `base_repo` and `base_rev`,
+    // and the configuration points them at the pushed bundle.
+    let vars =
+        "#!vars=base_repo = \"{{ repos.base.bundle }}\", base_rev = \"{{ repos.base.commit }}\"\n";
+    let Some(setup) = Setup::new(&daemon, "tls", &runbook, vars) else {
         return;
     };
     setup.append_config(&fromgit_repos(&setup));
@@ -852,6 +860,11 @@ fn vm_prove_full_proof_from_bundles_serves_the_sealed_certificate() {
         sha256_hex(b"{\"version\": 7}\n")
     );
     assert_eq!(repos[1]["flake_lock_sha256"], serde_json::Value::Null);
+    assert_eq!(ev["runbook_vars"]["base_rev"], repos[0]["commit"]);
+    assert_eq!(
+        ev["runbook_vars"]["base_repo"],
+        "/var/lib/vm-prove/repos/base.bundle"
+    );
     assert!(repos.iter().all(|r| r["pushed"] == true));
     let tls = ev["checks"]
         .as_array()
@@ -895,7 +908,9 @@ fn vm_prove_wrong_certificate_served_fails_the_tls_check() {
         "CERT_SOURCE",
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=ci.example.net -keyout /run/secrets/tls.key -out /run/secrets/tls.crt 2>/dev/null",
     );
-    let Some(setup) = Setup::new(&daemon, "wrongtls", &runbook, "") else {
+    let vars =
+        "#!vars=base_repo = \"{{ repos.base.bundle }}\", base_rev = \"{{ repos.base.commit }}\"\n";
+    let Some(setup) = Setup::new(&daemon, "wrongtls", &runbook, vars) else {
         return;
     };
     setup.append_config(&fromgit_repos(&setup));

@@ -134,7 +134,7 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
         .prefix("vm-prove-bundles")
         .tempdir()
         .context("Failed to create a directory for the repository bundles")?;
-    let mut vars = config.runbook.vars.clone();
+    let mut vars = BTreeMap::new();
     let mut bundles = Vec::new();
     for repo in &config.repos {
         let bundle = repos::bundle(repo, bundle_dir.path())?;
@@ -153,6 +153,15 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
             bundle.record.commit.clone(),
         );
         bundles.push(bundle);
+    }
+    // Configured values may name the repositories' own placeholders, e.g.
+    // `base_rev = "{{ repos.base.commit }}"`, so one runbook serves both
+    // vm-prove's bundles and a person cloning by hand.
+    for (name, value) in &config.runbook.vars {
+        let value = runbook::fill(value, &vars).map_err(|unknown| {
+            anyhow::anyhow!("`runbook.vars.{name}`: no value for `{{{{ {unknown} }}}}`")
+        })?;
+        vars.insert(name.clone(), value);
     }
     let rendered = blocks
         .into_iter()

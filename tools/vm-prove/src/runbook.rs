@@ -50,27 +50,32 @@ impl Block {
 
     /// The source with `{{ name }}` placeholders filled in.
     pub fn render(&self, vars: &BTreeMap<String, String>) -> Result<String, RunbookError> {
-        let mut out = String::with_capacity(self.source.len());
-        let mut rest = self.source.as_str();
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let name = after[..end].trim();
-            let value = vars.get(name).ok_or_else(|| RunbookError::UnknownVar {
-                block: self.name.clone(),
-                name: name.to_owned(),
-            })?;
-            out.push_str(value);
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        fill(&self.source, vars).map_err(|name| RunbookError::UnknownVar {
+            block: self.name.clone(),
+            name,
+        })
     }
+}
+
+/// `text` with every `{{ name }}` replaced by its value; `Err(name)` for
+/// the first placeholder without one.
+pub fn fill(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = after[..end].trim();
+        out.push_str(vars.get(name).ok_or_else(|| name.to_owned())?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The `key=value` attributes between braces in an info string.
