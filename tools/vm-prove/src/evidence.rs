@@ -382,13 +382,6 @@ fn collapse(items: &[String]) -> Vec<(&str, usize)> {
     out
 }
 
-/// The last `lines` lines of a text.
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
-    all[start..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,12 +432,5 @@ mod tests {
             .map(|s| (*s).to_owned())
             .collect();
         assert_eq!(collapse(&items), [("a", 1), ("b", 3), ("a", 1)]);
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(tail("a", 5), "a");
-        assert_eq!(tail("", 5), "");
     }
 }

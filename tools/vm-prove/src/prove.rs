@@ -21,8 +21,7 @@ use cert_seal::sealed::CertSummary;
 
 use crate::config::{parse_mode, Config, TlsCheck, REPOS_DIR};
 use crate::evidence::{
-    now, tail, BlockRecord, CheckRecord, Evidence, InstanceRecord, ResizeRecord, SecretRecord,
-    Teardown,
+    now, BlockRecord, CheckRecord, Evidence, InstanceRecord, ResizeRecord, SecretRecord, Teardown,
 };
 use crate::guard::{self, Evaluation, TAG_CREATED, TAG_HOST, TAG_PID, TAG_RUN_ID, TAG_VERSION};
 use crate::incus::{Client, IncusError, Stream};
@@ -884,12 +883,14 @@ async fn push_secret(
 }
 
 /// Splits a block's output into lines as it streams in, prints each one
-/// (redacted) the moment it is complete, and keeps them for the evidence.
+/// (redacted) the moment it is complete, and keeps the last ones for the
+/// evidence (a rebuild prints a lot; only the tail is kept).
 struct LiveOutput<'a> {
     block: &'a str,
     secret: &'a Secret,
     partial: [Vec<u8>; 2],
-    lines: Vec<String>,
+    tail: std::collections::VecDeque<String>,
+    keep: usize,
 }
 
 impl LiveOutput<'_> {
@@ -905,9 +906,15 @@ impl LiveOutput<'_> {
     fn line(&mut self, bytes: &[u8]) {
         let text = self.secret.redact(&String::from_utf8_lossy(bytes));
         stderr_line(&format!("[{}] {text}", self.block));
-        self.lines.push(text);
+        if self.tail.len() == self.keep {
+            self.tail.pop_front();
+        }
+        if self.keep > 0 {
+            self.tail.push_back(text);
+        }
     }
 
+    /// The last lines, once the block has ended.
     fn finish(mut self) -> String {
         for i in 0..2 {
             let rest = std::mem::take(&mut self.partial[i]);
@@ -915,7 +922,7 @@ impl LiveOutput<'_> {
                 self.line(&rest);
             }
         }
-        self.lines.join("\n")
+        Vec::from(self.tail).join("\n")
     }
 }
 
@@ -963,7 +970,8 @@ async fn run_block(
         block: &block.name,
         secret,
         partial: [Vec::new(), Vec::new()],
-        lines: Vec::new(),
+        tail: std::collections::VecDeque::with_capacity(tail_lines),
+        keep: tail_lines,
     };
     let what = format!("block `{}`", block.name);
     let exec = async {
@@ -986,7 +994,7 @@ async fn run_block(
         }
     };
     let (result, ()) = tokio::join!(exec, print);
-    let text = live.finish();
+    let output_tail = live.finish();
     let duration = start.elapsed().as_secs_f64();
     let mut record = BlockRecord {
         name: block.name.clone(),
@@ -996,7 +1004,7 @@ async fn run_block(
         exit: None,
         timed_out: false,
         duration_seconds: (duration * 1000.0).round() / 1000.0,
-        output_tail: tail(&text, tail_lines),
+        output_tail,
         error: None,
     };
     match result {
@@ -1468,6 +1476,29 @@ mod tests {
         fs_err::write(&file, "not a key\n").unwrap();
         assert!(Secret::load(&file).is_err());
         assert!(Secret::load(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn live_output_splits_lines_redacts_and_keeps_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        let file = dir.path().join("k.txt");
+        fs_err::write(&file, format!("{key}\n")).unwrap();
+        let secret = Secret::load(&file).unwrap();
+        let mut live = LiveOutput {
+            block: "b",
+            secret: &secret,
+            partial: [Vec::new(), Vec::new()],
+            tail: std::collections::VecDeque::new(),
+            keep: 2,
+        };
+        live.push(Stream::Stdout, b"one\ntw");
+        live.push(Stream::Stderr, b"warn: ");
+        live.push(Stream::Stdout, format!("o {key}\nthree").as_bytes());
+        live.push(Stream::Stderr, b"late\n");
+        // Chunks of one stream join across pushes; the streams never mix.
+        assert_eq!(live.tail, ["two [redacted secret]", "warn: late"]);
+        assert_eq!(live.finish(), "warn: late\nthree");
     }
 
     #[test]
