@@ -72,6 +72,42 @@ impl Daemon {
     }
 }
 
+/// An instance a test made by hand (not by vm-prove), deleted when dropped,
+/// so that a failing assertion does not leave it in the project.
+struct ForeignInstance<'a> {
+    daemon: &'a Daemon,
+    name: String,
+}
+
+impl<'a> ForeignInstance<'a> {
+    /// `incus <verb> <image> <name> [args]` in the test project.
+    fn new(daemon: &'a Daemon, verb: &str, name: String, args: &[&str]) -> Self {
+        let mut all = vec![
+            verb,
+            daemon.var("IMAGE"),
+            &name,
+            "--project",
+            daemon.var("PROJECT"),
+        ];
+        all.extend_from_slice(args);
+        let out = daemon.incus(&all);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        ForeignInstance { daemon, name }
+    }
+}
+
+impl Drop for ForeignInstance<'_> {
+    fn drop(&mut self) {
+        let _ = self.daemon.incus(&[
+            "delete",
+            "--force",
+            &self.name,
+            "--project",
+            self.daemon.var("PROJECT"),
+        ]);
+    }
+}
+
 /// A scratch directory with a bootstrap key, a runbook and a `vm-prove.toml`.
 struct Setup {
     dir: tempfile::TempDir,
@@ -643,24 +679,11 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
     assert_eq!(left.len(), 1, "the crash should leave the instance behind");
     // An instance vm-prove did not create, with the same prefix: never touched.
     let foreign = format!("{}-foreign", setup.prefix);
-    let created = daemon.incus(&[
-        "init",
-        daemon.var("IMAGE"),
-        &foreign,
-        "--project",
-        daemon.var("PROJECT"),
-    ]);
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    let guard = ForeignInstance::new(&daemon, "init", foreign.clone(), &[]);
 
     let out = setup.vm_prove(&["sweep", "--config", "vm-prove.toml", "--json"]);
     let report = text(&out.stdout);
-    let _ = daemon.incus(&[
-        "delete",
-        "--force",
-        &foreign,
-        "--project",
-        daemon.var("PROJECT"),
-    ]);
+    drop(guard);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let mine = report["instances"]
@@ -1048,16 +1071,12 @@ fn vm_prove_resizes_the_one_named_host_first() {
         "[guardrails.resize]\ninstance = \"{host}\"\nmemory = \"384MiB\"\n"
     ));
     let project = daemon.var("PROJECT").to_owned();
-    let launched = daemon.incus(&[
+    let guard = ForeignInstance::new(
+        &daemon,
         "launch",
-        daemon.var("IMAGE"),
-        &host,
-        "--project",
-        &project,
-        "-c",
-        "limits.memory=512MiB",
-    ]);
-    assert!(launched.status.success(), "{}", text(&launched.stderr));
+        host.clone(),
+        &["-c", "limits.memory=512MiB"],
+    );
     // A host is up and running when it is resized: a container still booting
     // ignores a clean shutdown.
     let start = Instant::now();
@@ -1103,7 +1122,7 @@ fn vm_prove_resizes_the_one_named_host_first() {
         "--project",
         &project,
     ]);
-    let _ = daemon.incus(&["delete", "--force", &host, "--project", &project]);
+    drop(guard);
 
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();

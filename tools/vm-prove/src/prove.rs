@@ -258,7 +258,7 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
             config.instance.ready_timeout
         ),
         format!(
-            "push the bootstrap key `{}` to `{}` (uid {}, gid {}, mode {}), nothing else",
+            "push the bootstrap key `{}` to `{}` (uid {}, gid {}, mode {}): the only secret",
             config.secret.source.display(),
             config.secret.path,
             config.secret.uid,
