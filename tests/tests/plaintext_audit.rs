@@ -563,6 +563,10 @@ impl Scenario {
     }
 }
 
+fn mode_of(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&fs_err::metadata(path).unwrap().permissions())
+}
+
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs_err::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -660,11 +664,7 @@ fn no_secret_reaches_any_output() {
     // Key material the suite writes is owner-only: the bootstrap key and the
     // enrolled fingerprints (salted hashes, but still keyed to the secrets).
     if scenario.path("evidence").is_dir() {
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs_err::metadata(scenario.path("evidence"))
-                .unwrap()
-                .permissions(),
-        );
+        let mode = mode_of(&scenario.path("evidence"));
         assert_eq!(
             mode & 0o077,
             0,
@@ -679,9 +679,7 @@ fn no_secret_reaches_any_output() {
             "vm-prove run left no evidence"
         );
         for file in evidence {
-            let mode = std::os::unix::fs::PermissionsExt::mode(
-                &fs_err::metadata(&file).unwrap().permissions(),
-            );
+            let mode = mode_of(&file);
             assert_eq!(
                 mode & 0o077,
                 0,
@@ -696,9 +694,7 @@ fn no_secret_reaches_any_output() {
         );
     }
     for file in ["fingerprints.json", "new-key.txt"] {
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs_err::metadata(scenario.path(file)).unwrap().permissions(),
-        );
+        let mode = mode_of(&scenario.path(file));
         assert_eq!(mode & 0o077, 0, "`{file}` is readable by others: {mode:o}");
     }
 }
