@@ -5,6 +5,8 @@
 //! proving peer it says what was not proven and does not exit 0; as a user
 //! who cannot install what is missing, it refuses before doing anything.
 
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
+
 use std::ffi::OsStr;
 use std::os::unix::fs::{symlink, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -75,7 +77,10 @@ fn the_example_migration_passes() {
     for step in STEPS {
         let line = step_line(&summary, step)
             .unwrap_or_else(|| panic!("step `{step}` is missing:\n{summary}"));
-        assert!(line.contains(" ok "), "step `{step}` did not pass:\n{summary}");
+        assert!(
+            line.contains(" ok "),
+            "step `{step}` did not pass:\n{summary}"
+        );
     }
     assert!(!summary.contains("skipped"), "{summary}");
     let account = summary.lines().last().unwrap_or_default();
@@ -134,10 +139,9 @@ fn without_nix_the_closure_is_not_proven_and_the_exit_is_3() {
     let closure = step_line(&summary, "closure-diff").unwrap_or_default();
     assert!(closure.contains("skipped"), "{summary}");
     let account = summary.lines().last().unwrap_or_default();
-    let not_proven = account
-        .split_once("NOT proven here:")
-        .map(|(_, rest)| rest)
-        .unwrap_or_else(|| panic!("the account must name what was not proven:\n{account}"));
+    let Some((_, not_proven)) = account.split_once("NOT proven here:") else {
+        panic!("the account must name what was not proven:\n{account}");
+    };
     assert!(not_proven.contains("closure"), "{account}");
     assert!(
         !account
