@@ -12,7 +12,15 @@ files, so that the distinct blob bytes exceed 300 MB. It is packed with
 later runs. Every tool scans the same repository in turn, round after
 round; medians and the peak RSS are reported with the throughput ratios.
 
+Real public histories are measured the same way, beside the generated one:
+`--real PATH` (repeatable) names a bare git directory (for example one that
+the search tool's fetch brought: a large Go or Rust project with a long
+history, and a Nix repository of many small commits). They are read in
+place and never copied into the repository. `--only-real` skips the
+generated history and the staged measurement.
+
 Usage: python3 bench/leak_scan.py [--runs N] [--ours PATH] [--min-mb M]
+                                  [--real PATH]... [--only-real]
 Needs: git, GNU time (/usr/bin/time), cargo, the peers venv (tests/run
 --install-only installs gitleaks and Kingfisher into .cache/peers).
 """
@@ -160,6 +168,10 @@ def main():
     parser.add_argument("--commits", type=int, default=300)
     parser.add_argument("--min-mb", type=int, default=320)
     parser.add_argument("--ours", help="a leak-scan binary (default: cargo build --release)")
+    parser.add_argument("--real", action="append", default=[], metavar="PATH",
+                        help="a real bare git directory to measure on as well (repeatable)")
+    parser.add_argument("--only-real", action="store_true",
+                        help="measure only the --real histories")
     args = parser.parse_args()
 
     ours = os.path.abspath(args.ours) if args.ours else release_binary(REPO, "leak-scan")
@@ -169,30 +181,46 @@ def main():
         if not os.access(tool, os.X_OK):
             sys.exit(f"missing {tool}: run `bash tests/run --install-only`")
 
-    history = os.path.join(CACHE, "leak-scan-history.git")
-    total = build_history(history, args.commits, args.min_mb)
-    mib = total / (1 << 20)
-    print(f"history: {args.commits + 1} commits, {mib:.1f} MiB of distinct blob text", flush=True)
-
     scratch = tempfile.mkdtemp(prefix="leak-scan-bench-")
     kf_env = dict(os.environ, HOME=scratch, XDG_CACHE_HOME=os.path.join(scratch, "cache"))
 
     def wrapped(argv):
         return ["sh", "-c", ACCEPT, "sh", *argv]
 
-    tools = {
-        "leak-scan --history": lambda: timed(wrapped([ours, "--history", "--no-cache", "-q", history])),
-        "gitleaks git": lambda: timed(wrapped([gitleaks, "git", "--no-banner", "--log-level", "error", history])),
-        "kingfisher scan --no-validate": lambda: timed(wrapped(
-            [kingfisher, "scan", history, "--no-validate", "--no-update-check", "-q"]), env=kf_env),
-    }
-    results = in_turn(tools, args.runs, warmup=1)
-    base = results["leak-scan --history"][0]
-    print()
-    print("| tool | median (s) | throughput (MiB/s) | peak RSS (MiB) | leak-scan speed-up |")
-    print("|---|---:|---:|---:|---:|")
-    for name, (seconds, peak) in results.items():
-        print(f"| {name} | {seconds:.2f} | {mib / seconds:.1f} | {peak / 1024:.1f} | {seconds / base:.1f}× |")
+    def compare_on(label, history):
+        mib = blob_bytes(history) / (1 << 20)
+        commits = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=history, check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        objects = subprocess.run(["git", "count-objects", "-v"], cwd=history, check=True,
+                                 capture_output=True, text=True).stdout
+        packed = next((line.split()[1] for line in objects.splitlines() if line.startswith("in-pack:")), "?")
+        print(f"\n{label}: {commits} commits, {packed} packed objects, {mib:.1f} MiB of distinct blob text",
+              flush=True)
+        tools = {
+            "leak-scan --history": lambda: timed(wrapped([ours, "--history", "--no-cache", "-q", history])),
+            "gitleaks git": lambda: timed(wrapped(
+                [gitleaks, "git", "--no-banner", "--log-level", "error", history])),
+            "kingfisher scan --no-validate": lambda: timed(wrapped(
+                [kingfisher, "scan", history, "--no-validate", "--no-update-check", "-q"]), env=kf_env),
+        }
+        results = in_turn(tools, args.runs, warmup=1)
+        base = results["leak-scan --history"][0]
+        print()
+        print("| tool | median (s) | throughput (MiB/s) | peak RSS (MiB) | leak-scan speed-up |")
+        print("|---|---:|---:|---:|---:|")
+        for name, (seconds, peak) in results.items():
+            print(f"| {name} | {seconds:.2f} | {mib / seconds:.1f} | {peak / 1024:.1f} | {seconds / base:.2f}× |")
+
+    for path in args.real:
+        if not os.path.isdir(path):
+            sys.exit(f"--real {path}: not a directory")
+        compare_on(f"real history {os.path.basename(os.path.dirname(os.path.abspath(path))) or path}", path)
+    if args.only_real:
+        return
+
+    history = os.path.join(CACHE, "leak-scan-history.git")
+    build_history(history, args.commits, args.min_mb)
+    compare_on(f"generated history ({args.commits + 1} commits of crate sources)", history)
 
     staged = os.path.join(CACHE, "leak-scan-staged")
     build_staged(staged)
