@@ -1,0 +1,583 @@
+//! What sops-nix does with an instance repo, proven before any host exists:
+//! the composed base + instance evaluates (real `nix-instantiate`) through
+//! the sops-nix stand-in of `tests/fixtures/sops-nix` (checked against the
+//! real module by `tests/sops-nix-conformance`), the manifest's key file is
+//! where `docs/install.md` puts the bootstrap key, every manifest secret
+//! decrypts with the real `sops` and that key alone to the original bytes,
+//! and every owner exists. `instance-extract verify --base` passes, and
+//! fails for each way the wiring can be broken.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+
+const DOMAIN: &str = "ci.example.net";
+const SECRETS: &[(&str, &str)] = &[
+    ("tls/fullchain", "fullchain.pem"),
+    ("tls/key", "privkey.pem"),
+    ("drone/oauth", "drone-oauth-secret"),
+    ("drone/rpc", "drone-rpc-secret"),
+    ("webhook/hmac", "webhook-hmac"),
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Peers {
+    sops: PathBuf,
+    nix_instantiate: PathBuf,
+}
+
+fn peers() -> Option<Peers> {
+    Some(Peers {
+        sops: peer("sops")?,
+        nix_instantiate: peer("nix-instantiate")?,
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path, secrets_dir: &Path) {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target, secrets_dir);
+        } else {
+            let text = fs_err::read_to_string(entry.path()).unwrap();
+            fs_err::write(
+                &target,
+                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// `examples/monolith` migrated by `apply`, in a temporary directory.
+struct Migrated {
+    dir: tempfile::TempDir,
+    key: AgeKey,
+    peers: Peers,
+}
+
+impl Migrated {
+    /// `edit_base` changes the monolith before the split.
+    fn new(edit_base: impl Fn(&Path), extra: &[&str]) -> Option<Migrated> {
+        let peers = peers()?;
+        let dir = tempfile::tempdir().unwrap();
+        let key = age_keygen(dir.path(), "bootstrap")?;
+        let host = dir.path().join("host");
+        fs_err::create_dir_all(&host).unwrap();
+        for (_, file) in SECRETS {
+            fs_err::write(host.join(file), format!("value of {file}\n")).unwrap();
+        }
+        copy_tree(
+            &repo().join("examples/monolith"),
+            &dir.path().join("cc-ci"),
+            &host,
+        );
+        edit_base(&dir.path().join("cc-ci"));
+        let mut args: Vec<String> = [
+            "apply",
+            "--base",
+            "cc-ci",
+            "--instance",
+            "instance",
+            "--domain",
+            DOMAIN,
+            "--recipient",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(key.recipient.clone());
+        for (name, file) in SECRETS {
+            args.push("--secret".into());
+            args.push(format!("{name}={}", host.join(file).display()));
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let migrated = Migrated { dir, key, peers };
+        success(&migrated.ours(&args), "instance-extract apply");
+        Some(migrated)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ours<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(
+            &fromgit_bin("instance-extract"),
+            args,
+            self.dir.path(),
+            &[],
+            b"",
+        )
+    }
+
+    fn verify(&self) -> Output {
+        let key = self.key.file.to_str().unwrap();
+        self.ours(&[
+            "verify",
+            "--instance",
+            "instance",
+            "--identity",
+            key,
+            "--base",
+            "cc-ci",
+        ])
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.path(file);
+        let text = fs_err::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "`{from}` not in {file}:\n{text}");
+        fs_err::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+/// The stand-in's view of the composed configuration.
+fn evaluate(
+    nix_instantiate: &Path,
+    dir: &Path,
+    base_module: &Path,
+    instance: &Path,
+) -> serde_json::Value {
+    let compose = repo().join("tests/fixtures/sops-nix/compose.nix");
+    let expression = format!(
+        "let r = import {} {{ modules = [ {} ((import {}).outputs {{ self = null; }}).nixosModules.instance ]; }}; in \
+         {{ inherit (r) failedAssertions undeclaredOwners users sources manifest; }}",
+        compose.display(),
+        base_module.display(),
+        instance.join("flake.nix").display()
+    );
+    let output = run(
+        nix_instantiate,
+        [
+            "--eval",
+            "--strict",
+            "--json",
+            "--readonly-mode",
+            "-E",
+            &expression,
+        ],
+        dir,
+        &[("NIX_CONFIG", OsStr::new("substituters ="))],
+        b"",
+    );
+    serde_json::from_str(&success(&output, "nix-instantiate --eval (stand-in)")).unwrap()
+}
+
+/// The manifest's facts that matter on a blank host, checked with real
+/// programs: key file, decryption with the bootstrap key alone, owners.
+fn assert_blank_host_decrypts(
+    peers: &Peers,
+    dir: &Path,
+    key: &AgeKey,
+    evaluated: &serde_json::Value,
+    originals: &[(&str, Vec<u8>)],
+) {
+    assert_eq!(
+        evaluated["failedAssertions"],
+        serde_json::json!([]),
+        "{evaluated:#}"
+    );
+    assert_eq!(
+        evaluated["undeclaredOwners"],
+        serde_json::json!([]),
+        "{evaluated:#}"
+    );
+    let manifest = &evaluated["manifest"];
+    let key_file = manifest["ageKeyFile"].as_str().unwrap();
+    let install = fs_err::read_to_string(repo().join("docs/install.md")).unwrap();
+    assert!(
+        install.contains(&format!("sops.age.keyFile = \"{key_file}\";"))
+            && install.contains(&format!("test -s {key_file}")),
+        "the manifest's key file `{key_file}` is not where docs/install.md puts the key"
+    );
+    assert_eq!(manifest["ageSshKeyPaths"], serde_json::json!([]));
+    assert_eq!(manifest["sshKeyPaths"], serde_json::json!([]));
+    let secrets = manifest["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), originals.len(), "{manifest:#}");
+    for secret in secrets {
+        let name = secret["name"].as_str().unwrap();
+        let source = evaluated["sources"][name].as_str().unwrap();
+        let extract: String = secret["key"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .map(|part| format!("[\"{part}\"]"))
+            .collect();
+        let output = run(
+            &peers.sops,
+            ["-d", "--extract", &extract, source],
+            dir,
+            &[("SOPS_AGE_KEY_FILE", key.file.as_os_str())],
+            b"",
+        );
+        let plain = success(&output, "sops -d --extract");
+        let original = &originals.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(plain.as_bytes(), original.as_slice(), "secret `{name}`");
+        if let Some(owner) = secret["owner"].as_str() {
+            let group = evaluated["users"][owner].as_str();
+            assert!(
+                group.is_some_and(|g| !g.is_empty()),
+                "owner `{owner}` of `{name}` is not an evaluated user with a group"
+            );
+            assert_eq!(secret["group"].as_str(), group, "{secret:#}");
+        }
+    }
+}
+
+fn monolith_originals() -> Vec<(&'static str, Vec<u8>)> {
+    SECRETS
+        .iter()
+        .map(|(name, file)| (*name, format!("value of {file}\n").into_bytes()))
+        .collect()
+}
+
+fn report(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A `verify` that fails (exit 1) on the named check.
+fn assert_fails_on(output: &Output, check: &str, detail: &str) {
+    let text = report(output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains(check) && l.contains(detail)),
+        "no FAIL `{check}` … `{detail}`:\n{text}"
+    );
+}
+
+#[test]
+fn the_migrated_monolith_decrypts_on_a_blank_host_with_the_bootstrap_key_alone() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    let evaluated = evaluate(
+        &migrated.peers.nix_instantiate,
+        migrated.dir.path(),
+        &migrated.path("cc-ci/configuration.nix"),
+        &migrated.path("instance"),
+    );
+    assert_blank_host_decrypts(
+        &migrated.peers,
+        migrated.dir.path(),
+        &migrated.key,
+        &evaluated,
+        &monolith_originals(),
+    );
+    let output = migrated.verify();
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+}
+
+#[test]
+fn an_enabled_service_owns_the_secret_it_reads_and_is_restarted() {
+    // With traefik enabled, NixOS declares its user: the certificate is its.
+    let Some(migrated) = Migrated::new(
+        |base| {
+            let proxy = base.join("services/proxy.nix");
+            let text = fs_err::read_to_string(&proxy).unwrap();
+            fs_err::write(
+                &proxy,
+                text.replacen(
+                    "{\n  services.traefik",
+                    "{\n  services.traefik.enable = true;\n  services.traefik",
+                    1,
+                ),
+            )
+            .unwrap();
+        },
+        &["--secret-attr", "webhook/hmac:mode=0440"],
+    ) else {
+        return;
+    };
+    let options = fs_err::read_to_string(migrated.path("cc-ci/instance-options.nix")).unwrap();
+    assert!(
+        options.contains(r#""tls/key" = { path = "#)
+            && options.contains(r#"owner = "traefik"; restartUnits = [ "traefik.service" ];"#),
+        "{options}"
+    );
+    assert!(options.contains(r#"mode = "0440";"#), "{options}");
+    let evaluated = evaluate(
+        &migrated.peers.nix_instantiate,
+        migrated.dir.path(),
+        &migrated.path("cc-ci/configuration.nix"),
+        &migrated.path("instance"),
+    );
+    assert_blank_host_decrypts(
+        &migrated.peers,
+        migrated.dir.path(),
+        &migrated.key,
+        &evaluated,
+        &monolith_originals(),
+    );
+    let key = evaluated["manifest"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "tls/key")
+        .unwrap()
+        .clone();
+    assert_eq!(key["owner"], "traefik");
+    assert_eq!(key["group"], "traefik");
+    let output = migrated.verify();
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+}
+
+#[test]
+fn the_instance_template_decrypts_with_the_bootstrap_key_alone() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = age_keygen(dir.path(), "bootstrap") else {
+        return;
+    };
+    copy_tree(
+        &repo().join("templates/base"),
+        &dir.path().join("base"),
+        dir.path(),
+    );
+    let instance = dir.path().join("instance");
+    copy_tree(&repo().join("templates/instance"), &instance, dir.path());
+    let rules = fs_err::read_to_string(instance.join(".sops.yaml")).unwrap();
+    fs_err::write(
+        instance.join(".sops.yaml"),
+        rules.replace("age1REPLACE-WITH-THE-BOOTSTRAP-RECIPIENT", &key.recipient),
+    )
+    .unwrap();
+    let plain = dir.path().join("plain.yaml");
+    fs_err::write(&plain, "tls:\n  fullchain: the chain\n  key: the key\n").unwrap();
+    let output = run(
+        &peers.sops,
+        ["-e", "--age", &key.recipient, plain.to_str().unwrap()],
+        dir.path(),
+        &[],
+        b"",
+    );
+    fs_err::write(
+        instance.join("secrets/secrets.yaml"),
+        success(&output, "sops -e"),
+    )
+    .unwrap();
+    fs_err::remove_file(&plain).unwrap();
+    // The template's placeholder note; `verify` rightly refuses plaintext there.
+    fs_err::remove_file(instance.join("secrets/README.md")).unwrap();
+    let evaluated = evaluate(
+        &peers.nix_instantiate,
+        dir.path(),
+        &dir.path().join("base/configuration.nix"),
+        &instance,
+    );
+    assert_blank_host_decrypts(
+        &peers,
+        dir.path(),
+        &key,
+        &evaluated,
+        &[
+            ("tls/fullchain", b"the chain".to_vec()),
+            ("tls/key", b"the key".to_vec()),
+        ],
+    );
+    let output = run(
+        &fromgit_bin("instance-extract"),
+        [
+            "verify",
+            "--instance",
+            "instance",
+            "--identity",
+            key.file.to_str().unwrap(),
+            "--base",
+            "base",
+        ],
+        dir.path(),
+        &[],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+}
+
+#[test]
+fn verify_fails_without_the_key_file() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    migrated.edit(
+        "instance/flake.nix",
+        "sops.age.keyFile = \"/var/lib/sops-nix/key.txt\";",
+        "",
+    );
+    // Without the key file and without OpenSSH, sops-nix has no key at all.
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "sops-nix: bootstrap key",
+        "`sops.age.keyFile` is not set",
+    );
+    assert_fails_on(
+        &output,
+        "sops-nix: assertions",
+        "No key source configured for sops",
+    );
+}
+
+#[test]
+fn verify_fails_when_openssh_would_add_the_new_host_keys() {
+    let Some(migrated) = Migrated::new(
+        |base| {
+            let entry = base.join("configuration.nix");
+            let text = fs_err::read_to_string(&entry).unwrap();
+            fs_err::write(
+                &entry,
+                text.replacen(
+                    "networking.hostName",
+                    "services.openssh.enable = true;\n  networking.hostName",
+                    1,
+                ),
+            )
+            .unwrap();
+        },
+        &[],
+    ) else {
+        return;
+    };
+    // With the empty lists that apply writes, OpenSSH changes nothing.
+    let output = migrated.verify();
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+    migrated.edit("instance/flake.nix", "sops.age.sshKeyPaths = [ ];", "");
+    migrated.edit("instance/flake.nix", "sops.gnupg.sshKeyPaths = [ ];", "");
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "sops-nix: host keys",
+        "/etc/ssh/ssh_host_ed25519_key",
+    );
+    assert_fails_on(&output, "sops-nix: host keys", "/etc/ssh/ssh_host_rsa_key");
+}
+
+#[test]
+fn verify_fails_on_a_declared_secret_without_a_value() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    migrated.edit(
+        "cc-ci/instance-options.nix",
+        "config.sops.secrets = {",
+        "config.sops.secrets = {\n    \"drone/token\" = { };",
+    );
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "sops-nix: every secret has a value",
+        "has no value at key `drone/token`",
+    );
+}
+
+#[test]
+fn verify_fails_on_a_value_declared_nowhere() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    let key = migrated.key.file.to_str().unwrap().to_owned();
+    let output = run(
+        &fromgit_bin("instance-extract"),
+        [
+            "secrets",
+            "set",
+            "instance/secrets/secrets.yaml",
+            "[\"forgotten\"]",
+            "--identity",
+            &key,
+        ],
+        migrated.dir.path(),
+        &[],
+        b"never declared",
+    );
+    success(&output, "instance-extract secrets set");
+    let output = migrated.verify();
+    assert_fails_on(&output, "sops-nix: every value is declared", "`forgotten`");
+}
+
+#[test]
+fn verify_fails_on_an_undeclared_owner() {
+    let Some(migrated) = Migrated::new(|_| {}, &["--secret-attr", "drone/rpc:owner=drone"]) else {
+        return;
+    };
+    let report_text = fs_err::read_to_string(migrated.path("cc-ci/instance-options.nix")).unwrap();
+    assert!(report_text.contains(r#"owner = "drone";"#), "{report_text}");
+    // The monolith names `users.users.drone` only for `extraGroups`: no group.
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "sops-nix: owners declared",
+        "owner `drone` has no group",
+    );
+    migrated.edit(
+        "cc-ci/instance-options.nix",
+        r#"owner = "drone";"#,
+        r#"owner = "ghost";"#,
+    );
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "sops-nix: owners declared",
+        "owner `ghost` is not declared",
+    );
+}
+
+#[test]
+fn verify_fails_on_a_secrets_symlink_out_of_the_repo() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    std::os::unix::fs::symlink(
+        migrated.path("host"),
+        migrated.path("instance/secrets/host"),
+    )
+    .unwrap();
+    let output = migrated.verify();
+    assert_fails_on(
+        &output,
+        "secrets: no link out of the repo",
+        "instance/secrets/host",
+    );
+}
+
+#[test]
+fn verify_is_unproven_without_nix() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    let key = migrated.key.file.to_str().unwrap().to_owned();
+    let output = run(
+        &fromgit_bin("instance-extract"),
+        [
+            "verify",
+            "--instance",
+            "instance",
+            "--identity",
+            &key,
+            "--base",
+            "cc-ci",
+        ],
+        migrated.dir.path(),
+        &[("PATH", OsStr::new("/nonexistent"))],
+        b"",
+    );
+    let text = report(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("`nix-instantiate` is not on `PATH`"),
+        "{text}"
+    );
+}
