@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::ffi::OsStr;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -206,12 +207,15 @@ fn assert_blank_host_decrypts(
     for secret in secrets {
         let name = secret["name"].as_str().unwrap();
         let source = evaluated["sources"][name].as_str().unwrap();
-        let extract: String = secret["key"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .map(|part| format!("[\"{part}\"]"))
-            .collect();
+        let extract =
+            secret["key"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .fold(String::new(), |mut out, part| {
+                    let _ = write!(out, "[\"{part}\"]");
+                    out
+                });
         let output = run(
             &peers.sops,
             ["-d", "--extract", &extract, source],
@@ -580,4 +584,183 @@ fn verify_is_unproven_without_nix() {
         text.contains("`nix-instantiate` is not on `PATH`"),
         "{text}"
     );
+}
+
+/// `cert-seal nix` declares the sealed pair in the shape `apply` writes:
+/// composed with an instance, sops-nix gives the key to the declared owner
+/// and the real `sops` decrypts it from the sealed file with the bootstrap
+/// key alone.
+#[test]
+fn cert_seal_declarations_decrypt_for_their_owner() {
+    let Some(peers) = peers() else { return };
+    let Some(openssl) = peer("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = age_keygen(dir.path(), "bootstrap") else {
+        return;
+    };
+    let work = dir.path();
+    let openssl_run = |args: &[&str]| {
+        success(&run(&openssl, args, work, &[], b""), "openssl");
+    };
+    openssl_run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=example CA",
+        "-addext",
+        "basicConstraints=critical,CA:true",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl_run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=example.org",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+    ]);
+    fs_err::write(
+        work.join("tls.ext"),
+        "subjectAltName=DNS:*.example.org,DNS:example.org\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl_run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "90",
+        "-extfile",
+        "tls.ext",
+        "-out",
+        "tls.pem",
+    ]);
+    let base = work.join("base");
+    fs_err::create_dir_all(&base).unwrap();
+    fs_err::write(
+        base.join("configuration.nix"),
+        "{ ... }: { services.nginx.enable = true; }\n",
+    )
+    .unwrap();
+    let instance = work.join("instance");
+    copy_tree(&repo().join("templates/instance"), &instance, work);
+    fs_err::remove_file(instance.join("secrets/README.md")).unwrap();
+    let rules = fs_err::read_to_string(instance.join(".sops.yaml")).unwrap();
+    fs_err::write(
+        instance.join(".sops.yaml"),
+        rules.replace("age1REPLACE-WITH-THE-BOOTSTRAP-RECIPIENT", &key.recipient),
+    )
+    .unwrap();
+    let cert_seal = fromgit_bin("cert-seal");
+    let output = run(
+        &cert_seal,
+        [
+            "seal",
+            "--cert",
+            "tls.pem",
+            "--key",
+            "tls.key",
+            "--domain",
+            "example.org",
+            "--out",
+            "instance/secrets/tls.yaml",
+            "-r",
+            &key.recipient,
+        ],
+        work,
+        &[],
+        b"",
+    );
+    success(&output, "cert-seal seal");
+    let output = run(
+        &cert_seal,
+        [
+            "nix",
+            "secrets/tls.yaml",
+            "--owner",
+            "nginx",
+            "--reload-unit",
+            "nginx.service",
+        ],
+        &instance,
+        &[],
+        b"",
+    );
+    fs_err::write(instance.join("tls.nix"), success(&output, "cert-seal nix")).unwrap();
+    let flake = fs_err::read_to_string(instance.join("flake.nix")).unwrap();
+    fs_err::write(
+        instance.join("flake.nix"),
+        flake.replacen(
+            "nixosModules.instance = { ... }: {",
+            "nixosModules.instance = { ... }: {\n      imports = [ ./tls.nix ];",
+            1,
+        ),
+    )
+    .unwrap();
+    let evaluated = evaluate(
+        &peers.nix_instantiate,
+        work,
+        &base.join("configuration.nix"),
+        &instance,
+    );
+    assert_blank_host_decrypts(
+        &peers,
+        work,
+        &key,
+        &evaluated,
+        &[
+            ("tls/fullchain", fs_err::read(work.join("tls.pem")).unwrap()),
+            ("tls/key", fs_err::read(work.join("tls.key")).unwrap()),
+        ],
+    );
+    let secret = evaluated["manifest"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "tls/key")
+        .unwrap()
+        .clone();
+    assert_eq!(secret["owner"], "nginx");
+    assert_eq!(secret["group"], "nginx");
+    assert_eq!(secret["reloadUnits"], serde_json::json!(["nginx.service"]));
+    let output = run(
+        &fromgit_bin("instance-extract"),
+        [
+            "verify",
+            "--instance",
+            "instance",
+            "--identity",
+            key.file.to_str().unwrap(),
+            "--base",
+            "base",
+        ],
+        work,
+        &[],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
 }
