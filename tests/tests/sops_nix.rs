@@ -764,3 +764,100 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", report(&output));
 }
+
+/// The second provisioning choice: the host also decrypts with its own SSH
+/// key, whose recipient `apply` must have put into `.sops.yaml`.
+#[test]
+fn host_key_decryption_needs_the_host_recipient_and_verify_checks_it() {
+    let Some(ssh_keygen) = peer("ssh-keygen") else {
+        return;
+    };
+    let refused = Migrated::new(|_| {}, &[]).map(|m| {
+        let output = m.ours(&[
+            "apply",
+            "--base",
+            "cc-ci",
+            "--instance",
+            "other",
+            "--domain",
+            DOMAIN,
+            "--secret",
+            "x=/etc/hostname",
+            "-r",
+            &m.key.recipient,
+            "--host-key-decryption",
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{}", report(&output));
+        assert!(
+            report(&output).contains("--recipient-ssh"),
+            "{}",
+            report(&output)
+        );
+        assert!(!m.path("other").exists());
+    });
+    if refused.is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let host_key = keys.path().join("ssh_host_ed25519_key");
+    success(
+        &run(
+            &ssh_keygen,
+            [
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                host_key.to_str().unwrap(),
+            ],
+            keys.path(),
+            &[],
+            b"",
+        ),
+        "ssh-keygen",
+    );
+    let public = format!("{}.pub", host_key.display());
+    let Some(migrated) = Migrated::new(
+        |_| {},
+        &["--host-key-decryption", "--recipient-ssh", &public],
+    ) else {
+        return;
+    };
+    let flake = fs_err::read_to_string(migrated.path("instance/flake.nix")).unwrap();
+    assert!(
+        flake.contains("sops.age.sshKeyPaths = [ \"/etc/ssh/ssh_host_ed25519_key\" ];")
+            && flake.contains("sops.age.keyFile = \"/var/lib/sops-nix/key.txt\";"),
+        "{flake}"
+    );
+    let output = migrated.verify();
+    assert_fails_on(&output, "sops-nix: host keys", "pass `--host-key`");
+    let key = migrated.key.file.to_str().unwrap().to_owned();
+    let output = migrated.ours(&[
+        "verify",
+        "--instance",
+        "instance",
+        "--identity",
+        &key,
+        "--base",
+        "cc-ci",
+        "--host-key",
+        &public,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+    // The host key alone, converted as sops-nix converts it, opens the secrets.
+    let output = migrated.ours(&[
+        "secrets",
+        "decrypt",
+        "instance/secrets/secrets.yaml",
+        "--identity",
+        host_key.to_str().unwrap(),
+        "--extract",
+        "[\"tls\"][\"key\"]",
+    ]);
+    assert_eq!(
+        success(&output, "secrets decrypt with the host key"),
+        "value of privkey.pem\n"
+    );
+}
