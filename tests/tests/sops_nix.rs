@@ -586,23 +586,11 @@ fn verify_is_unproven_without_nix() {
     );
 }
 
-/// `cert-seal nix` declares the sealed pair in the shape `apply` writes:
-/// composed with an instance, sops-nix gives the key to the declared owner
-/// and the real `sops` decrypts it from the sealed file with the bootstrap
-/// key alone.
-#[test]
-fn cert_seal_declarations_decrypt_for_their_owner() {
-    let Some(peers) = peers() else { return };
-    let Some(openssl) = peer("openssl") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let Some(key) = age_keygen(dir.path(), "bootstrap") else {
-        return;
-    };
-    let work = dir.path();
+/// A CA and a leaf for `*.DOMAIN` and `DOMAIN` made by `openssl`:
+/// `tls.pem` and `tls.key` in `work`.
+fn wildcard_certificate(openssl: &Path, work: &Path, domain: &str) {
     let openssl_run = |args: &[&str]| {
-        success(&run(&openssl, args, work, &[], b""), "openssl");
+        success(&run(openssl, args, work, &[], b""), "openssl");
     };
     openssl_run(&[
         "req",
@@ -623,6 +611,7 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
         "-out",
         "ca.pem",
     ]);
+    let subject = format!("/CN={domain}");
     openssl_run(&[
         "req",
         "-newkey",
@@ -631,7 +620,7 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-subj",
-        "/CN=example.org",
+        &subject,
         "-keyout",
         "tls.key",
         "-out",
@@ -639,7 +628,7 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
     ]);
     fs_err::write(
         work.join("tls.ext"),
-        "subjectAltName=DNS:*.example.org,DNS:example.org\nextendedKeyUsage=serverAuth\n",
+        format!("subjectAltName=DNS:*.{domain},DNS:{domain}\nextendedKeyUsage=serverAuth\n"),
     )
     .unwrap();
     openssl_run(&[
@@ -659,6 +648,24 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
         "-out",
         "tls.pem",
     ]);
+}
+
+/// `cert-seal nix` declares the sealed pair in the shape `apply` writes:
+/// composed with an instance, sops-nix gives the key to the declared owner
+/// and the real `sops` decrypts it from the sealed file with the bootstrap
+/// key alone.
+#[test]
+fn cert_seal_declarations_decrypt_for_their_owner() {
+    let Some(peers) = peers() else { return };
+    let Some(openssl) = peer("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = age_keygen(dir.path(), "bootstrap") else {
+        return;
+    };
+    let work = dir.path();
+    wildcard_certificate(&openssl, work, "example.org");
     let base = work.join("base");
     fs_err::create_dir_all(&base).unwrap();
     fs_err::write(
@@ -859,5 +866,26 @@ fn host_key_decryption_needs_the_host_recipient_and_verify_checks_it() {
     assert_eq!(
         success(&output, "secrets decrypt with the host key"),
         "value of privkey.pem\n"
+    );
+}
+
+/// A base the stand-in cannot evaluate (it knows little of `lib`) is
+/// unproven, never passed nor failed.
+#[test]
+fn verify_is_unproven_when_the_stand_in_cannot_evaluate_the_base() {
+    let Some(migrated) = Migrated::new(|_| {}, &[]) else {
+        return;
+    };
+    migrated.edit(
+        "cc-ci/configuration.nix",
+        "networking.hostName",
+        "services.nginx.enable = pkgs.lib.mkDefault false;\n  networking.hostName",
+    );
+    let output = migrated.verify();
+    let text = report(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("the stand-in could not evaluate the composed configuration"),
+        "{text}"
     );
 }
