@@ -7,7 +7,7 @@
 //! and every owner exists. `instance-extract verify --base` passes, and
 //! fails for each way the wiring can be broken.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -284,13 +284,39 @@ fn the_migrated_monolith_decrypts_on_a_blank_host_with_the_bootstrap_key_alone()
     );
     let output = migrated.verify();
     assert_eq!(output.status.code(), Some(0), "{}", report(&output));
+    // templates/instance wires the key exactly as apply does.
+    let flake = fs_err::read_to_string(migrated.path("instance/flake.nix")).unwrap();
+    let start = flake.find("sops.defaultSopsFile").unwrap();
+    let wiring = &flake[start..flake.find("    };\n  };").unwrap()];
+    assert!(wiring.contains("sops.age.keyFile"), "{flake}");
+    let template = fs_err::read_to_string(repo().join("templates/instance/flake.nix")).unwrap();
+    assert!(
+        template.contains(wiring),
+        "templates/instance/flake.nix does not wire the key as apply does:\n{wiring}"
+    );
 }
 
 #[test]
 fn an_enabled_service_owns_the_secret_it_reads_and_is_restarted() {
     // With traefik enabled, NixOS declares its user: the certificate is its.
+    // A systemd `EnvironmentFile` is read by systemd as root: its unit restarts.
     let Some(migrated) = Migrated::new(
         |base| {
+            let entry = base.join("configuration.nix");
+            let text = fs_err::read_to_string(&entry).unwrap();
+            let rpc = base.parent().unwrap().join("host/drone-rpc-secret");
+            fs_err::write(
+                &entry,
+                text.replacen(
+                    "networking.hostName",
+                    &format!(
+                        "systemd.services.drone-runner.serviceConfig.EnvironmentFile = \"{}\";\n  networking.hostName",
+                        rpc.display()
+                    ),
+                    1,
+                ),
+            )
+            .unwrap();
             let proxy = base.join("services/proxy.nix");
             let text = fs_err::read_to_string(&proxy).unwrap();
             fs_err::write(
@@ -314,6 +340,10 @@ fn an_enabled_service_owns_the_secret_it_reads_and_is_restarted() {
         "{options}"
     );
     assert!(options.contains(r#"mode = "0440";"#), "{options}");
+    assert!(
+        options.contains(r#"restartUnits = [ "drone-runner.service" ];"#),
+        "{options}"
+    );
     let evaluated = evaluate(
         &migrated.peers.nix_instantiate,
         migrated.dir.path(),
@@ -888,4 +918,37 @@ fn verify_is_unproven_when_the_stand_in_cannot_evaluate_the_base() {
         text.contains("the stand-in could not evaluate the composed configuration"),
         "{text}"
     );
+}
+
+/// The stand-in against the real sops-nix module and nixpkgs `lib`: runs
+/// `tests/sops-nix-conformance` when `FROMGIT_SOPS_NIX_SRC` and
+/// `FROMGIT_NIXPKGS_LIB_SRC` name their source trees (never part of this
+/// repository, so CI cannot install them: skipped when they are not given).
+#[test]
+fn the_stand_in_matches_the_real_sops_nix_module_when_its_source_is_given() {
+    let (Some(sops_nix), Some(nixpkgs_lib)) = (
+        std::env::var_os("FROMGIT_SOPS_NIX_SRC"),
+        std::env::var_os("FROMGIT_NIXPKGS_LIB_SRC"),
+    ) else {
+        eprintln!("skipping: set FROMGIT_SOPS_NIX_SRC and FROMGIT_NIXPKGS_LIB_SRC to source trees");
+        return;
+    };
+    if peers().is_none() || peer("ssh-keygen").is_none() {
+        return;
+    }
+    let bin = fromgit_bin("instance-extract");
+    let output = run(
+        Path::new("/bin/bash"),
+        [
+            repo().join("tests/sops-nix-conformance").as_os_str(),
+            &sops_nix,
+            &nixpkgs_lib,
+        ],
+        &repo(),
+        &[("FROMGIT_BIN_DIR", bin.parent().unwrap().as_os_str())],
+        b"",
+    );
+    let summary = success(&output, "tests/sops-nix-conformance");
+    assert_eq!(summary.lines().count(), 7, "{summary}");
+    assert!(summary.lines().all(|l| l.contains(": same |")), "{summary}");
 }

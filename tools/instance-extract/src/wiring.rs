@@ -446,15 +446,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_template_wires_the_same_key_as_apply() {
-        let template = include_str!("../../../templates/instance/flake.nix");
-        assert!(
-            template.contains(&key_lines(&KeyWiring::default(), "      ")),
-            "templates/instance/flake.nix differs from what apply writes:\n{template}"
-        );
-    }
-
-    #[test]
     fn overrides_parse_and_bad_ones_are_refused() {
         assert_eq!(
             parse_override("tls/key:owner=nginx"),
