@@ -128,6 +128,9 @@ pub struct NixArgs {
     /// Group of both files (the key becomes readable by it: mode 0440)
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
+    /// A unit to restart when the pair changes (repeatable)
+    #[arg(long = "restart-unit", value_name = "UNIT")]
+    pub restart_units: Vec<String>,
     /// A unit to reload when the pair changes (repeatable)
     #[arg(long = "reload-unit", value_name = "UNIT")]
     pub reload_units: Vec<String>,

@@ -421,6 +421,7 @@ fn nix_command(args: &NixArgs) -> anyhow::Result<ExitStatus> {
         key_path: &args.key_path,
         owner: &args.owner,
         group: args.group.as_deref(),
+        restart_units: &args.restart_units,
         reload_units: &args.reload_units,
     })?;
     fromgit_cli::write_stdout(text.as_bytes())?;

@@ -44,6 +44,7 @@ pub struct Wiring<'a> {
     pub key_path: &'a str,
     pub owner: &'a str,
     pub group: Option<&'a str>,
+    pub restart_units: &'a [String],
     pub reload_units: &'a [String],
 }
 
@@ -72,13 +73,24 @@ pub fn declarations(wiring: &Wiring<'_>) -> Result<String, NixWiringError> {
         );
         let _ = writeln!(out, "    sopsFile = {sops_file};");
         let _ = writeln!(out, "    path = {};", string(path));
-        let _ = writeln!(out, "    owner = {};", string(wiring.owner));
+        // The shape `instance-extract apply` writes: root is sops-nix's
+        // default owner, and the group defaults to the owner's.
+        if wiring.owner != "root" {
+            let _ = writeln!(out, "    owner = {};", string(wiring.owner));
+        }
         if let Some(group) = wiring.group {
             let _ = writeln!(out, "    group = {};", string(group));
         }
         let _ = writeln!(out, "    mode = {};", string(mode));
-        let units: Vec<String> = wiring.reload_units.iter().map(|u| string(u)).collect();
-        let _ = writeln!(out, "    reloadUnits = [ {} ];", units.join(" "));
+        for (option, units) in [
+            ("restartUnits", wiring.restart_units),
+            ("reloadUnits", wiring.reload_units),
+        ] {
+            if !units.is_empty() {
+                let units: Vec<String> = units.iter().map(|u| string(u)).collect();
+                let _ = writeln!(out, "    {option} = [ {} ];", units.join(" "));
+            }
+        }
         out.push_str("  };\n");
     }
     out.push_str("}\n");
@@ -103,11 +115,33 @@ mod tests {
             key_path: "/k",
             owner: "nginx",
             group: None,
+            restart_units: &[],
             reload_units: &[],
         };
         assert_eq!(
             declarations(&wiring),
             Err(NixWiringError::RelativeTarget("relative.pem".into()))
+        );
+    }
+
+    #[test]
+    fn the_shape_is_the_one_apply_writes() {
+        let units = ["traefik.service".to_owned()];
+        let root = declarations(&Wiring {
+            sops_file: Path::new("secrets/tls.yaml"),
+            fullchain_path: "/var/lib/tls/fullchain.pem",
+            key_path: "/var/lib/tls/key.pem",
+            owner: "root",
+            group: None,
+            restart_units: &units,
+            reload_units: &[],
+        })
+        .expect("valid wiring");
+        assert!(!root.contains("owner"), "{root}");
+        assert!(!root.contains("reloadUnits"), "{root}");
+        assert!(
+            root.contains("restartUnits = [ \"traefik.service\" ];"),
+            "{root}"
         );
     }
 }

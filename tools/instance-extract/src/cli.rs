@@ -82,6 +82,23 @@ pub struct ApplyArgs {
     /// Print the unified diff of every change and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub sops: SopsWiringArgs,
+}
+
+/// How sops-nix on the host decrypts, and who reads each secret.
+#[derive(Args, Debug)]
+pub struct SopsWiringArgs {
+    /// Where the bootstrap age key lives on the host (`sops.age.keyFile`)
+    #[arg(long, value_name = "PATH", default_value = crate::wiring::DEFAULT_KEY_FILE)]
+    pub key_file: String,
+    /// Also decrypt with the host's `ssh-ed25519` key; its recipient must be given with `--recipient-ssh`
+    #[arg(long)]
+    pub host_key_decryption: bool,
+    /// Override a secret's sops-nix setting: `NAME:KEY=VALUE`, KEY one of `owner`, `group`,
+    /// `mode`, `restartUnits`, `reloadUnits` (repeatable)
+    #[arg(long = "secret-attr", value_name = "NAME:KEY=VALUE", value_parser = crate::wiring::parse_override)]
+    pub overrides: Vec<crate::wiring::SecretOverride>,
 }
 
 #[derive(Args, Debug)]
@@ -91,9 +108,19 @@ pub struct VerifyArgs {
     pub instance: PathBuf,
     #[command(flatten)]
     pub identity: IdentityArgs,
-    /// Also check that the base holds no domain and reads no host secret outside sops-nix
+    /// Also check that the base holds no domain, reads no host secret outside sops-nix,
+    /// and that sops-nix, composed with the instance, decrypts with the bootstrap key
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub base: Option<PathBuf>,
+    /// The base's entry module, composed with the instance module (with `--base`)
+    #[arg(long, value_name = "FILE", default_value = "configuration.nix")]
+    pub module: PathBuf,
+    /// Where the bootstrap key lives on the host: sops-nix must use this key file
+    #[arg(long, value_name = "PATH", default_value = crate::wiring::DEFAULT_KEY_FILE)]
+    pub key_file: String,
+    /// A host's `ssh-ed25519` public key whose recipient lets sops-nix decrypt with its host key (repeatable)
+    #[arg(long = "host-key", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
+    pub host_keys: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

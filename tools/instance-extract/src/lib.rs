@@ -7,7 +7,9 @@ mod extract;
 pub mod nixsrc;
 mod rewrite;
 mod secrets;
+mod sops_check;
 mod split;
+pub mod wiring;
 
 use fromgit_cli::ExitStatus;
 

@@ -36,13 +36,18 @@ fn default_name(base: &Path) -> String {
         .unwrap_or_else(|| "site".to_owned())
 }
 
-fn request<'a>(split: &'a SplitArgs, name: &'a str) -> Request<'a> {
+fn request<'a>(
+    split: &'a SplitArgs,
+    name: &'a str,
+    sops: &'a crate::wiring::SopsRequest,
+) -> Request<'a> {
     Request {
         base: &split.base,
         domain: &split.domain,
         secrets: &split.secrets,
         name,
         module: &split.module,
+        sops,
     }
 }
 
@@ -86,7 +91,8 @@ fn read_plan(request: &Request<'_>) -> anyhow::Result<Plan> {
 
 pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let name = namespace(&args.split);
-    let request = request(&args.split, &name);
+    let sops = crate::wiring::SopsRequest::default();
+    let request = request(&args.split, &name, &sops);
     let plan = read_plan(&request)?;
     if global.json {
         fromgit_cli::write_json(&PlanReport {
@@ -129,6 +135,7 @@ struct ApplyReport<'a> {
     options: &'a [String],
     rewritten: &'a [Finding],
     secrets: &'a [extract::MovedSecret],
+    sops_settings: &'a [crate::wiring::SecretSettings],
     left_as_is: &'a [Finding],
     manual: &'a [String],
     files: Vec<String>,
@@ -136,7 +143,23 @@ struct ApplyReport<'a> {
 
 pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let name = namespace(&args.split);
-    let request = request(&args.split, &name);
+    let sops = crate::wiring::SopsRequest {
+        keys: crate::wiring::KeyWiring {
+            key_file: args.sops.key_file.clone(),
+            host_key_decryption: args.sops.host_key_decryption,
+        },
+        overrides: args.sops.overrides.clone(),
+    };
+    if !sops.keys.key_file.starts_with('/') {
+        bail!(
+            "`--key-file {}` is not an absolute path on the host",
+            sops.keys.key_file
+        );
+    }
+    if sops.keys.host_key_decryption && args.recipients.recipient_ssh.is_empty() {
+        bail!("`--host-key-decryption` needs the host's recipient in `.sops.yaml`\nhint: pass `--recipient-ssh HOST_KEY.pub` (the host's `ssh_host_ed25519_key.pub`)");
+    }
+    let request = request(&args.split, &name, &sops);
     let plan = read_plan(&request)?;
     let instance_exists = args.instance.exists();
     let nothing_left = plan.findings.iter().all(|f| {
@@ -237,6 +260,7 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             options: &changes.options,
             rewritten: &changes.rewritten,
             secrets: &changes.moved,
+            sops_settings: &changes.settings,
             left_as_is: &changes.left,
             manual: &changes.manual,
             files,
@@ -263,6 +287,7 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
                 secret.name, secret.source, secret.sha256
             );
         }
+        text.push_str(&crate::wiring::settings_report(&changes.settings));
     }
     if !changes.left.is_empty() {
         let _ = writeln!(text, "\nLeft as they are (review by hand):");
@@ -364,6 +389,8 @@ struct VerifyReport<'a> {
     instance: String,
     ok: bool,
     checks: &'a [Check],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unproven: Option<&'a str>,
 }
 
 pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -392,8 +419,37 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     for file in &files {
         checks.push(verify_secrets_file(file, &config_path, &identities));
     }
+    let outside = crate::sops_check::symlinks_outside(&args.instance);
+    if !outside.is_empty() {
+        checks.push(Check {
+            name: "secrets: no link out of the repo".into(),
+            ok: false,
+            detail: format!(
+                "symlinks whose target is not in the instance repo: {}",
+                outside.join(", ")
+            ),
+        });
+    }
+    let mut unproven = None;
     if let Some(base) = &args.base {
         checks.extend(verify_base(base, &args.instance)?);
+        match crate::sops_check::check(
+            base,
+            &args.module,
+            &args.instance,
+            &args.key_file,
+            &args.host_keys,
+            &identities,
+        )? {
+            crate::sops_check::Outcome::Checked(items) => {
+                checks.extend(items.into_iter().map(|i| Check {
+                    name: i.name,
+                    ok: i.ok,
+                    detail: i.detail,
+                }));
+            }
+            crate::sops_check::Outcome::Unproven(why) => unproven = Some(why),
+        }
     }
     let ok = checks.iter().all(|c| c.ok);
     if global.json {
@@ -402,6 +458,7 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             instance: args.instance.display().to_string(),
             ok,
             checks: &checks,
+            unproven: unproven.as_deref(),
         })?;
     } else {
         let mut text = String::new();
@@ -414,21 +471,24 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
                 check.detail
             );
         }
+        if let Some(why) = &unproven {
+            let _ = writeln!(text, "unproven sops-nix: {why}");
+        }
         let _ = writeln!(
             text,
             "{}",
-            if ok {
-                "the bootstrap identity is the only secret outside git"
-            } else {
-                "not proven: see the failures above"
+            match (ok, &unproven) {
+                (true, None) => "the bootstrap identity is the only secret outside git",
+                (true, Some(_)) => "unproven: the sops-nix checks did not run",
+                (false, _) => "not proven: see the failures above",
             }
         );
         fromgit_cli::write_stdout(text.as_bytes())?;
     }
-    Ok(if ok {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Failure
+    Ok(match (ok, unproven) {
+        (false, _) => ExitStatus::Failure,
+        (true, Some(_)) => ExitStatus::Unproven,
+        (true, None) => ExitStatus::Success,
     })
 }
 
