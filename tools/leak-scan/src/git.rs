@@ -64,7 +64,7 @@ pub fn root_of(repo: &gix::Repository) -> PathBuf {
 }
 
 /// What one worker found in one object.
-struct Scanned {
+pub(crate) struct Scanned {
     id: ObjectId,
     kind: Kind,
     size: u64,
@@ -78,9 +78,9 @@ struct Scanned {
 
 /// The objects of the database (all of them, listed before the scan) and
 /// whether parents may be missing (a shallow clone, reported on its own).
-struct Known<'a> {
-    ids: &'a HashSet<ObjectId>,
-    shallow: bool,
+pub(crate) struct Known<'a> {
+    pub(crate) ids: &'a HashSet<ObjectId>,
+    pub(crate) shallow: bool,
 }
 
 fn scan_object(
@@ -90,37 +90,54 @@ fn scan_object(
     buf: &mut Vec<u8>,
     known: &Known<'_>,
 ) -> Scanned {
+    match repo.objects.try_find(&id, buf) {
+        Ok(Some(data)) => scan_decoded(engine, id, data.kind, data.data, repo.object_hash(), known),
+        Ok(None) => Scanned::failed(id, format!("object {id} is missing")),
+        Err(err) => Scanned::failed(id, format!("object {id} cannot be read: {err}")),
+    }
+}
+
+impl Scanned {
+    fn failed(id: ObjectId, error: String) -> Self {
+        Scanned {
+            id,
+            kind: Kind::Blob,
+            size: 0,
+            names: Vec::new(),
+            hits: Vec::new(),
+            error: Some(error),
+            missing: Vec::new(),
+        }
+    }
+}
+
+/// Scans one decoded object: its content (a tree's entry names), and the
+/// objects it references that the database does not hold.
+pub(crate) fn scan_decoded(
+    engine: &Engine,
+    id: ObjectId,
+    kind: Kind,
+    data: &[u8],
+    hash: gix::hash::Kind,
+    known: &Known<'_>,
+) -> Scanned {
     let mut out = Scanned {
         id,
-        kind: Kind::Blob,
-        size: 0,
+        kind,
+        size: data.len() as u64,
         names: Vec::new(),
         hits: Vec::new(),
         error: None,
         missing: Vec::new(),
     };
-    let data = match repo.objects.try_find(&id, buf) {
-        Ok(Some(data)) => data,
-        Ok(None) => {
-            out.error = Some(format!("object {id} is missing"));
-            return out;
-        }
-        Err(err) => {
-            out.error = Some(format!("object {id} cannot be read: {err}"));
-            return out;
-        }
-    };
-    out.kind = data.kind;
-    out.size = data.data.len() as u64;
-    let hash = repo.object_hash();
     let mut check = |target: ObjectId| {
         if !known.ids.contains(&target) {
             out.missing.push(target);
         }
     };
-    match data.kind {
+    match kind {
         Kind::Commit => {
-            let mut iter = gix::objs::CommitRefIter::from_bytes(data.data, hash);
+            let mut iter = gix::objs::CommitRefIter::from_bytes(data, hash);
             if let Ok(tree) = iter.tree_id() {
                 check(tree);
             }
@@ -131,12 +148,12 @@ fn scan_object(
             }
         }
         Kind::Tag => {
-            if let Ok(target) = gix::objs::TagRefIter::from_bytes(data.data, hash).target_id() {
+            if let Ok(target) = gix::objs::TagRefIter::from_bytes(data, hash).target_id() {
                 check(target);
             }
         }
         Kind::Tree => {
-            for entry in gix::objs::TreeRefIter::from_bytes(data.data, hash).flatten() {
+            for entry in gix::objs::TreeRefIter::from_bytes(data, hash).flatten() {
                 if !entry.mode.is_commit() {
                     check(entry.oid.to_owned());
                 }
@@ -144,11 +161,11 @@ fn scan_object(
         }
         Kind::Blob => {}
     }
-    match data.kind {
-        Kind::Blob | Kind::Commit | Kind::Tag => out.hits = engine.scan(data.data),
+    match kind {
+        Kind::Blob | Kind::Commit | Kind::Tag => out.hits = engine.scan(data),
         Kind::Tree => {
             let mut joined = Vec::new();
-            for entry in gix::objs::TreeRefIter::from_bytes(data.data, repo.object_hash()) {
+            for entry in gix::objs::TreeRefIter::from_bytes(data, hash) {
                 match entry {
                     Ok(entry) => {
                         joined.extend_from_slice(entry.filename);
