@@ -190,7 +190,7 @@ memory_budget = "{budget}"
 source = "bootstrap.txt"
 
 [runbook]
-path = "install.md"
+path = "{runbook}"
 vars = {{ greeting = "hello"{more_vars} }}
 
 [evidence]
@@ -204,6 +204,7 @@ dir = "evidence"
             ca = daemon.var("CA"),
             image = extra_override(extra, "image").unwrap_or(daemon.var("IMAGE")),
             budget = extra_override(extra, "budget").unwrap_or("16GiB"),
+            runbook = extra_override(extra, "runbook").unwrap_or("install.md"),
             more_vars = extra_override(extra, "vars")
                 .map(|v| format!(", {v}"))
                 .unwrap_or_default(),
@@ -278,8 +279,8 @@ dir = "evidence"
     }
 }
 
-/// `#!project=…`, `#!budget=…` and `#!image=…` lines in `extra` override the
-/// defaults; `#!vars=…` adds `runbook.vars` entries.
+/// `#!project=…`, `#!budget=…`, `#!image=…` and `#!runbook=…` lines in
+/// `extra` override the defaults; `#!vars=…` adds `runbook.vars` entries.
 fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
     extra.lines().find_map(|l| {
         l.strip_prefix("#!")
@@ -408,7 +409,7 @@ fn vm_prove_successful_run_then_nothing_remains() {
     );
     assert!(
         md.contains(
-            "3 block(s) ran (3 exited 0), 6 of 6 check(s) passed, the instance was deleted."
+            "mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS; the host's rebuild is not proven): 3 block(s) ran (3 exited 0), 6 of 6 check(s) passed; the instance was deleted."
         ),
         "{md}"
     );
@@ -424,6 +425,7 @@ fn vm_prove_successful_run_then_nothing_remains() {
     }
     let read_only = [
         "waiting for systemd",
+        "reading /etc/os-release",
         "checking the pushed key",
         "pending jobs",
         "failed units",
@@ -1234,6 +1236,203 @@ fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
         ev["blocks"].as_array().unwrap().is_empty(),
         "no block may run"
     );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// The repository's own runbook, as written.
+fn repository_runbook() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/install.md")
+}
+
+/// The two repositories of `examples/monolith` split by the real
+/// `instance-extract apply` (secrets sealed to the bootstrap key), each
+/// committed; returns the `[[repos]]` TOML. docs/install.md's placeholders
+/// point at their bundles through `runbook.vars` (see `MONOLITH_VARS`).
+fn monolith_repos(setup: &Setup) -> String {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/monolith");
+    let base = setup.path().join("base");
+    let instance = setup.path().join("instance");
+    let host = setup.path().join("host");
+    fs_err::create_dir_all(&host).unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(&example)
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let mut secrets = Vec::new();
+    for (name, file) in [
+        ("tls/fullchain", "fullchain.pem"),
+        ("tls/key", "privkey.pem"),
+        ("drone/oauth", "drone-oauth-secret"),
+        ("drone/rpc", "drone-rpc-secret"),
+        ("webhook/hmac", "webhook-hmac"),
+    ] {
+        let mut value = [0u8; 12];
+        getrandom_bytes(&mut value);
+        fs_err::write(host.join(file), hex_lower(&value)).unwrap();
+        secrets.push("--secret".to_owned());
+        secrets.push(format!("{name}={}", host.join(file).display()));
+    }
+    for entry in walk(&base) {
+        let text = fs_err::read_to_string(&entry).unwrap();
+        if text.contains("@SECRETS@") {
+            fs_err::write(
+                &entry,
+                text.replace("@SECRETS@", &host.display().to_string()),
+            )
+            .unwrap();
+        }
+    }
+    let mut args: Vec<String> = [
+        "apply",
+        "--base",
+        "base",
+        "--instance",
+        "instance",
+        "--domain",
+        "ci.example.net",
+        "-r",
+        &setup.recipient,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(secrets);
+    let apply = run(
+        &fromgit_bin("instance-extract"),
+        &args,
+        setup.path(),
+        &[],
+        b"",
+    );
+    success(&apply, "instance-extract apply");
+    for repo in [&base, &instance] {
+        git(repo, &["init", "-q", "-b", "main"]);
+        git(repo, &["add", "-A"]);
+        git(repo, &["commit", "-qm", "as split by instance-extract"]);
+    }
+    "\n[[repos]]\nname = \"base\"\npath = \"base\"\n\n[[repos]]\nname = \"instance\"\npath = \"instance\"\n"
+        .to_owned()
+}
+
+/// docs/install.md's placeholders, pointed at the pushed bundles.
+const MONOLITH_VARS: &str = "#!vars=host = \"cc-ci\", base_repo = \"{{ repos.base.bundle }}\", base_rev = \"{{ repos.base.commit }}\", instance_repo = \"{{ repos.instance.bundle }}\", instance_rev = \"{{ repos.instance.commit }}\"\n";
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Each block's name with its exit or why it did not run.
+fn block_outcomes(ev: &serde_json::Value) -> Vec<(String, String)> {
+    ev["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let outcome = match b["not_run"].as_str() {
+                Some(why) => format!("not run: {why}"),
+                None => b["exit"].to_string(),
+            };
+            (b["name"].as_str().unwrap().to_owned(), outcome)
+        })
+        .collect()
+}
+
+#[test]
+fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
+    let Some(daemon) = Daemon::find() else { return };
+    let runbook = repository_runbook();
+    let extra = format!("#!runbook={}\n{MONOLITH_VARS}", runbook.display());
+    let Some(setup) = Setup::new(&daemon, "docs", "", &extra) else {
+        return;
+    };
+    setup.append_config(&monolith_repos(&setup));
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": unproven"), "{stdout}");
+    assert!(
+        stdout.contains("mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 block(s) and 0 check(s) not run: needs NixOS"),
+        "{stdout}"
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "unproven");
+    assert_eq!(ev["nixos"], false);
+    let expected_sha = sha256_hex(&fs_err::read(&runbook).unwrap());
+    assert_eq!(ev["runbook_sha256"], expected_sha, "the runbook as written");
+    let outcomes = block_outcomes(&ev);
+    let outcomes: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|(n, o)| (n.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("check-key", "0"),
+            ("clone-base", "0"),
+            ("clone-instance", "0"),
+            ("switch", "not run: needs NixOS"),
+            ("check-secrets", "not run: needs NixOS"),
+            ("check-failed-units", "0"),
+        ]
+    );
+    assert!(ev["error"].as_str().unwrap().contains("`switch`"), "{ev}");
+    for c in ev["checks"].as_array().unwrap() {
+        assert_eq!(c["passed"], true, "{c}");
+    }
+    assert!(
+        !text(&out.stderr).contains("[switch]"),
+        "the switch block ran"
+    );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_fails_docs_install_md_with_a_broken_step() {
+    let Some(daemon) = Daemon::find() else { return };
+    let written = fs_err::read_to_string(repository_runbook()).unwrap();
+    // The instance clone checks out a commit that does not exist.
+    let broken = written.replace(
+        "git -C /var/lib/fromgit/instance checkout --detach \"{{ instance_rev }}\"",
+        "git -C /var/lib/fromgit/instance checkout --detach \"{{ instance_rev }}~1\"",
+    );
+    assert_ne!(broken, written, "docs/install.md no longer has that step");
+    let Some(setup) = Setup::new(&daemon, "docsbroken", &broken, MONOLITH_VARS) else {
+        return;
+    };
+    setup.append_config(&monolith_repos(&setup));
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "failed");
+    let outcomes = block_outcomes(&ev);
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[2].0, "clone-instance");
+    assert_ne!(outcomes[2].1, "0");
+    assert!(ev["error"]
+        .as_str()
+        .unwrap()
+        .contains("block `clone-instance` exited with"));
     assert_eq!(ev["teardown"]["deleted"], true);
     assert!(daemon.instances(&setup.prefix).is_empty());
 }

@@ -275,8 +275,15 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
     }
     for (block, _) in &inputs.blocks {
         steps.push(format!(
-            "run block `{}` (line {}, timeout {} s)",
-            block.name, block.line, block.timeout
+            "run block `{}` (line {}, timeout {} s){}",
+            block.name,
+            block.line,
+            block.timeout,
+            if block.needs_nixos {
+                "; needs NixOS: not run on another system, and the run is then at most unproven"
+            } else {
+                ""
+            }
         ));
     }
     steps.push(format!(
@@ -342,6 +349,8 @@ pub struct RunOptions {
 /// How the guarded part ended.
 enum Outcome {
     Passed,
+    /// Everything that ran passed, but blocks or checks needing NixOS did not run.
+    Unproven(String),
     Failed(String),
     Error(anyhow::Error),
     Interrupted(&'static str),
@@ -356,40 +365,7 @@ pub async fn run(
     let inputs = load_inputs(config)?;
     let client = Client::connect(&config.incus).await?;
     let run_id = run_id();
-    let mut ev = Evidence {
-        schema_version: 1,
-        tool: "vm-prove".to_owned(),
-        tool_version: VERSION.to_owned(),
-        run_id: run_id.clone(),
-        started: now(),
-        finished: None,
-        config_file: config_path.display().to_string(),
-        project: client.project().to_owned(),
-        server: Some(client.server.clone()),
-        runbook: config.runbook.path.display().to_string(),
-        runbook_sha256: inputs.runbook_sha256.clone(),
-        runbook_vars: inputs.vars.clone(),
-        repos: inputs.bundles.iter().map(|b| b.record.clone()).collect(),
-        guardrails: Vec::new(),
-        resize: None,
-        instance: None,
-        readiness: None,
-        secret: SecretRecord {
-            source: config.secret.source.display().to_string(),
-            destination: config.secret.path.clone(),
-            uid: config.secret.uid,
-            gid: config.secret.gid,
-            mode: config.secret.mode.clone(),
-            size: inputs.secret.bytes.len(),
-            ..SecretRecord::default()
-        },
-        blocks: Vec::new(),
-        checks: Vec::new(),
-        executed: Vec::new(),
-        teardown: Teardown::default(),
-        verdict: "running".to_owned(),
-        error: None,
-    };
+    let mut ev = new_evidence(config, config_path, &client, &inputs, &run_id);
     let dir = config.evidence.dir.clone();
     let evaluation: Evaluation = guard::evaluate(&client, config).await?;
     ev.guardrails.clone_from(&evaluation.guardrails);
@@ -398,6 +374,7 @@ pub async fn run(
             tracing::error!("guardrail `{}` refused: {}", g.name, g.detail);
         }
         "refused".clone_into(&mut ev.verdict);
+        "nothing proven (refused before any change)".clone_into(&mut ev.level);
         "nothing created".clone_into(&mut ev.teardown.action);
         ev.finished = Some(now());
         ev.write(&dir).context("Failed to write the evidence")?;
@@ -463,8 +440,9 @@ pub async fn run(
         );
         tokio::select! {
             result = steps => match result {
-                Ok(None) => Outcome::Passed,
-                Ok(Some(reason)) => Outcome::Failed(reason),
+                Ok(StepsEnd::Passed) => Outcome::Passed,
+                Ok(StepsEnd::Unproven(reason)) => Outcome::Unproven(reason),
+                Ok(StepsEnd::Failed(reason)) => Outcome::Failed(reason),
                 Err(e) => Outcome::Error(e),
             },
             signal = interrupted() => Outcome::Interrupted(signal),
@@ -472,6 +450,10 @@ pub async fn run(
     };
     let (verdict, status) = match &outcome {
         Outcome::Passed => ("passed", ExitStatus::Success),
+        Outcome::Unproven(reason) => {
+            ev.error = Some(reason.clone());
+            ("unproven", ExitStatus::Unproven)
+        }
         Outcome::Failed(reason) => {
             ev.error = Some(reason.clone());
             ("failed", ExitStatus::Failure)
@@ -492,7 +474,7 @@ pub async fn run(
     }
 
     // Teardown, always; `--keep-on-failure` is the one exception.
-    if options.keep_on_failure && !matches!(outcome, Outcome::Passed) {
+    if options.keep_on_failure && !matches!(outcome, Outcome::Passed | Outcome::Unproven(_)) {
         ev.teardown = Teardown {
             action: "KEPT (--keep-on-failure)".to_owned(),
             deleted: false,
@@ -515,14 +497,62 @@ pub async fn run(
     Ok(status)
 }
 
+/// The evidence of a run that has not started anything yet.
+fn new_evidence(
+    config: &Config,
+    config_path: &Path,
+    client: &Client,
+    inputs: &Inputs,
+    run_id: &str,
+) -> Evidence {
+    Evidence {
+        schema_version: 1,
+        tool: "vm-prove".to_owned(),
+        tool_version: VERSION.to_owned(),
+        run_id: run_id.to_owned(),
+        started: now(),
+        finished: None,
+        config_file: config_path.display().to_string(),
+        project: client.project().to_owned(),
+        server: Some(client.server.clone()),
+        runbook: config.runbook.path.display().to_string(),
+        runbook_sha256: inputs.runbook_sha256.clone(),
+        runbook_vars: inputs.vars.clone(),
+        repos: inputs.bundles.iter().map(|b| b.record.clone()).collect(),
+        guardrails: Vec::new(),
+        resize: None,
+        instance: None,
+        readiness: None,
+        instance_os: None,
+        nixos: None,
+        level: "nothing proven".to_owned(),
+        secret: SecretRecord {
+            source: config.secret.source.display().to_string(),
+            destination: config.secret.path.clone(),
+            uid: config.secret.uid,
+            gid: config.secret.gid,
+            mode: config.secret.mode.clone(),
+            size: inputs.secret.bytes.len(),
+            ..SecretRecord::default()
+        },
+        blocks: Vec::new(),
+        checks: Vec::new(),
+        executed: Vec::new(),
+        teardown: Teardown::default(),
+        verdict: "running".to_owned(),
+        error: None,
+    }
+}
+
 fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         fromgit_cli::write_json(ev)?;
     } else {
         let text = format!(
-            "vm-prove run `{}`: {}\nevidence: `{}` and `{}`\n",
+            "vm-prove run `{}`: {}\n{}\nevidence: `{}` and `{}`\n",
             ev.run_id,
             ev.verdict,
+            ev.account(),
             Evidence::json_path(dir, &ev.run_id).display(),
             Evidence::markdown_path(dir, &ev.run_id).display()
         );
@@ -643,7 +673,48 @@ async fn teardown(client: &Client, name: &str, run_id: &str) -> Teardown {
     }
 }
 
-/// The guarded steps. `Ok(Some(reason))` is a failed proof.
+/// How the guarded steps ended, when they could run.
+enum StepsEnd {
+    Passed,
+    Unproven(String),
+    Failed(String),
+}
+
+/// What the instance runs, from `/etc/os-release`, and whether it is NixOS.
+async fn detect_os(client: &Client, name: &str) -> anyhow::Result<(String, bool)> {
+    let out = client
+        .exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                ". /etc/os-release 2>/dev/null; echo \"${ID:-unknown}\"; echo \"${PRETTY_NAME:-unknown}\"",
+            ],
+            Duration::from_secs(60),
+            "reading /etc/os-release",
+        )
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let id = lines.next().unwrap_or("unknown").trim().to_owned();
+    let pretty = lines.next().unwrap_or("unknown").trim().to_owned();
+    Ok((pretty, id == "nixos"))
+}
+
+/// The most a run on this instance can prove, in words.
+fn level(os: &str, nixos: bool, kind: crate::config::InstanceType) -> String {
+    let kind = match kind {
+        crate::config::InstanceType::Container => "container",
+        crate::config::InstanceType::VirtualMachine => "virtual machine",
+    };
+    if nixos {
+        format!("a NixOS rebuild on a {os} {kind}")
+    } else {
+        format!("mechanics on a {os} {kind} (not NixOS; the host's rebuild is not proven)")
+    }
+}
+
+/// The guarded steps; `Err` is an error, not a verdict on the host.
 async fn steps(
     client: &Client,
     config: &Config,
@@ -652,7 +723,7 @@ async fn steps(
     instance_config: &BTreeMap<String, String>,
     evaluation: &Evaluation,
     ev: &mut Evidence,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<StepsEnd> {
     // Create (and start).
     let start_with_create = client.server.has("instance_create_start");
     let source = if evaluation.image_fingerprint.is_empty() {
@@ -692,16 +763,43 @@ async fn steps(
     .await?;
     ev.readiness = Some(format!("{ready} after {:.1} s", t0.elapsed().as_secs_f64()));
     tracing::info!("instance `{name}` is up: {ready}");
+    let (os, nixos) = detect_os(client, name).await?;
+    ev.level = level(&os, nixos, config.instance.kind);
+    ev.instance_os = Some(os);
+    ev.nixos = Some(nixos);
 
     // The one secret.
     push_secret(client, config, &inputs.secret, name, ev).await?;
     if ev.secret.content_matches != Some(true) {
-        return Ok(Some("the bootstrap key did not arrive intact".to_owned()));
+        return Ok(StepsEnd::Failed(
+            "the bootstrap key did not arrive intact".to_owned(),
+        ));
     }
     push_bundles(client, name, &inputs.bundles, ev).await?;
 
     // The runbook.
+    let mut skipped = Vec::new();
     for (block, script) in &inputs.blocks {
+        if block.needs_nixos && !nixos {
+            stderr_line(&format!(
+                "==> block `{}`: not run: {NEEDS_NIXOS}",
+                block.name
+            ));
+            ev.blocks.push(BlockRecord {
+                name: block.name.clone(),
+                line: block.line,
+                source_sha256: block.source_sha256(),
+                timeout_seconds: block.timeout,
+                exit: None,
+                timed_out: false,
+                duration_seconds: 0.0,
+                output_tail: String::new(),
+                error: None,
+                not_run: Some(NEEDS_NIXOS.to_owned()),
+            });
+            skipped.push(format!("`{}`", block.name));
+            continue;
+        }
         stderr_line(&format!(
             "==> block `{}` (timeout {} s)",
             block.name, block.timeout
@@ -729,23 +827,42 @@ async fn steps(
         };
         ev.blocks.push(record);
         if failed {
-            return Ok(Some(reason));
+            return Ok(StepsEnd::Failed(reason));
         }
     }
 
-    // Read-only checks.
-    ev.checks = checks(client, config, name, &ev.run_id.clone(), inputs).await;
+    // Read-only checks; those about what a skipped block would have built are not run.
+    let activation_skipped = !skipped.is_empty();
+    ev.checks = checks(
+        client,
+        config,
+        name,
+        &ev.run_id.clone(),
+        inputs,
+        activation_skipped,
+    )
+    .await;
     let failed: Vec<&str> = ev
         .checks
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| !c.passed && c.not_run.is_none())
         .map(|c| c.name.as_str())
         .collect();
-    if failed.is_empty() {
-        Ok(None)
-    } else {
-        Ok(Some(format!("checks failed: {}", failed.join(", "))))
+    if !failed.is_empty() {
+        return Ok(StepsEnd::Failed(format!(
+            "checks failed: {}",
+            failed.join(", ")
+        )));
     }
+    if activation_skipped {
+        let checks_not_run = ev.checks.iter().filter(|c| c.not_run.is_some()).count();
+        return Ok(StepsEnd::Unproven(format!(
+            "{NEEDS_NIXOS}: block(s) {} and {checks_not_run} check(s) were not run on {}; everything that ran passed",
+            skipped.join(", "),
+            ev.instance_os.as_deref().unwrap_or("this instance")
+        )));
+    }
+    Ok(StepsEnd::Passed)
 }
 
 /// Waits until the instance runs with processes (a VM: its agent answers).
@@ -1006,6 +1123,7 @@ async fn run_block(
         duration_seconds: (duration * 1000.0).round() / 1000.0,
         output_tail,
         error: None,
+        not_run: None,
     };
     match result {
         Ok(exit) => {
@@ -1041,8 +1159,24 @@ fn check(name: String, passed: bool, expected: String, observed: String) -> Chec
         passed,
         expected,
         observed,
+        not_run: None,
     }
 }
+
+/// A check that depends on what a skipped `needs=nixos` block would have
+/// built: recorded, neither passed nor failed.
+fn not_run_check(name: String, expected: String) -> CheckRecord {
+    CheckRecord {
+        name,
+        passed: false,
+        expected,
+        observed: "-".to_owned(),
+        not_run: Some(NEEDS_NIXOS.to_owned()),
+    }
+}
+
+/// Why a block or check was not run on an instance that is not NixOS.
+pub const NEEDS_NIXOS: &str = "needs NixOS";
 
 /// The read-only checks after the runbook. Pending jobs drain first, so
 /// that the unit states are final; then every other check runs at once.
@@ -1052,8 +1186,49 @@ async fn checks(
     name: &str,
     run_id: &str,
     inputs: &Inputs,
+    activation_skipped: bool,
 ) -> Vec<CheckRecord> {
     let mut out = vec![pending_jobs(client, config, name).await];
+    if activation_skipped {
+        let key = &config.secret.path;
+        let key_check = file_check(
+            client,
+            name,
+            &inputs.secret,
+            key.clone(),
+            format!("#{}", config.secret.uid),
+            format!("#{}", config.secret.gid),
+            config.secret.mode.clone(),
+        );
+        let (failed, key) = tokio::join!(failed_units(client, name), key_check);
+        out.extend([failed, key]);
+        out.extend(
+            config
+                .checks
+                .units
+                .iter()
+                .map(|u| not_run_check(format!("unit `{u}`"), "loaded and converged".to_owned())),
+        );
+        out.extend(config.checks.secrets.iter().map(|s| {
+            not_run_check(
+                format!("secret `{}`", s.path),
+                format!("{} {} {}", s.owner, s.group, s.mode),
+            )
+        }));
+        out.extend(inputs.tls.iter().map(|(c, sealed)| {
+            not_run_check(
+                format!("tls `{}` at `{}`", c.server_name, c.address),
+                format!("serves {}", sealed.sha256_fingerprint),
+            )
+        }));
+        if let Some(toplevel) = &config.checks.current_system {
+            out.push(not_run_check(
+                "current-system".to_owned(),
+                format!("`/run/current-system` → `{toplevel}`"),
+            ));
+        }
+        return out;
+    }
     let mut files: Vec<(String, String, String, String)> = vec![(
         // The pushed key itself must still be in place, unchanged in owner and mode.
         config.secret.path.clone(),
