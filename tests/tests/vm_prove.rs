@@ -184,6 +184,8 @@ name_prefix = "{prefix}"
 ready_timeout = 90
 
 [guardrails]
+allowed_projects = ["{allowed}"]
+allowed_name_prefixes = ["{prefix}"]
 memory_budget = "{budget}"
 
 [secret]
@@ -205,6 +207,7 @@ dir = "evidence"
             image = extra_override(extra, "image").unwrap_or(daemon.var("IMAGE")),
             budget = extra_override(extra, "budget").unwrap_or("16GiB"),
             runbook = extra_override(extra, "runbook").unwrap_or("install.md"),
+            allowed = extra_override(extra, "allowed").unwrap_or(daemon.var("PROJECT")),
             more_vars = extra_override(extra, "vars")
                 .map(|v| format!(", {v}"))
                 .unwrap_or_default(),
@@ -279,7 +282,8 @@ dir = "evidence"
     }
 }
 
-/// `#!project=…`, `#!budget=…`, `#!image=…` and `#!runbook=…` lines in
+/// `#!project=…`, `#!allowed=…` (the one allowed project), `#!budget=…`,
+/// `#!image=…` and `#!runbook=…` lines in
 /// `extra` override the defaults; `#!vars=…` adds `runbook.vars` entries.
 fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
     extra.lines().find_map(|l| {
@@ -344,7 +348,10 @@ fn vm_prove_successful_run_then_nothing_remains() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["server", "project", "memory", "image"]);
+    assert_eq!(
+        names,
+        ["allow-list", "server", "project", "memory", "image"]
+    );
     assert!(
         daemon.instances(&setup.prefix).is_empty(),
         "plan created something"
@@ -530,18 +537,30 @@ fn vm_prove_block_timeout_and_failed_check() {
 #[test]
 fn vm_prove_wrong_project_refused_before_any_change() {
     let Some(daemon) = Daemon::find() else { return };
-    let Some(setup) = Setup::new(&daemon, "proj", OK_RUNBOOK, "#!project=default\n") else {
+    // Allowed by the configuration, but not by the restricted certificate:
+    // the second layer refuses.
+    let Some(setup) = Setup::new(
+        &daemon,
+        "proj",
+        OK_RUNBOOK,
+        "#!project=default\n#!allowed=default\n",
+    ) else {
         return;
     };
     let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
-    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
     assert!(
         text(&plan.stdout).contains("REFUSED project"),
         "{}",
         text(&plan.stdout)
     );
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "project `default` is not usable");
+    assert_exit(&out, 2, "project `default` is not usable");
+    assert!(
+        text(&out.stdout).contains(": refused"),
+        "{}",
+        text(&out.stdout)
+    );
     let ev = setup.evidence();
     assert_eq!(ev["verdict"], "refused");
     assert!(ev["instance"].is_null(), "nothing may be created");
@@ -558,7 +577,7 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
         return;
     };
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let memory = plan["guardrails"]
         .as_array()
@@ -571,7 +590,7 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
     assert_eq!(memory["numbers"]["budget_bytes"], 128_u64 << 20);
     assert_eq!(memory["numbers"]["new_instance_bytes"], 256_u64 << 20);
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "exceeds the budget 128MiB");
+    assert_exit(&out, 2, "exceeds the budget 128MiB");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
@@ -1179,7 +1198,7 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
         return;
     };
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "image `no-such-image` is not available");
+    assert_exit(&out, 2, "image `no-such-image` is not available");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 
@@ -1435,4 +1454,113 @@ fn vm_prove_fails_docs_install_md_with_a_broken_step() {
         .contains("block `clone-instance` exited with"));
     assert_eq!(ev["teardown"]["deleted"], true);
     assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// A client certificate trusted without restriction, made for one test and
+/// removed from the trust store when dropped.
+struct UnrestrictedCertificate<'a> {
+    daemon: &'a Daemon,
+    fingerprint: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl<'a> UnrestrictedCertificate<'a> {
+    fn trust(daemon: &'a Daemon, dir: &Path, name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_file = dir.join(format!("{name}.crt"));
+        let key_file = dir.join(format!("{name}.key"));
+        fs_err::write(&cert_file, cert.pem()).unwrap();
+        fs_err::write(&key_file, key.serialize_pem()).unwrap();
+        let out = daemon.incus(&[
+            "config",
+            "trust",
+            "add-certificate",
+            &cert_file.display().to_string(),
+            "--name",
+            name,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        UnrestrictedCertificate {
+            daemon,
+            fingerprint: sha256_hex(cert.der()),
+            cert: cert_file,
+            key: key_file,
+        }
+    }
+}
+
+impl Drop for UnrestrictedCertificate<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .daemon
+            .incus(&["config", "trust", "remove", &self.fingerprint]);
+    }
+}
+
+#[test]
+fn vm_prove_allow_list_refuses_the_default_project_whatever_the_certificate_permits() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "allow", OK_RUNBOOK, "#!project=default\n") else {
+        return;
+    };
+    let name = format!("{}-unrestricted", setup.prefix);
+    let cert = UnrestrictedCertificate::trust(&daemon, setup.path(), &name);
+    set_incus_field(&setup, "client_cert", &cert.cert.display().to_string());
+    set_incus_field(&setup, "client_key", &cert.key.display().to_string());
+
+    let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    let run_out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    // The control: allowed by the configuration, the certificate reaches
+    // `default` (plan only reads).
+    let config = setup.path().join("vm-prove.toml");
+    let allowed_default = fs_err::read_to_string(&config).unwrap().replace(
+        &format!("allowed_projects = [\"{}\"]", daemon.var("PROJECT")),
+        "allowed_projects = [\"default\"]",
+    );
+    fs_err::write(setup.path().join("control.toml"), allowed_default).unwrap();
+    let control = setup.vm_prove(&["plan", "--config", "control.toml", "--json"]);
+    let in_default = daemon.incus(&["list", "--project", "default", "--format", "csv", "-c", "n"]);
+    drop(cert);
+    let trusted = daemon.incus(&["config", "trust", "list", "--format", "csv"]);
+    assert!(
+        !text(&trusted.stdout).contains(&name),
+        "the certificate is still trusted"
+    );
+
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stdout).contains("REFUSED allow-list: project `default` (`incus.project`) is not in `guardrails.allowed_projects`"),
+        "{}",
+        text(&plan.stdout)
+    );
+    assert_exit(&run_out, 2, "guardrail `allow-list` refused");
+    assert!(
+        text(&run_out.stdout).contains(": refused\n"),
+        "{}",
+        text(&run_out.stdout)
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "refused");
+    assert!(ev["instance"].is_null(), "nothing may be created");
+    assert!(!text(&in_default.stdout).contains(&setup.prefix));
+    assert!(daemon.instances(&setup.prefix).is_empty());
+
+    let control: serde_json::Value = serde_json::from_slice(&control.stdout)
+        .unwrap_or_else(|_| panic!("{}", text(&control.stderr)));
+    let project = control["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "project")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        project["passed"], true,
+        "the certificate is not unrestricted: {project}"
+    );
 }

@@ -126,6 +126,12 @@ fn default_ready_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guardrails {
+    /// The only projects vm-prove may change anything in, whatever the
+    /// client certificate permits.
+    pub allowed_projects: Vec<String>,
+    /// The only instance name prefixes vm-prove may create, change or
+    /// delete (`<prefix>-…`), besides the one named `resize.instance`.
+    pub allowed_name_prefixes: Vec<String>,
     /// The host's memory guideline for the project: the running instances'
     /// `limits.memory` plus the new instance's must stay within it.
     pub memory_budget: String,
@@ -418,6 +424,21 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.guardrails.allowed_projects.is_empty() {
+            return Err("`guardrails.allowed_projects` must name at least one project".to_owned());
+        }
+        if self.guardrails.allowed_name_prefixes.is_empty()
+            || self
+                .guardrails
+                .allowed_name_prefixes
+                .iter()
+                .any(|p| p.is_empty() || !p.chars().all(name_char))
+        {
+            return Err(
+                "`guardrails.allowed_name_prefixes` must name at least one prefix (letters, digits, `-`)"
+                    .to_owned(),
+            );
+        }
         if let Some(resize) = &self.guardrails.resize {
             parse_size(&resize.memory).map_err(|e| format!("`guardrails.resize.memory`: {e}"))?;
             if resize.instance.is_empty() || !resize.instance.chars().all(name_char) {
@@ -566,6 +587,8 @@ image = "debian"
 memory = "1GiB"
 
 [guardrails]
+allowed_projects = ["fromgit-ci"]
+allowed_name_prefixes = ["vmprove"]
 memory_budget = "4GiB"
 
 [secret]

@@ -194,7 +194,7 @@ pub async fn plan(
     json_out: bool,
 ) -> anyhow::Result<ExitStatus> {
     let inputs = load_inputs(config)?;
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let evaluation = guard::evaluate(&client, config).await?;
     let steps = plan_steps(config, &inputs, &evaluation);
     if json_out {
@@ -236,7 +236,7 @@ pub async fn plan(
     Ok(if evaluation.passed() {
         ExitStatus::Success
     } else {
-        ExitStatus::Failure
+        REFUSED
     })
 }
 
@@ -339,6 +339,11 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// A guardrail refusal: nothing was created or changed, and nothing about
+/// the host was found wrong; the run could not be made, as with any other
+/// error (exit 2), and its verdict `refused` says why.
+const REFUSED: ExitStatus = ExitStatus::Error;
+
 /// Options of `vm-prove run`.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -363,23 +368,30 @@ pub async fn run(
     options: RunOptions,
 ) -> anyhow::Result<ExitStatus> {
     let inputs = load_inputs(config)?;
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let run_id = run_id();
     let mut ev = new_evidence(config, config_path, &client, &inputs, &run_id);
     let dir = config.evidence.dir.clone();
     let evaluation: Evaluation = guard::evaluate(&client, config).await?;
     ev.guardrails.clone_from(&evaluation.guardrails);
     if !evaluation.passed() {
-        for g in evaluation.guardrails.iter().filter(|g| !g.passed) {
-            tracing::error!("guardrail `{}` refused: {}", g.name, g.detail);
+        let refusals: Vec<String> = evaluation
+            .guardrails
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| format!("guardrail `{}` refused: {}", g.name, g.detail))
+            .collect();
+        for refusal in &refusals {
+            tracing::error!("{refusal}");
         }
+        ev.error = Some(refusals.join("; "));
         "refused".clone_into(&mut ev.verdict);
         "nothing proven (refused before any change)".clone_into(&mut ev.level);
         "nothing created".clone_into(&mut ev.teardown.action);
         ev.finished = Some(now());
         ev.write(&dir).context("Failed to write the evidence")?;
         report(&ev, &dir, options.json)?;
-        return Ok(ExitStatus::Failure);
+        return Ok(REFUSED);
     }
 
     if let Some(plan) = &evaluation.resize {
@@ -549,10 +561,14 @@ fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
         fromgit_cli::write_json(ev)?;
     } else {
         let text = format!(
-            "vm-prove run `{}`: {}\n{}\nevidence: `{}` and `{}`\n",
+            "vm-prove run `{}`: {}\n{}\n{}evidence: `{}` and `{}`\n",
             ev.run_id,
             ev.verdict,
             ev.account(),
+            ev.error
+                .as_ref()
+                .map(|e| format!("why: {e}\n"))
+                .unwrap_or_default(),
             Evidence::json_path(dir, &ev.run_id).display(),
             Evidence::markdown_path(dir, &ev.run_id).display()
         );
@@ -1524,7 +1540,7 @@ fn unit_converged(p: &BTreeMap<&str, &str>) -> (bool, String) {
 
 /// `vm-prove sweep`: deletes instances left tagged by a run that is gone.
 pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus> {
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let instances = client.list_instances().await?;
     let me = hostname();
     let now_t = time::OffsetDateTime::now_utc();
