@@ -1564,3 +1564,58 @@ fn vm_prove_allow_list_refuses_the_default_project_whatever_the_certificate_perm
         "the certificate is not unrestricted: {project}"
     );
 }
+
+#[test]
+fn vm_prove_unit_checks_match_systemd() {
+    let Some(daemon) = Daemon::find() else { return };
+    // Four oneshots, none enabled: one started and exited 0 (systemd then
+    // unloads it), one that fails, one never started, one still running.
+    let runbook = r#"```sh {name=units vm-prove=run timeout=60}
+for unit in started:/bin/true failing:/bin/false never:/bin/true slow:'/bin/sleep 300'; do
+  printf '[Service]\nType=oneshot\nExecStart=%s\n' "${unit#*:}" > "/etc/systemd/system/${unit%%:*}.service"
+done
+systemctl daemon-reload
+systemctl start started.service
+systemctl start failing.service || true
+systemctl start --no-block slow.service
+```
+"#;
+    let extra = "[checks]\nunits = [\"started.service\", \"failing.service\", \"never.service\", \"slow.service\"]\nsettle_timeout = 1\n";
+    let Some(setup) = Setup::new(&daemon, "units", runbook, extra) else {
+        return;
+    };
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    let units: BTreeMap<&str, (bool, &str)> = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?.strip_prefix("unit `")?;
+            Some((
+                name.trim_end_matches('`'),
+                (c["passed"] == true, c["observed"].as_str().unwrap()),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        units["started.service"],
+        (
+            true,
+            "ran and exited 0 (from the journal: systemd no longer holds its state)"
+        ),
+        "{units:?}"
+    );
+    assert_eq!(
+        units["failing.service"],
+        (
+            false,
+            "failed: ActiveState=failed Result=exit-code ExecMainStatus=1"
+        )
+    );
+    assert_eq!(units["never.service"], (false, "never ran in this boot"));
+    assert_eq!(units["slow.service"], (false, "still activating"));
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
