@@ -181,7 +181,7 @@ server_cert = "{ca}"
 image = "{image}"
 memory = "256MiB"
 name_prefix = "{prefix}"
-ready_timeout = 90
+ready_timeout = "90s"
 
 [guardrails]
 allowed_projects = ["{allowed}"]
@@ -433,6 +433,7 @@ fn vm_prove_successful_run_then_nothing_remains() {
     let read_only = [
         "waiting for systemd",
         "reading /etc/os-release",
+        "looking up the key's owner",
         "checking the pushed key",
         "pending jobs",
         "failed units",
@@ -1244,7 +1245,7 @@ fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
     let config = setup.path().join("vm-prove.toml");
     let text_config = fs_err::read_to_string(&config)
         .unwrap()
-        .replace("ready_timeout = 90", "ready_timeout = 0");
+        .replace("ready_timeout = \"90s\"", "ready_timeout = \"0s\"");
     fs_err::write(&config, text_config).unwrap();
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -1617,5 +1618,51 @@ systemctl start --no-block slow.service
     assert_eq!(units["never.service"], (false, "never ran in this boot"));
     assert_eq!(units["slow.service"], (false, "still activating"));
     assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_owner_by_name_and_the_key_listed_once() {
+    let Some(daemon) = Daemon::find() else { return };
+    let extra = "[checks]\nsettle_timeout = \"30s\"\n[[checks.secrets]]\npath = \"/var/lib/sops-nix/key.txt\"\nowner = \"root\"\ngroup = \"#0\"\nmode = \"0600\"\n";
+    let Some(setup) = Setup::new(&daemon, "owner", OK_RUNBOOK, extra) else {
+        return;
+    };
+    let config = setup.path().join("vm-prove.toml");
+    let written = fs_err::read_to_string(&config).unwrap();
+    // A duration without a known unit: an error that names the field.
+    fs_err::write(
+        &config,
+        written.replace("ready_timeout = \"90s\"", "ready_timeout = \"90 seconds\""),
+    )
+    .unwrap();
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_exit(&out, 2, "`ready_timeout = \"90 seconds\"`");
+    assert!(
+        text(&out.stderr).contains("not a duration"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs_err::write(
+        &config,
+        written.replace(
+            "source = \"bootstrap.txt\"",
+            "source = \"bootstrap.txt\"\nowner = \"root\"\ngroup = \"#0\"",
+        ),
+    )
+    .unwrap();
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["secret"]["owner"], "root");
+    assert_eq!(ev["secret"]["uid"], 0);
+    let key_checks = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "secret `/var/lib/sops-nix/key.txt`")
+        .count();
+    assert_eq!(key_checks, 1, "{ev}");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }

@@ -39,6 +39,10 @@ pub struct InstanceRecord {
 pub struct SecretRecord {
     pub source: String,
     pub destination: String,
+    /// As configured: a name, or `#<id>`.
+    pub owner: String,
+    pub group: String,
+    /// Resolved inside the instance.
     pub uid: u32,
     pub gid: u32,
     pub mode: String,

@@ -96,7 +96,7 @@ pub fn resize_guardrail(
         before: target.config.get("limits.memory").cloned(),
         after: resize.memory.clone(),
         running: target.status_code == RUNNING,
-        stop_timeout: std::time::Duration::from_secs(resize.stop_timeout),
+        stop_timeout: resize.stop_timeout.duration(),
     };
     let guardrail = Guardrail {
         name: "resize".to_owned(),
@@ -391,7 +391,7 @@ mod tests {
         c.guardrails.resize = Some(crate::config::Resize {
             instance: "host".to_owned(),
             memory: "2GiB".to_owned(),
-            stop_timeout: 120,
+            stop_timeout: crate::config::Seconds(120),
         });
         // Unset before: the resize gives it a limit, so it can be budgeted.
         let host = instance("host", RUNNING, None);

@@ -530,7 +530,7 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()
-            .connect_timeout(Duration::from_secs(config.request_timeout.max(1)));
+            .connect_timeout(Duration::from_secs(config.request_timeout.0.max(1)));
         if let Some(proxy) = &config.proxy {
             let proxy = reqwest::Proxy::all(proxy).map_err(|source| IncusError::Transport {
                 what: format!("proxy `{proxy}`"),
@@ -550,7 +550,7 @@ impl Client {
             http,
             base,
             project: config.project.clone(),
-            timeout: Duration::from_secs(config.request_timeout.max(1)),
+            timeout: Duration::from_secs(config.request_timeout.0.max(1)),
             server: ServerInfo {
                 kind: ServerKind::Incus,
                 version: String::new(),

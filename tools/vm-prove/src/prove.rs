@@ -116,7 +116,7 @@ struct Inputs {
 fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
     let text =
         fs_err::read_to_string(&config.runbook.path).context("Failed to read the runbook")?;
-    let blocks = runbook::parse(&text, config.runbook.default_timeout)
+    let blocks = runbook::parse(&text, config.runbook.default_timeout.0)
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
     let secret = Secret::load(&config.secret.source)?;
     let tls = config
@@ -255,14 +255,14 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
         ),
         format!(
             "wait up to {} s for it to be up",
-            config.instance.ready_timeout
+            config.instance.ready_timeout.0
         ),
         format!(
-            "push the bootstrap key `{}` to `{}` (uid {}, gid {}, mode {}): the only secret",
+            "push the bootstrap key `{}` to `{}` (owner {}, group {}, mode {}): the only secret",
             config.secret.source.display(),
             config.secret.path,
-            config.secret.uid,
-            config.secret.gid,
+            config.secret.owner,
+            config.secret.group,
             config.secret.mode
         ),
     ]);
@@ -395,12 +395,7 @@ pub async fn run(
     }
 
     if let Some(plan) = &evaluation.resize {
-        let resized = resize(
-            &client,
-            plan,
-            Duration::from_secs(config.instance.ready_timeout),
-        )
-        .await;
+        let resized = resize(&client, plan, config.instance.ready_timeout.duration()).await;
         match resized {
             Ok(record) => ev.resize = Some(record),
             Err(e) => {
@@ -541,8 +536,8 @@ fn new_evidence(
         secret: SecretRecord {
             source: config.secret.source.display().to_string(),
             destination: config.secret.path.clone(),
-            uid: config.secret.uid,
-            gid: config.secret.gid,
+            owner: config.secret.owner.clone(),
+            group: config.secret.group.clone(),
             mode: config.secret.mode.clone(),
             size: inputs.secret.bytes.len(),
             ..SecretRecord::default()
@@ -771,12 +766,7 @@ async fn steps(
             .await?;
     }
     // Wait until it is up.
-    let ready = wait_ready(
-        client,
-        name,
-        Duration::from_secs(config.instance.ready_timeout),
-    )
-    .await?;
+    let ready = wait_ready(client, name, config.instance.ready_timeout.duration()).await?;
     ev.readiness = Some(format!("{ready} after {:.1} s", t0.elapsed().as_secs_f64()));
     tracing::info!("instance `{name}` is up: {ready}");
     let (os, nixos) = detect_os(client, name).await?;
@@ -938,6 +928,41 @@ async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::R
     }
 }
 
+/// The numeric ids of an owner and group as written (a name, or `#<id>`):
+/// names are looked up inside the instance (`getent`, read-only).
+async fn resolve_owner(
+    client: &Client,
+    name: &str,
+    owner: &str,
+    group: &str,
+) -> anyhow::Result<(u32, u32)> {
+    let mut ids = [0u32; 2];
+    for (slot, (database, text)) in ids.iter_mut().zip([("passwd", owner), ("group", group)]) {
+        *slot = match crate::config::parse_owner(text).map_err(anyhow::Error::msg)? {
+            crate::config::Owner::Id(id) => id,
+            crate::config::Owner::Name(n) => {
+                let out = client
+                    .exec(
+                        name,
+                        &["getent", database, &n],
+                        Duration::from_secs(60),
+                        "looking up the key's owner",
+                    )
+                    .await?;
+                String::from_utf8_lossy(&out.stdout)
+                    .split(':')
+                    .nth(2)
+                    .and_then(|id| id.trim().parse().ok())
+                    .filter(|_| out.exit == 0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("`{n}` does not exist in the instance ({database})")
+                    })?
+            }
+        };
+    }
+    Ok((ids[0], ids[1]))
+}
+
 async fn push_secret(
     client: &Client,
     config: &Config,
@@ -947,6 +972,11 @@ async fn push_secret(
 ) -> anyhow::Result<()> {
     let path = Path::new(&config.secret.path);
     let mode = parse_mode(&config.secret.mode).map_err(anyhow::Error::msg)?;
+    let (uid, gid) = resolve_owner(client, name, &config.secret.owner, &config.secret.group)
+        .await
+        .context("`secret.owner`/`secret.group`")?;
+    ev.secret.uid = uid;
+    ev.secret.gid = gid;
     // Missing parent directories are created; the innermost one 0700, so the
     // write-then-chmod window of the file API is covered.
     let parents: Vec<&Path> = path
@@ -958,13 +988,7 @@ async fn push_secret(
         let dir_mode = if i + 1 == parents.len() { 0o700 } else { 0o755 };
         let dir_text = dir.display().to_string();
         client
-            .make_dir(
-                name,
-                &dir_text,
-                config.secret.uid,
-                config.secret.gid,
-                dir_mode,
-            )
+            .make_dir(name, &dir_text, uid, gid, dir_mode)
             .await
             .with_context(|| format!("Failed to create `{dir_text}` in the instance"))?;
     }
@@ -973,8 +997,8 @@ async fn push_secret(
             name,
             &config.secret.path,
             secret.bytes.to_vec(),
-            config.secret.uid,
-            config.secret.gid,
+            uid,
+            gid,
             mode,
         )
         .await
@@ -1002,13 +1026,7 @@ async fn push_secret(
         .next()
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_default();
-    let expected = format!(
-        "{:o} {} {} {}",
-        mode,
-        config.secret.uid,
-        config.secret.gid,
-        secret.bytes.len()
-    );
+    let expected = format!("{:o} {uid} {gid} {}", mode, secret.bytes.len());
     ev.secret.content_matches =
         Some(out.exit == 0 && hash == secret.sha256() && observed == expected);
     ev.secret.observed = Some(observed);
@@ -1212,12 +1230,12 @@ async fn checks(
             name,
             &inputs.secret,
             key.clone(),
-            format!("#{}", config.secret.uid),
-            format!("#{}", config.secret.gid),
+            config.secret.owner.clone(),
+            config.secret.group.clone(),
             config.secret.mode.clone(),
         );
-        let (failed, key) = tokio::join!(failed_units(client, name), key_check);
-        out.extend([failed, key]);
+        let (failed, key_record) = tokio::join!(failed_units(client, name), key_check);
+        out.extend([failed, key_record]);
         out.extend(
             config
                 .checks
@@ -1225,12 +1243,19 @@ async fn checks(
                 .iter()
                 .map(|u| not_run_check(format!("unit `{u}`"), "loaded and converged".to_owned())),
         );
-        out.extend(config.checks.secrets.iter().map(|s| {
-            not_run_check(
-                format!("secret `{}`", s.path),
-                format!("{} {} {}", s.owner, s.group, s.mode),
-            )
-        }));
+        out.extend(
+            config
+                .checks
+                .secrets
+                .iter()
+                .filter(|s| s.path != *key)
+                .map(|s| {
+                    not_run_check(
+                        format!("secret `{}`", s.path),
+                        format!("{} {} {}", s.owner, s.group, s.mode),
+                    )
+                }),
+        );
         out.extend(inputs.tls.iter().map(|(c, sealed)| {
             not_run_check(
                 format!("tls `{}` at `{}`", c.server_name, c.address),
@@ -1245,13 +1270,23 @@ async fn checks(
         }
         return out;
     }
-    let mut files: Vec<(String, String, String, String)> = vec![(
-        // The pushed key itself must still be in place, unchanged in owner and mode.
-        config.secret.path.clone(),
-        format!("#{}", config.secret.uid),
-        format!("#{}", config.secret.gid),
-        config.secret.mode.clone(),
-    )];
+    // The pushed key itself must still be in place, unchanged in owner and
+    // mode; listed in `checks.secrets` too, it is checked once (the
+    // configuration makes sure both say the same).
+    let mut files: Vec<(String, String, String, String)> = Vec::new();
+    if !config
+        .checks
+        .secrets
+        .iter()
+        .any(|s| s.path == config.secret.path)
+    {
+        files.push((
+            config.secret.path.clone(),
+            config.secret.owner.clone(),
+            config.secret.group.clone(),
+            config.secret.mode.clone(),
+        ));
+    }
     files.extend(config.checks.secrets.iter().map(|s| {
         (
             s.path.clone(),
@@ -1371,7 +1406,7 @@ async fn current_system_check(
 
 async fn pending_jobs(client: &Client, config: &Config, name: &str) -> CheckRecord {
     let start = Instant::now();
-    let settle = Duration::from_secs(config.checks.settle_timeout);
+    let settle = config.checks.settle_timeout.duration();
     let jobs = loop {
         match sh(
             client,
@@ -1608,40 +1643,26 @@ async fn file_check(
     group: String,
     mode: String,
 ) -> CheckRecord {
-    let numeric = owner.starts_with('#');
-    let fmt = if numeric {
-        "%u %g %a %s"
-    } else {
-        "%U %G %a %s"
-    };
     let script = format!(
-        "stat -L -c '{fmt}' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
+        "stat -L -c '%U %G %u %g %a %s' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
         p = shell_quote(&path)
     );
-    let owner = owner.trim_start_matches('#').to_owned();
-    let group = group.trim_start_matches('#').to_owned();
     let want_mode = parse_mode(&mode)
         .map(|m| format!("{m:o}"))
         .unwrap_or(mode.clone());
-    let expected = format!("{owner} {group} {want_mode}, size > 0, not readable by nobody");
+    let expected = format!("{owner}:{group} {want_mode}, size > 0, not readable by nobody");
     let name_of = format!("secret `{path}`");
     match sh(client, name, &script, &name_of).await {
         Ok((0, text)) => {
             let mut lines = text.lines();
             let stat_line = lines.next().unwrap_or_default();
             let nobody = lines.next().unwrap_or_default();
-            let fields: Vec<&str> = stat_line.split_whitespace().collect();
-            let passed = fields.len() == 4
-                && fields[0] == owner
-                && fields[1] == group
-                && fields[2] == want_mode
-                && fields[3].parse::<u64>().is_ok_and(|s| s > 0)
-                && nobody == "nobody-cannot-read";
+            let (passed, observed) = stat_matches(stat_line, &owner, &group, &want_mode);
             check(
                 name_of,
-                passed,
+                passed && nobody == "nobody-cannot-read",
                 expected,
-                secret.redact(&format!("{stat_line}, {nobody}")),
+                secret.redact(&format!("{observed}, {nobody}")),
             )
         }
         Ok((code, text)) => check(
@@ -1654,15 +1675,35 @@ async fn file_check(
     }
 }
 
+/// Compares `stat -c '%U %G %u %g %a %s'` with an owner and group as
+/// written (a name, or `#<id>`) and an octal mode; also the size is not 0.
+fn stat_matches(stat_line: &str, owner: &str, group: &str, mode: &str) -> (bool, String) {
+    let fields: Vec<&str> = stat_line.split_whitespace().collect();
+    let [user, grp, uid, gid, got_mode, size] = fields[..] else {
+        return (false, stat_line.to_owned());
+    };
+    let is = |written: &str, name: &str, id: &str| match written.strip_prefix('#') {
+        Some(want) => want == id,
+        None => written == name,
+    };
+    let passed = is(owner, user, uid)
+        && is(group, grp, gid)
+        && got_mode == mode
+        && size.parse::<u64>().is_ok_and(|s| s > 0);
+    (
+        passed,
+        format!("{user}:{grp} (#{uid}:#{gid}) {got_mode}, {size} bytes"),
+    )
+}
+
 /// `vm-prove sweep`: deletes instances left tagged by a run that is gone.
 pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus> {
     let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let instances = client.list_instances().await?;
     let me = hostname();
     let now_t = time::OffsetDateTime::now_utc();
-    let max_age = time::Duration::minutes(
-        i64::try_from(config.sweep.max_age_minutes).unwrap_or(i64::MAX / 120),
-    );
+    let max_age =
+        time::Duration::seconds(i64::try_from(config.sweep.max_age.0).unwrap_or(i64::MAX / 120));
     let mut results = Vec::new();
     let mut errors = 0;
     for instance in instances {
@@ -1688,10 +1729,7 @@ pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus
                 pid.map_or("?".to_owned(), |p| p.to_string())
             ))
         } else if old {
-            Some(format!(
-                "older than {} minutes",
-                config.sweep.max_age_minutes
-            ))
+            Some(format!("older than {}", config.sweep.max_age))
         } else {
             None
         };
@@ -1878,6 +1916,20 @@ mod tests {
         assert_eq!(
             UnitState::of(&missing, JOB_DONE).to_string(),
             "not loaded (LoadState=not-found)"
+        );
+    }
+
+    #[test]
+    fn owners_by_name_or_id() {
+        let line = "root nogroup 0 65534 400 12";
+        assert!(stat_matches(line, "root", "#65534", "400").0);
+        assert!(stat_matches(line, "#0", "nogroup", "400").0);
+        assert!(!stat_matches(line, "#0", "root", "400").0);
+        assert!(!stat_matches(line, "root", "nogroup", "600").0);
+        assert!(!stat_matches("root root 0 0 400 0", "root", "root", "400").0);
+        assert_eq!(
+            stat_matches(line, "root", "nogroup", "400").1,
+            "root:nogroup (#0:#65534) 400, 12 bytes"
         );
     }
 

@@ -16,8 +16,8 @@ pub enum RunbookError {
     /// Two marked blocks share a name.
     #[error("line {line}: block name `{name}` is used twice")]
     DuplicateName { line: usize, name: String },
-    /// `timeout=` is not a positive number of seconds.
-    #[error("line {line}: `timeout={value}` is not a number of seconds")]
+    /// `timeout=` is not a positive duration.
+    #[error("line {line}: `timeout={value}` is not a duration (seconds, or `90s`, `15m`, `2h`)")]
     BadTimeout { line: usize, value: String },
     /// `needs=` names something other than `nixos`.
     #[error("line {line}: `needs={value}` is not known (only `needs=nixos`)")]
@@ -150,7 +150,10 @@ pub fn parse(text: &str, default_timeout: u64) -> Result<Vec<Block>, RunbookErro
         }
         let timeout = match attrs.get("timeout") {
             None => default_timeout,
-            Some(v) => match v.parse::<u64>() {
+            Some(v) => match v
+                .parse::<u64>()
+                .or_else(|_| v.parse::<crate::config::Seconds>().map(|s| s.0))
+            {
                 Ok(t) if t > 0 => t,
                 _ => {
                     return Err(RunbookError::BadTimeout {
@@ -198,6 +201,8 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].name, "one");
         assert_eq!(blocks[0].timeout, 30);
+        let minutes = parse("```sh {name=m vm-prove=run timeout=15m}\nx\n```\n", 5).unwrap();
+        assert_eq!(minutes[0].timeout, 900);
         assert_eq!(blocks[0].line, 3);
         assert_eq!(blocks[0].source, "echo {{ who }}\n");
         assert_eq!(blocks[1].name, "two");
