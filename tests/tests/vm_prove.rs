@@ -1666,3 +1666,100 @@ fn vm_prove_owner_by_name_and_the_key_listed_once() {
     assert_eq!(key_checks, 1, "{ev}");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
+
+/// What `sops-install-secrets` does at activation (a generation directory
+/// under `/run/secrets.d`, each value decrypted with the key file into it
+/// with its owner and mode, `/run/secrets` pointed at it), done by the
+/// runbook with the real `sops` on Debian: a stand-in for NixOS activation.
+const ACTIVATION_STAND_IN: &str = r#"```sh {name=clone vm-prove=run timeout=120}
+git clone -q "{{ repos.instance.bundle }}" /srv/instance
+git -C /srv/instance checkout -q --detach "{{ repos.instance.commit }}"
+```
+
+```sh {name=activation-stand-in vm-prove=run timeout=60}
+export SOPS_AGE_KEY_FILE=/var/lib/sops-nix/key.txt
+umask 077
+gen=/run/secrets.d/1
+install -d -m 0751 /run/secrets.d "$gen" "$gen/tls" "$gen/drone"
+sops -d --extract '["tls"]["key"]' /srv/instance/secrets/secrets.yaml > "$gen/tls/key"
+RPC_VALUE > "$gen/drone/rpc"
+chmod 0400 "$gen/tls/key"
+chmod 0440 "$gen/drone/rpc"
+chown daemon:daemon "$gen/drone/rpc"
+ln -sfn "$gen" /run/secrets
+```
+"#;
+
+const SOPS_SECRET_CHECKS: &str = r#"
+[checks]
+[[checks.sops_secrets]]
+name = "tls/key"
+sops_file = "instance/secrets/secrets.yaml"
+
+[[checks.sops_secrets]]
+name = "drone/rpc"
+sops_file = "instance/secrets/secrets.yaml"
+owner = "daemon"
+group = "daemon"
+mode = "0440"
+"#;
+
+#[test]
+fn vm_prove_sops_nix_secrets_by_name_on_a_stand_in_for_activation() {
+    let Some(daemon) = Daemon::find() else { return };
+    for (variant, value, code) in [
+        (
+            "sopsnix",
+            "sops -d --extract '[\"drone\"][\"rpc\"]' /srv/instance/secrets/secrets.yaml",
+            0,
+        ),
+        ("sopsnixbad", "echo not-the-sealed-value", 1),
+    ] {
+        let runbook = ACTIVATION_STAND_IN.replace("RPC_VALUE", value);
+        let Some(setup) = Setup::new(&daemon, variant, &runbook, "") else {
+            return;
+        };
+        setup.append_config(&monolith_repos(&setup));
+        setup.append_config(SOPS_SECRET_CHECKS);
+        let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{variant}: stderr:\n{}",
+            text(&out.stderr)
+        );
+        let ev = setup.evidence();
+        let sops: BTreeMap<&str, (bool, &str)> = ev["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| {
+                let name = c["name"].as_str()?.strip_prefix("sops secret `")?;
+                Some((
+                    name.trim_end_matches('`'),
+                    (c["passed"] == true, c["observed"].as_str().unwrap()),
+                ))
+            })
+            .collect();
+        assert_eq!(sops.len(), 2, "{ev}");
+        let (passed, observed) = sops["tls/key"];
+        assert!(passed, "{observed}");
+        assert!(
+            observed.contains("`/run/secrets` → `/run/secrets.d/1` (newest)")
+                && observed.contains("root:root (#0:#0) 400")
+                && observed.contains("content matches the decrypted value: true"),
+            "{observed}"
+        );
+        let (passed, observed) = sops["drone/rpc"];
+        assert!(observed.contains("daemon:daemon"), "{observed}");
+        assert_eq!(passed, code == 0, "{variant}: {observed}");
+        assert_eq!(
+            observed.contains("content matches the decrypted value: true"),
+            code == 0,
+            "{observed}"
+        );
+        assert_eq!(ev["sops_decrypted"].as_array().unwrap().len(), 2);
+        setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+        assert!(daemon.instances(&setup.prefix).is_empty());
+    }
+}

@@ -300,6 +300,10 @@ pub struct ChecksConfig {
     /// Secret files that must exist with this owner, group and mode.
     #[serde(default)]
     pub secrets: Vec<SecretCheck>,
+    /// sops-nix secrets, by their NixOS name, that activation must have
+    /// installed with this owner, group, mode and content.
+    #[serde(default)]
+    pub sops_secrets: Vec<SopsSecretCheck>,
     /// How long to wait for pending systemd jobs to drain.
     #[serde(default = "default_settle_timeout")]
     pub settle_timeout: Seconds,
@@ -347,6 +351,37 @@ impl TlsCheck {
 
 fn default_settle_timeout() -> Seconds {
     Seconds(60)
+}
+
+/// A secret as sops-nix installs it: `sops.secrets.<name>` becomes
+/// `/run/secrets/<name>`, a path inside the newest generation
+/// `/run/secrets.d/<n>/` that `/run/secrets` links to, with the secret's
+/// owner, group and mode, holding the value decrypted from its sops file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SopsSecretCheck {
+    /// The attribute name in `sops.secrets` (may contain `/`).
+    pub name: String,
+    /// The sops file the value comes from, on this machine (the instance
+    /// repo's); vm-prove decrypts it with the pushed key to compare hashes.
+    pub sops_file: PathBuf,
+    /// The value's key in that file, `/` between levels; the name by default,
+    /// as in sops-nix.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default = "default_root")]
+    pub owner: String,
+    #[serde(default = "default_root")]
+    pub group: String,
+    #[serde(default = "default_check_mode")]
+    pub mode: String,
+}
+
+impl SopsSecretCheck {
+    /// The key in the sops file.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One secret file expected after the runbook.
@@ -402,6 +437,7 @@ impl Default for ChecksConfig {
         ChecksConfig {
             units: Vec::new(),
             secrets: Vec::new(),
+            sops_secrets: Vec::new(),
             settle_timeout: default_settle_timeout(),
             tls: Vec::new(),
             current_system: None,
@@ -494,7 +530,12 @@ impl Config {
         .into_iter()
         .chain(self.repos.iter_mut().map(|r| &mut r.path))
         .chain(self.checks.tls.iter_mut().map(|t| &mut t.sealed))
-        {
+        .chain(
+            self.checks
+                .sops_secrets
+                .iter_mut()
+                .map(|s| &mut s.sops_file),
+        ) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -595,6 +636,29 @@ impl Config {
             ("secret.group", &self.secret.group),
         ] {
             parse_owner(owner).map_err(|e| format!("`{field}`: {e}"))?;
+        }
+        for check in &self.checks.sops_secrets {
+            let name_ok = !check.name.is_empty()
+                && !check.name.starts_with('/')
+                && check.name.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != ".."
+                        && part.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+')
+                        })
+                });
+            if !name_ok {
+                return Err(format!(
+                    "`checks.sops_secrets` name `{}` is not a sops-nix secret name",
+                    check.name
+                ));
+            }
+            parse_mode(&check.mode)
+                .map_err(|e| format!("`checks.sops_secrets` `{}`: {e}", check.name))?;
+            for owner in [&check.owner, &check.group] {
+                parse_owner(owner)
+                    .map_err(|e| format!("`checks.sops_secrets` `{}`: {e}", check.name))?;
+            }
         }
         for check in &self.checks.secrets {
             parse_mode(&check.mode)

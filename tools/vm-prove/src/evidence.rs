@@ -133,6 +133,9 @@ pub struct Evidence {
     pub level: String,
     pub secret: SecretRecord,
     pub blocks: Vec<BlockRecord>,
+    /// The sops-nix secrets whose values the pushed key decrypted here (to
+    /// compare hashes with what activation installed): names only.
+    pub sops_decrypted: Vec<String>,
     pub checks: Vec<CheckRecord>,
     /// What every command run in the instance was for, in order: the
     /// runbook's blocks and the read-only readiness, key and check commands.
@@ -454,6 +457,7 @@ mod tests {
             level: String::new(),
             secret: SecretRecord::default(),
             blocks: Vec::new(),
+            sops_decrypted: Vec::new(),
             checks: Vec::new(),
             executed: Vec::new(),
             teardown: Teardown::default(),

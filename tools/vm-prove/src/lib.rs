@@ -11,6 +11,7 @@ pub mod incus;
 pub mod prove;
 pub mod repos;
 pub mod runbook;
+pub mod sopsnix;
 pub mod tls;
 
 use std::path::PathBuf;

@@ -111,6 +111,8 @@ struct Inputs {
     _bundle_dir: tempfile::TempDir,
     /// Each TLS check with the sealed certificate it expects.
     tls: Vec<(TlsCheck, CertSummary)>,
+    /// Each sops-nix secret check with the hash of its decrypted value.
+    sops: Vec<crate::sopsnix::Expected>,
 }
 
 fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
@@ -119,6 +121,7 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
     let blocks = runbook::parse(&text, config.runbook.default_timeout.0)
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
     let secret = Secret::load(&config.secret.source)?;
+    let sops = crate::sopsnix::expected(&config.checks.sops_secrets, &config.secret.source)?;
     let tls = config
         .checks
         .tls
@@ -178,6 +181,7 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
         bundles,
         _bundle_dir: bundle_dir,
         tls,
+        sops,
     })
 }
 
@@ -296,6 +300,24 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
             .map(|s| s.path.as_str())
             .collect::<Vec<_>>()
     ));
+    for expected in &inputs.sops {
+        let c = &expected.check;
+        steps.push(format!(
+            "check: sops-nix secret `{}` at `/run/secrets/{}` in the newest `/run/secrets.d/<n>`, {}:{} {}, holding the value of `{}` in `{}` (decrypted here with the pushed key: it does)",
+            c.name,
+            c.name,
+            c.owner,
+            c.group,
+            c.mode,
+            c.key(),
+            c.sops_file.display()
+        ));
+    }
+    if let Some(toplevel) = &config.checks.current_system {
+        steps.push(format!(
+            "check: `/run/current-system` resolves to `{toplevel}`"
+        ));
+    }
     for (check, sealed) in &inputs.tls {
         steps.push(format!(
             "check: `{}` inside the instance serves {} under SNI `{}`",
@@ -543,6 +565,18 @@ fn new_evidence(
             ..SecretRecord::default()
         },
         blocks: Vec::new(),
+        sops_decrypted: inputs
+            .sops
+            .iter()
+            .map(|e| {
+                format!(
+                    "`{}`: `{}` in `{}`",
+                    e.check.name,
+                    e.check.key(),
+                    e.check.sops_file.display()
+                )
+            })
+            .collect(),
         checks: Vec::new(),
         executed: Vec::new(),
         teardown: Teardown::default(),
@@ -1256,6 +1290,15 @@ async fn checks(
                     )
                 }),
         );
+        out.extend(inputs.sops.iter().map(|e| {
+            not_run_check(
+                format!("sops secret `{}`", e.check.name),
+                format!(
+                    "installed by activation, {} {} {}; its value decrypts with the pushed key",
+                    e.check.owner, e.check.group, e.check.mode
+                ),
+            )
+        }));
         out.extend(inputs.tls.iter().map(|(c, sealed)| {
             not_run_check(
                 format!("tls `{}` at `{}`", c.server_name, c.address),
@@ -1310,6 +1353,9 @@ async fn checks(
             group,
             mode,
         )));
+    }
+    for expected in &inputs.sops {
+        concurrent.push(Box::pin(crate::sopsnix::check(client, name, expected)));
     }
     for (check, sealed) in &inputs.tls {
         concurrent.push(Box::pin(tls::check(client, name, check, sealed)));
@@ -1677,7 +1723,12 @@ async fn file_check(
 
 /// Compares `stat -c '%U %G %u %g %a %s'` with an owner and group as
 /// written (a name, or `#<id>`) and an octal mode; also the size is not 0.
-fn stat_matches(stat_line: &str, owner: &str, group: &str, mode: &str) -> (bool, String) {
+pub(crate) fn stat_matches(
+    stat_line: &str,
+    owner: &str,
+    group: &str,
+    mode: &str,
+) -> (bool, String) {
     let fields: Vec<&str> = stat_line.split_whitespace().collect();
     let [user, grp, uid, gid, got_mode, size] = fields[..] else {
         return (false, stat_line.to_owned());
