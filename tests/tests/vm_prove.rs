@@ -1763,3 +1763,106 @@ fn vm_prove_sops_nix_secrets_by_name_on_a_stand_in_for_activation() {
         assert!(daemon.instances(&setup.prefix).is_empty());
     }
 }
+
+/// The `toml` block of docs/vm-prove.md's "The NixOS run" section.
+fn documented_nixos_configuration() -> String {
+    let doc =
+        fs_err::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/vm-prove.md"))
+            .unwrap();
+    let section = doc.split("## The NixOS run").nth(1).unwrap();
+    let block = section.split("```toml\n").nth(1).unwrap();
+    block.split("\n```").next().unwrap().to_owned()
+}
+
+#[test]
+fn vm_prove_plan_accepts_the_documented_nixos_configuration() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "nixosdoc", "", "") else {
+        return;
+    };
+    // What the configuration names next to it: the repos, the key, fromgit's runbook.
+    monolith_repos(&setup);
+    let (chain, key) = wildcard_certificate();
+    fs_err::write(setup.path().join("chain.pem"), chain).unwrap();
+    fs_err::write(setup.path().join("key.pem"), key).unwrap();
+    let sealed = run(
+        &fromgit_bin("cert-seal"),
+        [
+            "seal",
+            "--cert",
+            "chain.pem",
+            "--key",
+            "key.pem",
+            "--domain",
+            "example.net",
+            "--into",
+            "instance/secrets/secrets.yaml",
+            "--identity",
+            "bootstrap.txt",
+        ],
+        setup.path(),
+        &[],
+        b"",
+    );
+    success(&sealed, "cert-seal seal --into");
+    fs_err::create_dir_all(setup.path().join("fromgit/docs")).unwrap();
+    fs_err::copy(
+        repository_runbook(),
+        setup.path().join("fromgit/docs/install.md"),
+    )
+    .unwrap();
+
+    // The documented configuration, pointed at the local daemon: only its
+    // address, certificates and project change.
+    let mut config = documented_nixos_configuration()
+        .replace("terraform-ci", daemon.var("PROJECT"))
+        .replace("https://b1:8443", daemon.var("URL"));
+    for (file, local) in [
+        ("client.crt", daemon.var("CERT")),
+        ("client.key", daemon.var("KEY")),
+        ("server.crt", daemon.var("CA")),
+    ] {
+        config = config.replace(
+            &format!("/srv/incus-terraform-nix-vm-creator/terraform-secrets/{file}"),
+            local,
+        );
+    }
+    let config: String = config
+        .lines()
+        .filter(|l| !l.starts_with("proxy = "))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    fs_err::write(setup.path().join("nixos.toml"), &config).unwrap();
+    let before = daemon.instances("vmprove");
+
+    let out = setup.vm_prove(&["plan", "--config", "nixos.toml"]);
+    let plan = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{plan}\n{}", text(&out.stderr));
+    assert!(
+        plan.contains("REFUSED image: image `nixos-25.11` is not available"),
+        "{plan}"
+    );
+    assert!(plan.contains("ok      allow-list"), "{plan}");
+    assert!(
+        plan.contains("A run would be refused before any change."),
+        "{plan}"
+    );
+    for step in [
+        "create virtual-machine `vmprove-<run id>` from image `nixos-25.11` with limits.memory=4GiB",
+        "run block `switch` (line 73, timeout 3600 s); needs NixOS",
+        "run block `check-secrets`",
+        "check: sops-nix secret `tls/key` at `/run/secrets/tls/key`",
+        "check: sops-nix secret `webhook/hmac`",
+        "check: `/run/current-system` resolves to `/nix/store/…-nixos-system-cc-ci-25.11`",
+        "inside the instance serves",
+        "force-stop and delete the instance (always)",
+    ] {
+        assert!(plan.contains(step), "`{step}` is not in:\n{plan}");
+    }
+    assert_eq!(
+        daemon.instances("vmprove"),
+        before,
+        "plan created something"
+    );
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
