@@ -1,9 +1,13 @@
-//! vm-prove against the real Incus daemon that `tests/incus-setup` starts:
-//! a full successful proof on a Debian container, a failing block, a block
-//! that times out, a failed check, the wrong project and an over-budget memory
-//! guideline (refused before anything is created), SIGTERM in the middle of
-//! the runbook, and a sweep after a simulated crash (SIGKILL). Every test uses
-//! its own instance name prefix and checks that no instance with it remains.
+//! vm-prove against the real Incus daemon that `tests/incus-setup` starts,
+//! on Debian containers: mechanics, never a NixOS rebuild. docs/install.md
+//! as written (unproven: its `needs=nixos` blocks do not run) and broken;
+//! successful runs of hand-written runbooks; sops-nix secrets on a stand-in
+//! for activation; unit states; a failing block, a block that times out,
+//! failed checks; refusals before anything is created (the allow-list with
+//! an unrestricted certificate, a restricted certificate, an over-budget
+//! memory guideline); SIGTERM in the middle of the runbook, and a sweep
+//! after a simulated crash (SIGKILL). Every test uses its own instance name
+//! prefix and checks that no instance with it remains.
 //!
 //! The daemon is found through `FROMGIT_INCUS_URL`, `_CERT`, `_KEY`, `_CA`,
 //! `_PROJECT`, `_IMAGE`, or the `env` file incus-setup writes
@@ -702,10 +706,36 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
     // An instance vm-prove did not create, with the same prefix: never touched.
     let foreign = format!("{}-foreign", setup.prefix);
     let guard = ForeignInstance::new(&daemon, "init", foreign.clone(), &[]);
+    // Tagged as an abandoned run of this host, but outside the allowed prefixes.
+    let outside = format!("{}x-tagged", setup.prefix);
+    let host = fs_err::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_tag = format!("user.vm-prove.host={}", host.trim());
+    let outside_guard = ForeignInstance::new(
+        &daemon,
+        "init",
+        outside.clone(),
+        &["-c", "user.vm-prove.run-id=abandoned", "-c", &host_tag],
+    );
 
     let out = setup.vm_prove(&["sweep", "--config", "vm-prove.toml", "--json"]);
     let report = text(&out.stdout);
+    let outside_left = daemon.incus(&[
+        "list",
+        &outside,
+        "--project",
+        daemon.var("PROJECT"),
+        "--format",
+        "csv",
+        "-c",
+        "n",
+    ]);
     drop(guard);
+    drop(outside_guard);
+    assert_eq!(
+        text(&outside_left.stdout).trim(),
+        outside,
+        "swept outside the allow-list"
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let mine = report["instances"]
@@ -716,6 +746,17 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
         .unwrap()
         .clone();
     assert_eq!(mine["action"], "deleted", "{report}");
+    let kept = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == outside.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        kept["action"],
+        "kept: its name has no prefix in `guardrails.allowed_name_prefixes`"
+    );
     assert!(
         !report.to_string().contains(&foreign),
         "an untagged instance appeared in the sweep"

@@ -1786,6 +1786,10 @@ pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus
         };
         let (action, error) = match &reason {
             None => ("kept: its run is still alive".to_owned(), None),
+            Some(_) if !client.may_change_instance(&instance.name) => (
+                "kept: its name has no prefix in `guardrails.allowed_name_prefixes`".to_owned(),
+                None,
+            ),
             Some(_) => match client.delete_instance(&instance.name).await {
                 Ok(_) => ("deleted".to_owned(), None),
                 Err(e) => {
