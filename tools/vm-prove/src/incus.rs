@@ -742,7 +742,7 @@ impl Client {
 
     /// Whether the allow-lists let this client change the named instance.
     pub fn may_change_instance(&self, name: &str) -> bool {
-        self.allowed.projects.iter().any(|p| *p == self.project) && self.allowed.instance(name)
+        self.allowed.projects.contains(&self.project) && self.allowed.instance(name)
     }
 
     /// Refuses a change the allow-lists do not permit, before it is sent.
