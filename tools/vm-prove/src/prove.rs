@@ -1989,6 +1989,25 @@ mod tests {
     }
 
     #[test]
+    fn the_level_says_what_can_be_proven() {
+        use crate::config::InstanceType;
+        assert_eq!(
+            level("NixOS 25.11 (Xantusia)", true, InstanceType::VirtualMachine),
+            "a NixOS rebuild on a NixOS 25.11 (Xantusia) virtual machine"
+        );
+        let debian = level(
+            "Debian GNU/Linux 12 (bookworm)",
+            false,
+            InstanceType::Container,
+        );
+        assert!(
+            debian
+                .starts_with("mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS"),
+            "{debian}"
+        );
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
     }
