@@ -1420,6 +1420,9 @@ fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
         return;
     };
     setup.append_config(&monolith_repos(&setup));
+    // What activation would install: decrypted here with the pushed key,
+    // checked in the instance only on NixOS.
+    setup.append_config(SOPS_SECRET_CHECKS);
 
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
     assert_eq!(out.status.code(), Some(3), "stderr:\n{}", text(&out.stderr));
@@ -1430,7 +1433,7 @@ fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("2 block(s) and 0 check(s) not run: needs NixOS"),
+        stdout.contains("2 block(s) and 2 check(s) not run: needs NixOS"),
         "{stdout}"
     );
     let ev = setup.evidence();
@@ -1455,9 +1458,20 @@ fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
         ]
     );
     assert!(ev["error"].as_str().unwrap().contains("`switch`"), "{ev}");
+    assert_eq!(ev["sops_decrypted"].as_array().unwrap().len(), 2, "{ev}");
+    let mut not_run = Vec::new();
     for c in ev["checks"].as_array().unwrap() {
-        assert_eq!(c["passed"], true, "{c}");
+        if c["not_run"] == "needs NixOS" {
+            not_run.push(c["name"].as_str().unwrap());
+        } else {
+            assert_eq!(c["passed"], true, "{c}");
+        }
     }
+    assert_eq!(
+        not_run,
+        ["sops secret `tls/key`", "sops secret `drone/rpc`"],
+        "{ev}"
+    );
     assert!(
         !text(&out.stderr).contains("[switch]"),
         "the switch block ran"
