@@ -151,6 +151,8 @@ memory = "256MiB"
 name_prefix = "bench"
 
 [guardrails]
+allowed_projects = ["{env['FROMGIT_INCUS_PROJECT']}"]
+allowed_name_prefixes = ["bench"]
 memory_budget = "16GiB"
 
 [secret]

@@ -715,7 +715,7 @@ fn write_vm_prove_config(scenario: &Scenario, incus: &std::collections::BTreeMap
         format!(
             "[incus]\nurl = \"{}\"\nproject = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nserver_cert = \"{}\"\n\n\
              [instance]\nimage = \"{}\"\nmemory = \"256MiB\"\nname_prefix = \"audit\"\n\n\
-             [guardrails]\nmemory_budget = \"16GiB\"\n\n[secret]\nsource = \"{}\"\n\n\
+             [guardrails]\nallowed_projects = [\"{}\"]\nallowed_name_prefixes = [\"audit\"]\nmemory_budget = \"16GiB\"\n\n[secret]\nsource = \"{}\"\n\n\
              [runbook]\npath = \"install.md\"\n\n[evidence]\ndir = \"evidence\"\n",
             var("URL"),
             var("PROJECT"),
@@ -723,6 +723,7 @@ fn write_vm_prove_config(scenario: &Scenario, incus: &std::collections::BTreeMap
             var("KEY"),
             var("CA"),
             var("IMAGE"),
+            var("PROJECT"),
             scenario.key.file.display()
         ),
     )

@@ -1,9 +1,13 @@
-//! vm-prove against the real Incus daemon that `tests/incus-setup` starts:
-//! a full successful proof on a Debian container, a failing block, a block
-//! that times out, a failed check, the wrong project and an over-budget memory
-//! guideline (refused before anything is created), SIGTERM in the middle of
-//! the runbook, and a sweep after a simulated crash (SIGKILL). Every test uses
-//! its own instance name prefix and checks that no instance with it remains.
+//! vm-prove against the real Incus daemon that `tests/incus-setup` starts,
+//! on Debian containers: mechanics, never a NixOS rebuild. docs/install.md
+//! as written (unproven: its `needs=nixos` blocks do not run) and broken;
+//! successful runs of hand-written runbooks; sops-nix secrets on a stand-in
+//! for activation; unit states; a failing block, a block that times out,
+//! failed checks; refusals before anything is created (the allow-list with
+//! an unrestricted certificate, a restricted certificate, an over-budget
+//! memory guideline); SIGTERM in the middle of the runbook, and a sweep
+//! after a simulated crash (SIGKILL). Every test uses its own instance name
+//! prefix and checks that no instance with it remains.
 //!
 //! The daemon is found through `FROMGIT_INCUS_URL`, `_CERT`, `_KEY`, `_CA`,
 //! `_PROJECT`, `_IMAGE`, or the `env` file incus-setup writes
@@ -181,16 +185,18 @@ server_cert = "{ca}"
 image = "{image}"
 memory = "256MiB"
 name_prefix = "{prefix}"
-ready_timeout = 90
+ready_timeout = "90s"
 
 [guardrails]
+allowed_projects = ["{allowed}"]
+allowed_name_prefixes = ["{prefix}"]
 memory_budget = "{budget}"
 
 [secret]
 source = "bootstrap.txt"
 
 [runbook]
-path = "install.md"
+path = "{runbook}"
 vars = {{ greeting = "hello"{more_vars} }}
 
 [evidence]
@@ -204,6 +210,8 @@ dir = "evidence"
             ca = daemon.var("CA"),
             image = extra_override(extra, "image").unwrap_or(daemon.var("IMAGE")),
             budget = extra_override(extra, "budget").unwrap_or("16GiB"),
+            runbook = extra_override(extra, "runbook").unwrap_or("install.md"),
+            allowed = extra_override(extra, "allowed").unwrap_or(daemon.var("PROJECT")),
             more_vars = extra_override(extra, "vars")
                 .map(|v| format!(", {v}"))
                 .unwrap_or_default(),
@@ -278,8 +286,9 @@ dir = "evidence"
     }
 }
 
-/// `#!project=…`, `#!budget=…` and `#!image=…` lines in `extra` override the
-/// defaults; `#!vars=…` adds `runbook.vars` entries.
+/// `#!project=…`, `#!allowed=…` (the one allowed project), `#!budget=…`,
+/// `#!image=…` and `#!runbook=…` lines in
+/// `extra` override the defaults; `#!vars=…` adds `runbook.vars` entries.
 fn extra_override<'a>(extra: &'a str, key: &str) -> Option<&'a str> {
     extra.lines().find_map(|l| {
         l.strip_prefix("#!")
@@ -343,7 +352,10 @@ fn vm_prove_successful_run_then_nothing_remains() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["server", "project", "memory", "image"]);
+    assert_eq!(
+        names,
+        ["allow-list", "server", "project", "memory", "image"]
+    );
     assert!(
         daemon.instances(&setup.prefix).is_empty(),
         "plan created something"
@@ -408,7 +420,7 @@ fn vm_prove_successful_run_then_nothing_remains() {
     );
     assert!(
         md.contains(
-            "3 block(s) ran (3 exited 0), 6 of 6 check(s) passed, the instance was deleted."
+            "mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS; the host's rebuild is not proven): 3 block(s) ran (3 exited 0), 6 of 6 check(s) passed; the instance was deleted."
         ),
         "{md}"
     );
@@ -424,6 +436,8 @@ fn vm_prove_successful_run_then_nothing_remains() {
     }
     let read_only = [
         "waiting for systemd",
+        "reading /etc/os-release",
+        "looking up the key's owner",
         "checking the pushed key",
         "pending jobs",
         "failed units",
@@ -528,18 +542,30 @@ fn vm_prove_block_timeout_and_failed_check() {
 #[test]
 fn vm_prove_wrong_project_refused_before_any_change() {
     let Some(daemon) = Daemon::find() else { return };
-    let Some(setup) = Setup::new(&daemon, "proj", OK_RUNBOOK, "#!project=default\n") else {
+    // Allowed by the configuration, but not by the restricted certificate:
+    // the second layer refuses.
+    let Some(setup) = Setup::new(
+        &daemon,
+        "proj",
+        OK_RUNBOOK,
+        "#!project=default\n#!allowed=default\n",
+    ) else {
         return;
     };
     let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
-    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
     assert!(
         text(&plan.stdout).contains("REFUSED project"),
         "{}",
         text(&plan.stdout)
     );
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "project `default` is not usable");
+    assert_exit(&out, 2, "project `default` is not usable");
+    assert!(
+        text(&out.stdout).contains(": refused"),
+        "{}",
+        text(&out.stdout)
+    );
     let ev = setup.evidence();
     assert_eq!(ev["verdict"], "refused");
     assert!(ev["instance"].is_null(), "nothing may be created");
@@ -556,7 +582,7 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
         return;
     };
     let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let memory = plan["guardrails"]
         .as_array()
@@ -569,7 +595,7 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
     assert_eq!(memory["numbers"]["budget_bytes"], 128_u64 << 20);
     assert_eq!(memory["numbers"]["new_instance_bytes"], 256_u64 << 20);
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "exceeds the budget 128MiB");
+    assert_exit(&out, 2, "exceeds the budget 128MiB");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 }
@@ -680,10 +706,36 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
     // An instance vm-prove did not create, with the same prefix: never touched.
     let foreign = format!("{}-foreign", setup.prefix);
     let guard = ForeignInstance::new(&daemon, "init", foreign.clone(), &[]);
+    // Tagged as an abandoned run of this host, but outside the allowed prefixes.
+    let outside = format!("{}x-tagged", setup.prefix);
+    let host = fs_err::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host_tag = format!("user.vm-prove.host={}", host.trim());
+    let outside_guard = ForeignInstance::new(
+        &daemon,
+        "init",
+        outside.clone(),
+        &["-c", "user.vm-prove.run-id=abandoned", "-c", &host_tag],
+    );
 
     let out = setup.vm_prove(&["sweep", "--config", "vm-prove.toml", "--json"]);
     let report = text(&out.stdout);
+    let outside_left = daemon.incus(&[
+        "list",
+        &outside,
+        "--project",
+        daemon.var("PROJECT"),
+        "--format",
+        "csv",
+        "-c",
+        "n",
+    ]);
     drop(guard);
+    drop(outside_guard);
+    assert_eq!(
+        text(&outside_left.stdout).trim(),
+        outside,
+        "swept outside the allow-list"
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let mine = report["instances"]
@@ -694,6 +746,17 @@ fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
         .unwrap()
         .clone();
     assert_eq!(mine["action"], "deleted", "{report}");
+    let kept = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == outside.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        kept["action"],
+        "kept: its name has no prefix in `guardrails.allowed_name_prefixes`"
+    );
     assert!(
         !report.to_string().contains(&foreign),
         "an untagged instance appeared in the sweep"
@@ -1177,7 +1240,7 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
         return;
     };
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
-    assert_exit(&out, 1, "image `no-such-image` is not available");
+    assert_exit(&out, 2, "image `no-such-image` is not available");
     assert_eq!(setup.evidence()["verdict"], "refused");
     assert!(daemon.instances(&setup.prefix).is_empty());
 
@@ -1223,7 +1286,7 @@ fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
     let config = setup.path().join("vm-prove.toml");
     let text_config = fs_err::read_to_string(&config)
         .unwrap()
-        .replace("ready_timeout = 90", "ready_timeout = 0");
+        .replace("ready_timeout = \"90s\"", "ready_timeout = \"0s\"");
     fs_err::write(&config, text_config).unwrap();
     let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -1235,5 +1298,626 @@ fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
         "no block may run"
     );
     assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// The repository's own runbook, as written.
+fn repository_runbook() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/install.md")
+}
+
+/// The two repositories of `examples/monolith` split by the real
+/// `instance-extract apply` (secrets sealed to the bootstrap key), each
+/// committed; returns the `[[repos]]` TOML. docs/install.md's placeholders
+/// point at their bundles through `runbook.vars` (see `MONOLITH_VARS`).
+fn monolith_repos(setup: &Setup) -> String {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/monolith");
+    let base = setup.path().join("base");
+    let instance = setup.path().join("instance");
+    let host = setup.path().join("host");
+    fs_err::create_dir_all(&host).unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(&example)
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let mut secrets = Vec::new();
+    for (name, file) in [
+        ("tls/fullchain", "fullchain.pem"),
+        ("tls/key", "privkey.pem"),
+        ("drone/oauth", "drone-oauth-secret"),
+        ("drone/rpc", "drone-rpc-secret"),
+        ("webhook/hmac", "webhook-hmac"),
+    ] {
+        let mut value = [0u8; 12];
+        getrandom_bytes(&mut value);
+        fs_err::write(host.join(file), hex_lower(&value)).unwrap();
+        secrets.push("--secret".to_owned());
+        secrets.push(format!("{name}={}", host.join(file).display()));
+    }
+    for entry in walk(&base) {
+        let text = fs_err::read_to_string(&entry).unwrap();
+        if text.contains("@SECRETS@") {
+            fs_err::write(
+                &entry,
+                text.replace("@SECRETS@", &host.display().to_string()),
+            )
+            .unwrap();
+        }
+    }
+    let mut args: Vec<String> = [
+        "apply",
+        "--base",
+        "base",
+        "--instance",
+        "instance",
+        "--domain",
+        "ci.example.net",
+        "-r",
+        &setup.recipient,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(secrets);
+    let apply = run(
+        &fromgit_bin("instance-extract"),
+        &args,
+        setup.path(),
+        &[],
+        b"",
+    );
+    success(&apply, "instance-extract apply");
+    for repo in [&base, &instance] {
+        git(repo, &["init", "-q", "-b", "main"]);
+        git(repo, &["add", "-A"]);
+        git(repo, &["commit", "-qm", "as split by instance-extract"]);
+    }
+    "\n[[repos]]\nname = \"base\"\npath = \"base\"\n\n[[repos]]\nname = \"instance\"\npath = \"instance\"\n"
+        .to_owned()
+}
+
+/// docs/install.md's placeholders, pointed at the pushed bundles.
+const MONOLITH_VARS: &str = "#!vars=host = \"cc-ci\", base_repo = \"{{ repos.base.bundle }}\", base_rev = \"{{ repos.base.commit }}\", instance_repo = \"{{ repos.instance.bundle }}\", instance_rev = \"{{ repos.instance.commit }}\"\n";
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Each block's name with its exit or why it did not run.
+fn block_outcomes(ev: &serde_json::Value) -> Vec<(String, String)> {
+    ev["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let outcome = match b["not_run"].as_str() {
+                Some(why) => format!("not run: {why}"),
+                None => b["exit"].to_string(),
+            };
+            (b["name"].as_str().unwrap().to_owned(), outcome)
+        })
+        .collect()
+}
+
+#[test]
+fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
+    let Some(daemon) = Daemon::find() else { return };
+    let runbook = repository_runbook();
+    let extra = format!("#!runbook={}\n{MONOLITH_VARS}", runbook.display());
+    let Some(setup) = Setup::new(&daemon, "docs", "", &extra) else {
+        return;
+    };
+    setup.append_config(&monolith_repos(&setup));
+    // What activation would install: decrypted here with the pushed key,
+    // checked in the instance only on NixOS.
+    setup.append_config(SOPS_SECRET_CHECKS);
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": unproven"), "{stdout}");
+    assert!(
+        stdout.contains("mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 block(s) and 2 check(s) not run: needs NixOS"),
+        "{stdout}"
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "unproven");
+    assert_eq!(ev["nixos"], false);
+    let expected_sha = sha256_hex(&fs_err::read(&runbook).unwrap());
+    assert_eq!(ev["runbook_sha256"], expected_sha, "the runbook as written");
+    let outcomes = block_outcomes(&ev);
+    let outcomes: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|(n, o)| (n.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("check-key", "0"),
+            ("clone-base", "0"),
+            ("clone-instance", "0"),
+            ("switch", "not run: needs NixOS"),
+            ("check-secrets", "not run: needs NixOS"),
+            ("check-failed-units", "0"),
+        ]
+    );
+    assert!(ev["error"].as_str().unwrap().contains("`switch`"), "{ev}");
+    assert_eq!(ev["sops_decrypted"].as_array().unwrap().len(), 2, "{ev}");
+    let mut not_run = Vec::new();
+    for c in ev["checks"].as_array().unwrap() {
+        if c["not_run"] == "needs NixOS" {
+            not_run.push(c["name"].as_str().unwrap());
+        } else {
+            assert_eq!(c["passed"], true, "{c}");
+        }
+    }
+    assert_eq!(
+        not_run,
+        ["sops secret `tls/key`", "sops secret `drone/rpc`"],
+        "{ev}"
+    );
+    assert!(
+        !text(&out.stderr).contains("[switch]"),
+        "the switch block ran"
+    );
+    assert_eq!(ev["teardown"]["deleted"], true);
+    setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_fails_docs_install_md_with_a_broken_step() {
+    let Some(daemon) = Daemon::find() else { return };
+    let written = fs_err::read_to_string(repository_runbook()).unwrap();
+    // The instance clone checks out a commit that does not exist.
+    let broken = written.replace(
+        "git -C /var/lib/fromgit/instance checkout --detach \"{{ instance_rev }}\"",
+        "git -C /var/lib/fromgit/instance checkout --detach \"{{ instance_rev }}~1\"",
+    );
+    assert_ne!(broken, written, "docs/install.md no longer has that step");
+    let Some(setup) = Setup::new(&daemon, "docsbroken", &broken, MONOLITH_VARS) else {
+        return;
+    };
+    setup.append_config(&monolith_repos(&setup));
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "failed");
+    let outcomes = block_outcomes(&ev);
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[2].0, "clone-instance");
+    assert_ne!(outcomes[2].1, "0");
+    assert!(ev["error"]
+        .as_str()
+        .unwrap()
+        .contains("block `clone-instance` exited with"));
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// A client certificate trusted without restriction, made for one test and
+/// removed from the trust store when dropped.
+struct UnrestrictedCertificate<'a> {
+    daemon: &'a Daemon,
+    fingerprint: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl<'a> UnrestrictedCertificate<'a> {
+    fn trust(daemon: &'a Daemon, dir: &Path, name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_file = dir.join(format!("{name}.crt"));
+        let key_file = dir.join(format!("{name}.key"));
+        fs_err::write(&cert_file, cert.pem()).unwrap();
+        fs_err::write(&key_file, key.serialize_pem()).unwrap();
+        let out = daemon.incus(&[
+            "config",
+            "trust",
+            "add-certificate",
+            &cert_file.display().to_string(),
+            "--name",
+            name,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        UnrestrictedCertificate {
+            daemon,
+            fingerprint: sha256_hex(cert.der()),
+            cert: cert_file,
+            key: key_file,
+        }
+    }
+}
+
+impl Drop for UnrestrictedCertificate<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .daemon
+            .incus(&["config", "trust", "remove", &self.fingerprint]);
+    }
+}
+
+#[test]
+fn vm_prove_allow_list_refuses_the_default_project_whatever_the_certificate_permits() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "allow", OK_RUNBOOK, "#!project=default\n") else {
+        return;
+    };
+    let name = format!("{}-unrestricted", setup.prefix);
+    let cert = UnrestrictedCertificate::trust(&daemon, setup.path(), &name);
+    set_incus_field(&setup, "client_cert", &cert.cert.display().to_string());
+    set_incus_field(&setup, "client_key", &cert.key.display().to_string());
+
+    let plan = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    let run_out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    // The control: allowed by the configuration, the certificate reaches
+    // `default` (plan only reads).
+    let config = setup.path().join("vm-prove.toml");
+    let allowed_default = fs_err::read_to_string(&config).unwrap().replace(
+        &format!("allowed_projects = [\"{}\"]", daemon.var("PROJECT")),
+        "allowed_projects = [\"default\"]",
+    );
+    fs_err::write(setup.path().join("control.toml"), allowed_default).unwrap();
+    let control = setup.vm_prove(&["plan", "--config", "control.toml", "--json"]);
+    let in_default = daemon.incus(&["list", "--project", "default", "--format", "csv", "-c", "n"]);
+    drop(cert);
+    let trusted = daemon.incus(&["config", "trust", "list", "--format", "csv"]);
+    assert!(
+        !text(&trusted.stdout).contains(&name),
+        "the certificate is still trusted"
+    );
+
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stdout).contains("REFUSED allow-list: project `default` (`incus.project`) is not in `guardrails.allowed_projects`"),
+        "{}",
+        text(&plan.stdout)
+    );
+    assert_exit(&run_out, 2, "guardrail `allow-list` refused");
+    assert!(
+        text(&run_out.stdout).contains(": refused\n"),
+        "{}",
+        text(&run_out.stdout)
+    );
+    let ev = setup.evidence();
+    assert_eq!(ev["verdict"], "refused");
+    assert!(ev["instance"].is_null(), "nothing may be created");
+    assert!(!text(&in_default.stdout).contains(&setup.prefix));
+    assert!(daemon.instances(&setup.prefix).is_empty());
+
+    let control: serde_json::Value = serde_json::from_slice(&control.stdout)
+        .unwrap_or_else(|_| panic!("{}", text(&control.stderr)));
+    let project = control["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "project")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        project["passed"], true,
+        "the certificate is not unrestricted: {project}"
+    );
+}
+
+#[test]
+fn vm_prove_unit_checks_match_systemd() {
+    let Some(daemon) = Daemon::find() else { return };
+    // Four oneshots, none enabled: one started and exited 0 (systemd then
+    // unloads it), one that fails, one never started, one still running.
+    let runbook = r#"```sh {name=units vm-prove=run timeout=60}
+for unit in started:/bin/true failing:/bin/false never:/bin/true slow:'/bin/sleep 300'; do
+  printf '[Service]\nType=oneshot\nExecStart=%s\n' "${unit#*:}" > "/etc/systemd/system/${unit%%:*}.service"
+done
+systemctl daemon-reload
+systemctl start started.service
+systemctl start failing.service || true
+systemctl start --no-block slow.service
+```
+"#;
+    let extra = "[checks]\nunits = [\"started.service\", \"failing.service\", \"never.service\", \"slow.service\"]\nsettle_timeout = 1\n";
+    let Some(setup) = Setup::new(&daemon, "units", runbook, extra) else {
+        return;
+    };
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    let units: BTreeMap<&str, (bool, &str)> = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?.strip_prefix("unit `")?;
+            Some((
+                name.trim_end_matches('`'),
+                (c["passed"] == true, c["observed"].as_str().unwrap()),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        units["started.service"],
+        (
+            true,
+            "ran and exited 0 (from the journal: systemd no longer holds its state)"
+        ),
+        "{units:?}"
+    );
+    assert_eq!(
+        units["failing.service"],
+        (
+            false,
+            "failed: ActiveState=failed Result=exit-code ExecMainStatus=1"
+        )
+    );
+    assert_eq!(units["never.service"], (false, "never ran in this boot"));
+    assert_eq!(units["slow.service"], (false, "still activating"));
+    assert_eq!(ev["teardown"]["deleted"], true);
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+#[test]
+fn vm_prove_owner_by_name_and_the_key_listed_once() {
+    let Some(daemon) = Daemon::find() else { return };
+    let extra = "[checks]\nsettle_timeout = \"30s\"\n[[checks.secrets]]\npath = \"/var/lib/sops-nix/key.txt\"\nowner = \"root\"\ngroup = \"#0\"\nmode = \"0600\"\n";
+    let Some(setup) = Setup::new(&daemon, "owner", OK_RUNBOOK, extra) else {
+        return;
+    };
+    let config = setup.path().join("vm-prove.toml");
+    let written = fs_err::read_to_string(&config).unwrap();
+    // A duration without a known unit: an error that names the field.
+    fs_err::write(
+        &config,
+        written.replace("ready_timeout = \"90s\"", "ready_timeout = \"90 seconds\""),
+    )
+    .unwrap();
+    let out = setup.vm_prove(&["plan", "--config", "vm-prove.toml"]);
+    assert_exit(&out, 2, "`ready_timeout = \"90 seconds\"`");
+    assert!(
+        text(&out.stderr).contains("not a duration"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs_err::write(
+        &config,
+        written.replace(
+            "source = \"bootstrap.txt\"",
+            "source = \"bootstrap.txt\"\nowner = \"root\"\ngroup = \"#0\"",
+        ),
+    )
+    .unwrap();
+
+    let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", text(&out.stderr));
+    let ev = setup.evidence();
+    assert_eq!(ev["secret"]["owner"], "root");
+    assert_eq!(ev["secret"]["uid"], 0);
+    let key_checks = ev["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "secret `/var/lib/sops-nix/key.txt`")
+        .count();
+    assert_eq!(key_checks, 1, "{ev}");
+    assert!(daemon.instances(&setup.prefix).is_empty());
+}
+
+/// What `sops-install-secrets` does at activation (a generation directory
+/// under `/run/secrets.d`, each value decrypted with the key file into it
+/// with its owner and mode, `/run/secrets` pointed at it), done by the
+/// runbook with the real `sops` on Debian: a stand-in for NixOS activation.
+const ACTIVATION_STAND_IN: &str = r#"```sh {name=clone vm-prove=run timeout=120}
+git clone -q "{{ repos.instance.bundle }}" /srv/instance
+git -C /srv/instance checkout -q --detach "{{ repos.instance.commit }}"
+```
+
+```sh {name=activation-stand-in vm-prove=run timeout=60}
+export SOPS_AGE_KEY_FILE=/var/lib/sops-nix/key.txt
+umask 077
+gen=/run/secrets.d/1
+install -d -m 0751 /run/secrets.d "$gen" "$gen/tls" "$gen/drone"
+sops -d --extract '["tls"]["key"]' /srv/instance/secrets/secrets.yaml > "$gen/tls/key"
+RPC_VALUE > "$gen/drone/rpc"
+chmod 0400 "$gen/tls/key"
+chmod 0440 "$gen/drone/rpc"
+chown daemon:daemon "$gen/drone/rpc"
+ln -sfn "$gen" /run/secrets
+```
+"#;
+
+const SOPS_SECRET_CHECKS: &str = r#"
+[checks]
+[[checks.sops_secrets]]
+name = "tls/key"
+sops_file = "instance/secrets/secrets.yaml"
+
+[[checks.sops_secrets]]
+name = "drone/rpc"
+sops_file = "instance/secrets/secrets.yaml"
+owner = "daemon"
+group = "daemon"
+mode = "0440"
+"#;
+
+#[test]
+fn vm_prove_sops_nix_secrets_by_name_on_a_stand_in_for_activation() {
+    let Some(daemon) = Daemon::find() else { return };
+    for (variant, value, code) in [
+        (
+            "sopsnix",
+            "sops -d --extract '[\"drone\"][\"rpc\"]' /srv/instance/secrets/secrets.yaml",
+            0,
+        ),
+        ("sopsnixbad", "echo not-the-sealed-value", 1),
+    ] {
+        let runbook = ACTIVATION_STAND_IN.replace("RPC_VALUE", value);
+        let Some(setup) = Setup::new(&daemon, variant, &runbook, "") else {
+            return;
+        };
+        setup.append_config(&monolith_repos(&setup));
+        setup.append_config(SOPS_SECRET_CHECKS);
+        let out = setup.vm_prove(&["run", "--config", "vm-prove.toml"]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{variant}: stderr:\n{}",
+            text(&out.stderr)
+        );
+        let ev = setup.evidence();
+        let sops: BTreeMap<&str, (bool, &str)> = ev["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| {
+                let name = c["name"].as_str()?.strip_prefix("sops secret `")?;
+                Some((
+                    name.trim_end_matches('`'),
+                    (c["passed"] == true, c["observed"].as_str().unwrap()),
+                ))
+            })
+            .collect();
+        assert_eq!(sops.len(), 2, "{ev}");
+        let (passed, observed) = sops["tls/key"];
+        assert!(passed, "{observed}");
+        assert!(
+            observed.contains("`/run/secrets` → `/run/secrets.d/1` (newest)")
+                && observed.contains("root:root (#0:#0) 400")
+                && observed.contains("content matches the decrypted value: true"),
+            "{observed}"
+        );
+        let (passed, observed) = sops["drone/rpc"];
+        assert!(observed.contains("daemon:daemon"), "{observed}");
+        assert_eq!(passed, code == 0, "{variant}: {observed}");
+        assert_eq!(
+            observed.contains("content matches the decrypted value: true"),
+            code == 0,
+            "{observed}"
+        );
+        assert_eq!(ev["sops_decrypted"].as_array().unwrap().len(), 2);
+        setup.assert_no_secret_in_evidence(&[&out.stdout, &out.stderr]);
+        assert!(daemon.instances(&setup.prefix).is_empty());
+    }
+}
+
+/// The `toml` block of docs/vm-prove.md's "The NixOS run" section.
+fn documented_nixos_configuration() -> String {
+    let doc =
+        fs_err::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/vm-prove.md"))
+            .unwrap();
+    let section = doc.split("## The NixOS run").nth(1).unwrap();
+    let block = section.split("```toml\n").nth(1).unwrap();
+    block.split("\n```").next().unwrap().to_owned()
+}
+
+#[test]
+fn vm_prove_plan_accepts_the_documented_nixos_configuration() {
+    let Some(daemon) = Daemon::find() else { return };
+    let Some(setup) = Setup::new(&daemon, "nixosdoc", "", "") else {
+        return;
+    };
+    // What the configuration names next to it: the repos, the key, fromgit's runbook.
+    monolith_repos(&setup);
+    let (chain, key) = wildcard_certificate();
+    fs_err::write(setup.path().join("chain.pem"), chain).unwrap();
+    fs_err::write(setup.path().join("key.pem"), key).unwrap();
+    let sealed = run(
+        &fromgit_bin("cert-seal"),
+        [
+            "seal",
+            "--cert",
+            "chain.pem",
+            "--key",
+            "key.pem",
+            "--domain",
+            "example.net",
+            "--into",
+            "instance/secrets/secrets.yaml",
+            "--identity",
+            "bootstrap.txt",
+        ],
+        setup.path(),
+        &[],
+        b"",
+    );
+    success(&sealed, "cert-seal seal --into");
+    fs_err::create_dir_all(setup.path().join("fromgit/docs")).unwrap();
+    fs_err::copy(
+        repository_runbook(),
+        setup.path().join("fromgit/docs/install.md"),
+    )
+    .unwrap();
+
+    // The documented configuration, pointed at the local daemon: only its
+    // address, certificates and project change.
+    let mut config = documented_nixos_configuration()
+        .replace("terraform-ci", daemon.var("PROJECT"))
+        .replace("https://b1:8443", daemon.var("URL"));
+    for (file, local) in [
+        ("client.crt", daemon.var("CERT")),
+        ("client.key", daemon.var("KEY")),
+        ("server.crt", daemon.var("CA")),
+    ] {
+        config = config.replace(
+            &format!("/srv/incus-terraform-nix-vm-creator/terraform-secrets/{file}"),
+            local,
+        );
+    }
+    let config: String = config
+        .lines()
+        .filter(|l| !l.starts_with("proxy = "))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    fs_err::write(setup.path().join("nixos.toml"), &config).unwrap();
+    let before = daemon.instances("vmprove");
+
+    let out = setup.vm_prove(&["plan", "--config", "nixos.toml"]);
+    let plan = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{plan}\n{}", text(&out.stderr));
+    assert!(
+        plan.contains("REFUSED image: image `nixos-25.11` is not available"),
+        "{plan}"
+    );
+    assert!(plan.contains("ok      allow-list"), "{plan}");
+    assert!(
+        plan.contains("A run would be refused before any change."),
+        "{plan}"
+    );
+    for step in [
+        "create virtual-machine `vmprove-<run id>` from image `nixos-25.11` with limits.memory=4GiB",
+        "run block `switch` (line 73, timeout 3600 s); needs NixOS",
+        "run block `check-secrets`",
+        "check: sops-nix secret `tls/key` at `/run/secrets/tls/key`",
+        "check: sops-nix secret `webhook/hmac`",
+        "check: `/run/current-system` resolves to `/nix/store/…-nixos-system-cc-ci-25.11`",
+        "inside the instance serves",
+        "force-stop and delete the instance (always)",
+    ] {
+        assert!(plan.contains(step), "`{step}` is not in:\n{plan}");
+    }
+    assert_eq!(
+        daemon.instances("vmprove"),
+        before,
+        "plan created something"
+    );
     assert!(daemon.instances(&setup.prefix).is_empty());
 }

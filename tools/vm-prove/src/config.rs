@@ -59,13 +59,73 @@ pub struct IncusConfig {
     /// Optional SOCKS5 proxy, e.g. `socks5h://127.0.0.1:1055`.
     #[serde(default)]
     pub proxy: Option<String>,
-    /// Seconds for ordinary requests (long-polls on operations are not bounded by it).
+    /// Ordinary requests (long-polls on operations are not bounded by it).
     #[serde(default = "default_request_timeout")]
-    pub request_timeout: u64,
+    pub request_timeout: Seconds,
 }
 
-fn default_request_timeout() -> u64 {
-    30
+fn default_request_timeout() -> Seconds {
+    Seconds(30)
+}
+
+/// A duration, written `"120s"`, `"15m"` or `"2h"` (a bare integer is read
+/// as seconds, for configurations written before the units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct Seconds(pub u64);
+
+impl Seconds {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl From<Seconds> for String {
+    fn from(s: Seconds) -> String {
+        s.to_string()
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s", self.0)
+    }
+}
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Seconds, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let bad = || format!("`{text}` is not a duration: write it as \"120s\", \"15m\" or \"2h\"");
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let factor = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(factor).map(Seconds).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bare(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom("a duration is written \"120s\", \"15m\" or \"2h\"")
+        })? {
+            Written::Bare(n) => Ok(Seconds(n)),
+            Written::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Instance kind, as Incus names it.
@@ -104,9 +164,9 @@ pub struct InstanceConfig {
     /// Instance names are `<prefix>-<run id>`.
     #[serde(default = "default_prefix")]
     pub name_prefix: String,
-    /// Seconds to wait for the instance to be up (running, systemd settled).
+    /// How long to wait for the instance to be up (running, systemd settled).
     #[serde(default = "default_ready_timeout")]
-    pub ready_timeout: u64,
+    pub ready_timeout: Seconds,
 }
 
 fn default_type() -> InstanceType {
@@ -118,14 +178,20 @@ fn default_profiles() -> Vec<String> {
 fn default_prefix() -> String {
     "vmprove".to_owned()
 }
-fn default_ready_timeout() -> u64 {
-    120
+fn default_ready_timeout() -> Seconds {
+    Seconds(120)
 }
 
 /// Limits checked before anything changes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guardrails {
+    /// The only projects vm-prove may change anything in, whatever the
+    /// client certificate permits.
+    pub allowed_projects: Vec<String>,
+    /// The only instance name prefixes vm-prove may create, change or
+    /// delete (`<prefix>-…`), besides the one named `resize.instance`.
+    pub allowed_name_prefixes: Vec<String>,
     /// The host's memory guideline for the project: the running instances'
     /// `limits.memory` plus the new instance's must stay within it.
     pub memory_budget: String,
@@ -142,13 +208,13 @@ pub struct Resize {
     pub instance: String,
     /// Its new `limits.memory`.
     pub memory: String,
-    /// Seconds its clean shutdown may take; a host is never force-stopped.
+    /// How long its clean shutdown may take; a host is never force-stopped.
     #[serde(default = "default_stop_timeout")]
-    pub stop_timeout: u64,
+    pub stop_timeout: Seconds,
 }
 
-fn default_stop_timeout() -> u64 {
-    120
+fn default_stop_timeout() -> Seconds {
+    Seconds(120)
 }
 
 /// The one secret pushed into the instance: the bootstrap age key.
@@ -160,12 +226,18 @@ pub struct SecretConfig {
     /// Absolute destination path inside the instance.
     #[serde(default = "default_secret_path")]
     pub path: String,
-    /// Numeric owner uid inside the instance.
-    #[serde(default)]
-    pub uid: u32,
-    /// Numeric owner gid inside the instance.
-    #[serde(default)]
-    pub gid: u32,
+    /// Owner inside the instance: a user name, or `#<uid>`.
+    #[serde(default = "default_root")]
+    pub owner: String,
+    /// Group inside the instance: a group name, or `#<gid>`.
+    #[serde(default = "default_root")]
+    pub group: String,
+    /// Earlier spelling of `owner = "#<uid>"`.
+    #[serde(default, skip_serializing)]
+    pub uid: Option<u32>,
+    /// Earlier spelling of `group = "#<gid>"`.
+    #[serde(default, skip_serializing)]
+    pub gid: Option<u32>,
     /// Octal mode, as a string (`"0600"`).
     #[serde(default = "default_secret_mode")]
     pub mode: String,
@@ -187,13 +259,13 @@ pub struct RunbookConfig {
     /// Values for the `{{ name }}` placeholders in the blocks.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
-    /// Timeout in seconds for a block without `timeout=`.
+    /// Timeout of a block without `timeout=`.
     #[serde(default = "default_block_timeout")]
-    pub default_timeout: u64,
+    pub default_timeout: Seconds,
 }
 
-fn default_block_timeout() -> u64 {
-    600
+fn default_block_timeout() -> Seconds {
+    Seconds(600)
 }
 
 /// A local git checkout made available inside the instance as a git bundle
@@ -219,7 +291,7 @@ fn default_rev() -> String {
 pub const REPOS_DIR: &str = "/var/lib/vm-prove/repos";
 
 /// Read-only checks after the runbook.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecksConfig {
     /// Units that must have converged (a oneshot counts when it succeeded).
@@ -228,9 +300,13 @@ pub struct ChecksConfig {
     /// Secret files that must exist with this owner, group and mode.
     #[serde(default)]
     pub secrets: Vec<SecretCheck>,
-    /// Seconds to wait for pending systemd jobs to drain.
+    /// sops-nix secrets, by their NixOS name, that activation must have
+    /// installed with this owner, group, mode and content.
+    #[serde(default)]
+    pub sops_secrets: Vec<SopsSecretCheck>,
+    /// How long to wait for pending systemd jobs to drain.
     #[serde(default = "default_settle_timeout")]
-    pub settle_timeout: u64,
+    pub settle_timeout: Seconds,
     /// TLS endpoints that must serve the sealed certificate.
     #[serde(default)]
     pub tls: Vec<TlsCheck>,
@@ -273,8 +349,39 @@ impl TlsCheck {
     }
 }
 
-fn default_settle_timeout() -> u64 {
-    60
+fn default_settle_timeout() -> Seconds {
+    Seconds(60)
+}
+
+/// A secret as sops-nix installs it: `sops.secrets.<name>` becomes
+/// `/run/secrets/<name>`, a path inside the newest generation
+/// `/run/secrets.d/<n>/` that `/run/secrets` links to, with the secret's
+/// owner, group and mode, holding the value decrypted from its sops file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SopsSecretCheck {
+    /// The attribute name in `sops.secrets` (may contain `/`).
+    pub name: String,
+    /// The sops file the value comes from, on this machine (the instance
+    /// repo's); vm-prove decrypts it with the pushed key to compare hashes.
+    pub sops_file: PathBuf,
+    /// The value's key in that file, `/` between levels; the name by default,
+    /// as in sops-nix.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default = "default_root")]
+    pub owner: String,
+    #[serde(default = "default_root")]
+    pub group: String,
+    #[serde(default = "default_check_mode")]
+    pub mode: String,
+}
+
+impl SopsSecretCheck {
+    /// The key in the sops file.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One secret file expected after the runbook.
@@ -325,25 +432,42 @@ fn default_tail_lines() -> usize {
     40
 }
 
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            units: Vec::new(),
+            secrets: Vec::new(),
+            sops_secrets: Vec::new(),
+            settle_timeout: default_settle_timeout(),
+            tls: Vec::new(),
+            current_system: None,
+        }
+    }
+}
+
 /// What `sweep` may delete.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
-    /// A tagged instance from another host counts as abandoned after this many minutes.
+    /// A tagged instance from another host counts as abandoned after this long.
     #[serde(default = "default_max_age")]
-    pub max_age_minutes: u64,
+    pub max_age: Seconds,
+    /// Earlier spelling of `max_age`, in minutes.
+    #[serde(default, skip_serializing)]
+    pub max_age_minutes: Option<u64>,
 }
 
 impl Default for SweepConfig {
     fn default() -> Self {
         SweepConfig {
-            max_age_minutes: default_max_age(),
+            max_age: default_max_age(),
+            max_age_minutes: None,
         }
     }
 }
 
-fn default_max_age() -> u64 {
-    360
+fn default_max_age() -> Seconds {
+    Seconds(6 * 3600)
 }
 
 impl Config {
@@ -353,15 +477,45 @@ impl Config {
         let shown = path.display().to_string();
         let mut config: Config = toml::from_str(&text).map_err(|err| ConfigError::Parse {
             path: shown.clone(),
-            message: err.message().to_owned(),
+            message: located(&text, &err),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve(base);
+        config.normalise().map_err(|message| ConfigError::Invalid {
+            path: shown.clone(),
+            message,
+        })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: shown,
             message,
         })?;
         Ok(config)
+    }
+
+    /// Earlier spellings (`secret.uid`/`gid`, `sweep.max_age_minutes`) in
+    /// the one notation; both spellings at once is an error.
+    fn normalise(&mut self) -> Result<(), String> {
+        let secret = &mut self.secret;
+        for (numeric, named, field) in [
+            (secret.uid.take(), &mut secret.owner, "owner"),
+            (secret.gid.take(), &mut secret.group, "group"),
+        ] {
+            if let Some(id) = numeric {
+                if *named != default_root() {
+                    return Err(format!(
+                        "`secret.{field}` and its earlier numeric spelling are both set"
+                    ));
+                }
+                *named = format!("#{id}");
+            }
+        }
+        if let Some(minutes) = self.sweep.max_age_minutes.take() {
+            if self.sweep.max_age != default_max_age() {
+                return Err("`sweep.max_age` and `sweep.max_age_minutes` are both set".to_owned());
+            }
+            self.sweep.max_age = Seconds(minutes.saturating_mul(60));
+        }
+        Ok(())
     }
 
     fn resolve(&mut self, base: &Path) {
@@ -376,7 +530,12 @@ impl Config {
         .into_iter()
         .chain(self.repos.iter_mut().map(|r| &mut r.path))
         .chain(self.checks.tls.iter_mut().map(|t| &mut t.sealed))
-        {
+        .chain(
+            self.checks
+                .sops_secrets
+                .iter_mut()
+                .map(|s| &mut s.sops_file),
+        ) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -415,6 +574,21 @@ impl Config {
         {
             return Err(
                 "`instance.name_prefix` must be letters, digits and `-`, starting with a letter"
+                    .to_owned(),
+            );
+        }
+        if self.guardrails.allowed_projects.is_empty() {
+            return Err("`guardrails.allowed_projects` must name at least one project".to_owned());
+        }
+        if self.guardrails.allowed_name_prefixes.is_empty()
+            || self
+                .guardrails
+                .allowed_name_prefixes
+                .iter()
+                .any(|p| p.is_empty() || !p.chars().all(name_char))
+        {
+            return Err(
+                "`guardrails.allowed_name_prefixes` must name at least one prefix (letters, digits, `-`)"
                     .to_owned(),
             );
         }
@@ -457,12 +631,101 @@ impl Config {
                 ));
             }
         }
+        for (field, owner) in [
+            ("secret.owner", &self.secret.owner),
+            ("secret.group", &self.secret.group),
+        ] {
+            parse_owner(owner).map_err(|e| format!("`{field}`: {e}"))?;
+        }
+        for check in &self.checks.sops_secrets {
+            let name_ok = !check.name.is_empty()
+                && !check.name.starts_with('/')
+                && check.name.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != ".."
+                        && part.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+')
+                        })
+                });
+            if !name_ok {
+                return Err(format!(
+                    "`checks.sops_secrets` name `{}` is not a sops-nix secret name",
+                    check.name
+                ));
+            }
+            parse_mode(&check.mode)
+                .map_err(|e| format!("`checks.sops_secrets` `{}`: {e}", check.name))?;
+            for owner in [&check.owner, &check.group] {
+                parse_owner(owner)
+                    .map_err(|e| format!("`checks.sops_secrets` `{}`: {e}", check.name))?;
+            }
+        }
         for check in &self.checks.secrets {
             parse_mode(&check.mode)
                 .map_err(|e| format!("`checks.secrets` `{}`: {e}", check.path))?;
+            for owner in [&check.owner, &check.group] {
+                parse_owner(owner)
+                    .map_err(|e| format!("`checks.secrets` `{}`: {e}", check.path))?;
+            }
+            if check.path == self.secret.path {
+                // The pushed key, listed again: one check, so both must agree.
+                let same = parse_mode(&check.mode) == parse_mode(&self.secret.mode)
+                    && check.owner == self.secret.owner
+                    && check.group == self.secret.group;
+                if !same {
+                    return Err(format!(
+                        "`checks.secrets` `{}` is the pushed key: its owner, group and mode ({} {} {}) must be those of `[secret]` ({} {} {})",
+                        check.path,
+                        check.owner,
+                        check.group,
+                        check.mode,
+                        self.secret.owner,
+                        self.secret.group,
+                        self.secret.mode
+                    ));
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// A parse error with the line it is on, so the message names the field.
+fn located(text: &str, err: &toml::de::Error) -> String {
+    let Some(span) = err.span() else {
+        return err.message().to_owned();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    format!("line {line_no} (`{line}`): {}", err.message())
+}
+
+/// An owner or group: a name, or `#<numeric id>`.
+pub fn parse_owner(text: &str) -> Result<Owner, String> {
+    if let Some(id) = text.strip_prefix('#') {
+        return id
+            .parse()
+            .map(Owner::Id)
+            .map_err(|_| format!("`{text}` is neither a name nor `#<numeric id>`"));
+    }
+    let valid = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !text.starts_with('-');
+    if valid {
+        Ok(Owner::Name(text.to_owned()))
+    } else {
+        Err(format!("`{text}` is neither a name nor `#<numeric id>`"))
+    }
+}
+
+/// A user or group as written in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Name(String),
+    Id(u32),
 }
 
 fn name_char(c: char) -> bool {
@@ -540,6 +803,24 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_one_notation() {
+        assert_eq!("120s".parse(), Ok(Seconds(120)));
+        assert_eq!("15m".parse(), Ok(Seconds(900)));
+        assert_eq!("2h".parse(), Ok(Seconds(7200)));
+        assert!("120".parse::<Seconds>().is_err());
+        assert!("2 min".parse::<Seconds>().is_err());
+        assert_eq!(Seconds(90).to_string(), "90s");
+    }
+
+    #[test]
+    fn owners() {
+        assert_eq!(parse_owner("nginx"), Ok(Owner::Name("nginx".to_owned())));
+        assert_eq!(parse_owner("#0"), Ok(Owner::Id(0)));
+        assert!(parse_owner("#x").is_err());
+        assert!(parse_owner("a b").is_err());
+    }
+
+    #[test]
     fn modes() {
         assert_eq!(parse_mode("0600"), Ok(0o600));
         assert_eq!(parse_mode("600"), Ok(0o600));
@@ -566,6 +847,8 @@ image = "debian"
 memory = "1GiB"
 
 [guardrails]
+allowed_projects = ["fromgit-ci"]
+allowed_name_prefixes = ["vmprove"]
 memory_budget = "4GiB"
 
 [secret]
@@ -581,6 +864,59 @@ path = "install.md"
         assert_eq!(config.secret.path, "/var/lib/sops-nix/key.txt");
         assert_eq!(config.instance.kind, InstanceType::Container);
         assert_eq!(config.evidence.dir, dir.path().join("vm-prove-evidence"));
+        assert_eq!(config.secret.owner, "root");
+        assert_eq!(config.instance.ready_timeout, Seconds(120));
+    }
+
+    fn load_with(extra: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vm-prove.toml");
+        let mut text = String::from(
+            "[incus]\nurl = \"https://127.0.0.1:8443\"\nproject = \"p\"\nclient_cert = \"c\"\nclient_key = \"k\"\nserver_cert = \"s\"\n\
+             [instance]\nimage = \"i\"\nmemory = \"1GiB\"\nready_timeout = READY\n\
+             [guardrails]\nallowed_projects = [\"p\"]\nallowed_name_prefixes = [\"vmprove\"]\nmemory_budget = \"4GiB\"\n\
+             [secret]\nsource = \"b\"\nSECRET\n[runbook]\npath = \"r\"\n[sweep]\nSWEEP\n[checks]\nCHECKS\n"
+        );
+        for entry in extra.split(";;").filter(|e| !e.is_empty()) {
+            let (slot, value) = entry.split_once('|').unwrap();
+            text = text.replace(slot, value);
+        }
+        for slot in ["SECRET", "SWEEP", "CHECKS"] {
+            text = text.replace(slot, "");
+        }
+        let text = text.replace("READY", "\"90s\"");
+        fs_err::write(&file, text).unwrap();
+        Config::load(&file).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_owners_and_the_key_listed_twice() {
+        let c = load_with("").unwrap();
+        assert_eq!(c.instance.ready_timeout, Seconds(90));
+        assert_eq!(c.sweep.max_age, Seconds(6 * 3600));
+        // Bare integers are seconds, for configurations written before the units.
+        let c = load_with("READY|120").unwrap();
+        assert_eq!(c.instance.ready_timeout, Seconds(120));
+        let err = load_with("READY|\"120x\"").unwrap_err();
+        assert!(
+            err.contains("`ready_timeout = \"120x\"`") && err.contains("not a duration"),
+            "{err}"
+        );
+        let c = load_with("SWEEP|max_age_minutes = 30;;SECRET|uid = 1000\ngid = 100").unwrap();
+        assert_eq!(c.sweep.max_age, Seconds(1800));
+        assert_eq!(
+            (c.secret.owner.as_str(), c.secret.group.as_str()),
+            ("#1000", "#100")
+        );
+        let err = load_with("SECRET|owner = \"admin\"\nuid = 1000").unwrap_err();
+        assert!(err.contains("`secret.owner`"), "{err}");
+        let err = load_with("SECRET|owner = \"a b\"").unwrap_err();
+        assert!(err.contains("`secret.owner`"), "{err}");
+        // The pushed key listed in checks.secrets: fine when it agrees, an error when not.
+        let same = "CHECKS|secrets = [{ path = \"/var/lib/sops-nix/key.txt\", mode = \"0600\" }]";
+        assert!(load_with(same).is_ok());
+        let err = load_with(&same.replace("0600", "0400")).unwrap_err();
+        assert!(err.contains("is the pushed key"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct InstanceRecord {
 pub struct SecretRecord {
     pub source: String,
     pub destination: String,
+    /// As configured: a name, or `#<id>`.
+    pub owner: String,
+    pub group: String,
+    /// Resolved inside the instance.
     pub uid: u32,
     pub gid: u32,
     pub mode: String,
@@ -63,6 +67,9 @@ pub struct BlockRecord {
     /// The last lines of stdout and stderr, with the secret redacted if it appeared.
     pub output_tail: String,
     pub error: Option<String>,
+    /// Why the block was not run (`needs NixOS`), when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 /// One check after the runbook.
@@ -72,6 +79,10 @@ pub struct CheckRecord {
     pub passed: bool,
     pub expected: String,
     pub observed: String,
+    /// Why the check was not run (`needs NixOS`), when it was not; such a
+    /// check neither passed nor failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 /// The resize done before the run, with the values before and after.
@@ -114,14 +125,23 @@ pub struct Evidence {
     pub resize: Option<ResizeRecord>,
     pub instance: Option<InstanceRecord>,
     pub readiness: Option<String>,
+    /// What the instance runs (`/etc/os-release`), and whether it is NixOS.
+    pub instance_os: Option<String>,
+    pub nixos: Option<bool>,
+    /// What this run can prove at most, in words: "a NixOS rebuild" or
+    /// "mechanics on a Debian container (not NixOS)".
+    pub level: String,
     pub secret: SecretRecord,
     pub blocks: Vec<BlockRecord>,
+    /// The sops-nix secrets whose values the pushed key decrypted here (to
+    /// compare hashes with what activation installed): names only.
+    pub sops_decrypted: Vec<String>,
     pub checks: Vec<CheckRecord>,
     /// What every command run in the instance was for, in order: the
     /// runbook's blocks and the read-only readiness, key and check commands.
     pub executed: Vec<String>,
     pub teardown: Teardown,
-    /// `passed`, `failed`, `refused`, `interrupted` or `error`.
+    /// `passed`, `unproven`, `failed`, `refused`, `interrupted` or `error`.
     pub verdict: String,
     pub error: Option<String>,
 }
@@ -163,26 +183,42 @@ impl Evidence {
         )
     }
 
+    /// The one-line account: what ran, what passed, what was not run, at
+    /// which level, and whether the instance is gone.
+    pub fn account(&self) -> String {
+        let ran = self.blocks.iter().filter(|b| b.not_run.is_none()).count();
+        let blocks_not_run = self.blocks.len() - ran;
+        let checks_run = self.checks.iter().filter(|c| c.not_run.is_none()).count();
+        let checks_not_run = self.checks.len() - checks_run;
+        let mut text = format!(
+            "{}: {ran} block(s) ran ({} exited 0), {} of {checks_run} check(s) passed",
+            self.level,
+            self.blocks.iter().filter(|b| b.exit == Some(0)).count(),
+            self.checks.iter().filter(|c| c.passed).count(),
+        );
+        if blocks_not_run + checks_not_run > 0 {
+            use std::fmt::Write as _;
+            let _ = write!(
+                text,
+                ", {blocks_not_run} block(s) and {checks_not_run} check(s) not run: needs NixOS"
+            );
+        }
+        let instance = if self.teardown.deleted {
+            "deleted"
+        } else if self.instance.as_ref().is_some_and(|i| i.created) {
+            "NOT deleted"
+        } else {
+            "never created"
+        };
+        format!("{text}; the instance was {instance}.")
+    }
+
     /// The Markdown summary.
     pub fn markdown(&self) -> String {
         use std::fmt::Write as _;
         let mut m = String::new();
         let _ = writeln!(m, "# vm-prove run `{}`: {}\n", self.run_id, self.verdict);
-        let _ = writeln!(
-            m,
-            "{} block(s) ran ({} exited 0), {} of {} check(s) passed, the instance was {}.\n",
-            self.blocks.len(),
-            self.blocks.iter().filter(|b| b.exit == Some(0)).count(),
-            self.checks.iter().filter(|c| c.passed).count(),
-            self.checks.len(),
-            if self.teardown.deleted {
-                "deleted"
-            } else if self.instance.as_ref().is_some_and(|i| i.created) {
-                "NOT deleted"
-            } else {
-                "never created"
-            }
-        );
+        let _ = writeln!(m, "{}\n", self.account());
         let _ = writeln!(m, "- tool: {} {}", self.tool, self.tool_version);
         let _ = writeln!(
             m,
@@ -302,6 +338,9 @@ impl Evidence {
         );
         for b in &self.blocks {
             let exit = match (b.exit, b.timed_out, &b.error) {
+                _ if b.not_run.is_some() => {
+                    format!("not run: {}", b.not_run.as_deref().unwrap_or_default())
+                }
                 (_, true, _) => format!("timed out ({} s)", b.timeout_seconds),
                 (Some(code), _, _) => code.to_string(),
                 (None, _, Some(e)) => format!("not run: {e}"),
@@ -331,6 +370,10 @@ impl Evidence {
         use std::fmt::Write as _;
         let _ = writeln!(m, "\n## Checks\n");
         for c in &self.checks {
+            if let Some(why) = &c.not_run {
+                let _ = writeln!(m, "- not run **{}**: {why}", c.name);
+                continue;
+            }
             let _ = writeln!(
                 m,
                 "- {} **{}**: expected {}; observed {}",
@@ -409,8 +452,12 @@ mod tests {
             resize: None,
             instance: None,
             readiness: None,
+            instance_os: None,
+            nixos: None,
+            level: String::new(),
             secret: SecretRecord::default(),
             blocks: Vec::new(),
+            sops_decrypted: Vec::new(),
             checks: Vec::new(),
             executed: Vec::new(),
             teardown: Teardown::default(),

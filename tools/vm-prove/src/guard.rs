@@ -96,7 +96,7 @@ pub fn resize_guardrail(
         before: target.config.get("limits.memory").cloned(),
         after: resize.memory.clone(),
         running: target.status_code == RUNNING,
-        stop_timeout: std::time::Duration::from_secs(resize.stop_timeout),
+        stop_timeout: resize.stop_timeout.duration(),
     };
     let guardrail = Guardrail {
         name: "resize".to_owned(),
@@ -206,10 +206,61 @@ pub fn memory_guardrail(config: &Config, instances: &[Instance]) -> Guardrail {
     }
 }
 
-/// Evaluates every server-side guardrail. Transport errors are errors, not refusals.
+/// The configuration's own allow-lists: the project and the instance name
+/// prefix must be named there, whatever the certificate would permit.
+pub fn allow_list_guardrail(config: &Config) -> Guardrail {
+    let g = &config.guardrails;
+    let project = &config.incus.project;
+    let prefix = &config.instance.name_prefix;
+    let (passed, detail) = if !g.allowed_projects.contains(project) {
+        (
+            false,
+            format!(
+                "project `{project}` (`incus.project`) is not in `guardrails.allowed_projects` {:?}",
+                g.allowed_projects
+            ),
+        )
+    } else if !g.allowed_name_prefixes.contains(prefix) {
+        (
+            false,
+            format!(
+                "name prefix `{prefix}` (`instance.name_prefix`) is not in `guardrails.allowed_name_prefixes` {:?}",
+                g.allowed_name_prefixes
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "project `{project}` and name prefix `{prefix}` are allowed; the client refuses any change elsewhere"
+            ),
+        )
+    };
+    Guardrail {
+        name: "allow-list".to_owned(),
+        passed,
+        detail,
+        numbers: json!({"allowed_projects": g.allowed_projects, "allowed_name_prefixes": g.allowed_name_prefixes}),
+    }
+}
+
+/// Evaluates every guardrail, the configuration's allow-lists first (a
+/// refusal there stops before the project is even looked at). Transport
+/// errors are errors, not refusals.
 pub async fn evaluate(client: &Client, config: &Config) -> Result<Evaluation, IncusError> {
-    let mut guardrails = Vec::new();
     let server = &client.server;
+    let allow_list = allow_list_guardrail(config);
+    if !allow_list.passed {
+        return Ok(Evaluation {
+            guardrails: vec![
+                allow_list,
+                refused("project", "not evaluated: not allowed".to_owned()),
+            ],
+            image_fingerprint: String::new(),
+            resize: None,
+        });
+    }
+    let mut guardrails = vec![allow_list];
     guardrails.push(Guardrail {
         name: "server".to_owned(),
         passed: true,
@@ -299,7 +350,7 @@ mod tests {
     fn config(budget: &str, memory: &str) -> Config {
         let text = format!(
             "[incus]\nurl = \"https://127.0.0.1:8443\"\nproject = \"p\"\nclient_cert = \"c\"\nclient_key = \"k\"\nserver_cert = \"s\"\n\
-             [instance]\nimage = \"i\"\nmemory = \"{memory}\"\n[guardrails]\nmemory_budget = \"{budget}\"\n\
+             [instance]\nimage = \"i\"\nmemory = \"{memory}\"\n[guardrails]\nallowed_projects = [\"p\"]\nallowed_name_prefixes = [\"vmprove\"]\nmemory_budget = \"{budget}\"\n\
              [secret]\nsource = \"b\"\n[runbook]\npath = \"r\"\n"
         );
         toml::from_str(&text).unwrap()
@@ -340,7 +391,7 @@ mod tests {
         c.guardrails.resize = Some(crate::config::Resize {
             instance: "host".to_owned(),
             memory: "2GiB".to_owned(),
-            stop_timeout: 120,
+            stop_timeout: crate::config::Seconds(120),
         });
         // Unset before: the resize gives it a limit, so it can be budgeted.
         let host = instance("host", RUNNING, None);

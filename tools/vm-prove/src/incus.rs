@@ -52,6 +52,9 @@ pub enum IncusError {
     /// The answer did not have the expected shape.
     #[error("{what}: unexpected answer: {message}")]
     Protocol { what: String, message: String },
+    /// The client refused a change the configuration's allow-lists do not permit.
+    #[error("refused: {what}: {reason}")]
+    NotAllowed { what: String, reason: String },
     /// The client refused to send a request outside its project.
     #[error("refused: `{url}` names project `{other}`, but only `{project}` may be touched")]
     OtherProject {
@@ -432,6 +435,80 @@ fn url_project(url: &Url) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// What the configuration allows to be changed, enforced by the client on
+/// every request that changes anything, whatever the certificate permits.
+#[derive(Debug, Clone, Default)]
+pub struct Allowed {
+    pub projects: Vec<String>,
+    /// Instances named `<prefix>-…` may be created, changed and deleted.
+    pub name_prefixes: Vec<String>,
+    /// Instances allowed by exact name (the one configured resize target).
+    pub instances: Vec<String>,
+}
+
+impl Allowed {
+    pub fn from_config(config: &crate::config::Config) -> Allowed {
+        Allowed {
+            projects: config.guardrails.allowed_projects.clone(),
+            name_prefixes: config.guardrails.allowed_name_prefixes.clone(),
+            instances: config
+                .guardrails
+                .resize
+                .iter()
+                .map(|r| r.instance.clone())
+                .collect(),
+        }
+    }
+
+    fn instance(&self, name: &str) -> bool {
+        self.instances.iter().any(|i| i == name)
+            || self.name_prefixes.iter().any(|p| {
+                name.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('-') && rest.len() > 1)
+            })
+    }
+
+    /// Whether a request that changes something may be sent: its project
+    /// is allowed, and it targets an allowed instance (or creates one).
+    pub fn change(
+        &self,
+        project: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<(), String> {
+        if !self.projects.iter().any(|p| p == project) {
+            return Err(format!(
+                "project `{project}` is not in `guardrails.allowed_projects`"
+            ));
+        }
+        let path = path.split('?').next().unwrap_or(path);
+        if path == "/1.0/instances" {
+            let name = body.and_then(|b| b["name"].as_str()).unwrap_or_default();
+            return if self.instance(name) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "instance name `{name}` has no prefix in `guardrails.allowed_name_prefixes`"
+                ))
+            };
+        }
+        if let Some(rest) = path.strip_prefix("/1.0/instances/") {
+            let name = rest.split('/').next().unwrap_or_default();
+            return if self.instance(name) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "instance `{name}` has no prefix in `guardrails.allowed_name_prefixes` and is not `guardrails.resize.instance`"
+                ))
+            };
+        }
+        if path.starts_with("/1.0/operations/") {
+            return Ok(());
+        }
+        Err(format!("`{path}` is not an instance"))
+    }
+}
+
 /// A client bound to one server and one project.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -440,6 +517,7 @@ pub struct Client {
     project: String,
     timeout: Duration,
     pub server: ServerInfo,
+    allowed: Allowed,
     /// What every exec was for, in the order they started: the evidence
     /// shows that nothing ran in the instance beyond the runbook and checks.
     executed: Arc<std::sync::Mutex<Vec<String>>>,
@@ -447,12 +525,12 @@ pub struct Client {
 
 impl Client {
     /// Connects, checks that the certificate is trusted and detects the server.
-    pub async fn connect(config: &IncusConfig) -> Result<Client> {
+    pub async fn connect(config: &IncusConfig, allowed: Allowed) -> Result<Client> {
         let tls = tls_config(config)?;
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .no_proxy()
-            .connect_timeout(Duration::from_secs(config.request_timeout.max(1)));
+            .connect_timeout(Duration::from_secs(config.request_timeout.0.max(1)));
         if let Some(proxy) = &config.proxy {
             let proxy = reqwest::Proxy::all(proxy).map_err(|source| IncusError::Transport {
                 what: format!("proxy `{proxy}`"),
@@ -472,7 +550,7 @@ impl Client {
             http,
             base,
             project: config.project.clone(),
-            timeout: Duration::from_secs(config.request_timeout.max(1)),
+            timeout: Duration::from_secs(config.request_timeout.0.max(1)),
             server: ServerInfo {
                 kind: ServerKind::Incus,
                 version: String::new(),
@@ -480,6 +558,7 @@ impl Client {
                 extension_count: 0,
                 extensions: Vec::new(),
             },
+            allowed,
             executed: Arc::default(),
         };
         let meta = client.sync(Method::GET, "/1.0", None, "GET /1.0").await?;
@@ -543,6 +622,9 @@ impl Client {
         what: &str,
     ) -> Result<reqwest::Response> {
         let url = self.url(path)?;
+        if method != Method::GET {
+            self.may_change(url.path(), body, what)?;
+        }
         tracing::debug!("{method} {url}");
         let mut request = self.http.request(method, url);
         if let Some(t) = timeout {
@@ -656,6 +738,21 @@ impl Client {
                 Err(other) => return Err(other),
             }
         }
+    }
+
+    /// Whether the allow-lists let this client change the named instance.
+    pub fn may_change_instance(&self, name: &str) -> bool {
+        self.allowed.projects.contains(&self.project) && self.allowed.instance(name)
+    }
+
+    /// Refuses a change the allow-lists do not permit, before it is sent.
+    fn may_change(&self, path: &str, body: Option<&Value>, what: &str) -> Result<()> {
+        self.allowed
+            .change(&self.project, path, body)
+            .map_err(|reason| IncusError::NotAllowed {
+                what: what.to_owned(),
+                reason,
+            })
     }
 
     /// The configured project, read back: fails when it is missing or not ours.
@@ -852,6 +949,7 @@ impl Client {
     ) -> Result<()> {
         let what = format!("pushing {kind} `{path}` into `{name}`");
         let mut url = self.url(&format!("/1.0/instances/{name}/files"))?;
+        self.may_change(url.path(), None, &what)?;
         url.query_pairs_mut().append_pair("path", path);
         let prefix = self.server.kind.header_prefix();
         let response = self
@@ -1125,8 +1223,63 @@ mod tests {
                 extension_count: 0,
                 extensions: Vec::new(),
             },
+            allowed: Allowed::default(),
             executed: Arc::default(),
         }
+    }
+
+    #[test]
+    fn only_allowed_projects_and_instances_may_change() {
+        let allowed = Allowed {
+            projects: vec!["fromgit-ci".to_owned()],
+            name_prefixes: vec!["vmprove".to_owned()],
+            instances: vec!["host".to_owned()],
+        };
+        let create = serde_json::json!({"name": "vmprove-1"});
+        assert!(allowed
+            .change("fromgit-ci", "/1.0/instances", Some(&create))
+            .is_ok());
+        assert!(allowed
+            .change("default", "/1.0/instances", Some(&create))
+            .unwrap_err()
+            .contains("`guardrails.allowed_projects`"));
+        let other = serde_json::json!({"name": "prod-db"});
+        assert!(allowed
+            .change("fromgit-ci", "/1.0/instances", Some(&other))
+            .is_err());
+        for ok in [
+            "/1.0/instances/vmprove-1/exec",
+            "/1.0/instances/host/state",
+            "/1.0/operations/abc",
+        ] {
+            assert!(allowed.change("fromgit-ci", ok, None).is_ok(), "{ok}");
+        }
+        for refused in [
+            "/1.0/instances/vmprove/state",
+            "/1.0/instances/vmprovex-1",
+            "/1.0/instances/prod-db/files",
+            "/1.0/projects/fromgit-ci",
+            "/1.0/images/abc",
+        ] {
+            assert!(
+                allowed.change("fromgit-ci", refused, None).is_err(),
+                "{refused}"
+            );
+        }
+        // The client refuses before sending: nothing answers on this address.
+        let client = Client {
+            allowed,
+            ..client()
+        };
+        let refused = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.delete_instance("prod-db"));
+        assert!(
+            matches!(refused, Err(IncusError::NotAllowed { .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -11,17 +11,28 @@ pub mod incus;
 pub mod prove;
 pub mod repos;
 pub mod runbook;
+pub mod sopsnix;
 pub mod tls;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueHint;
-use fromgit_cli::{ExitStatus, GlobalArgs, PROOF_EXIT_CODES_HELP};
+use fromgit_cli::{ExitStatus, GlobalArgs};
+
+/// The proof tools' exit-code table, with what 2 and 3 mean for vm-prove.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (the requested proof holds)
+  1  negative result (a block or a check failed)
+  2  error (bad input, I/O, a failed external program), or a guardrail
+     refused before anything was created (verdict `refused`)
+  3  unproven (everything that ran passed, but blocks marked `needs=nixos`
+     were not run: the instance is not NixOS)";
 
 /// Prove a live rebuild on a throwaway Incus instance, then tear it down.
 #[derive(clap::Parser, Debug)]
-#[command(name = "vm-prove", version, after_help = PROOF_EXIT_CODES_HELP)]
+#[command(name = "vm-prove", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

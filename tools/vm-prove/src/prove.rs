@@ -111,14 +111,17 @@ struct Inputs {
     _bundle_dir: tempfile::TempDir,
     /// Each TLS check with the sealed certificate it expects.
     tls: Vec<(TlsCheck, CertSummary)>,
+    /// Each sops-nix secret check with the hash of its decrypted value.
+    sops: Vec<crate::sopsnix::Expected>,
 }
 
 fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
     let text =
         fs_err::read_to_string(&config.runbook.path).context("Failed to read the runbook")?;
-    let blocks = runbook::parse(&text, config.runbook.default_timeout)
+    let blocks = runbook::parse(&text, config.runbook.default_timeout.0)
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
     let secret = Secret::load(&config.secret.source)?;
+    let sops = crate::sopsnix::expected(&config.checks.sops_secrets, &config.secret.source)?;
     let tls = config
         .checks
         .tls
@@ -178,6 +181,7 @@ fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
         bundles,
         _bundle_dir: bundle_dir,
         tls,
+        sops,
     })
 }
 
@@ -194,7 +198,7 @@ pub async fn plan(
     json_out: bool,
 ) -> anyhow::Result<ExitStatus> {
     let inputs = load_inputs(config)?;
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let evaluation = guard::evaluate(&client, config).await?;
     let steps = plan_steps(config, &inputs, &evaluation);
     if json_out {
@@ -236,7 +240,7 @@ pub async fn plan(
     Ok(if evaluation.passed() {
         ExitStatus::Success
     } else {
-        ExitStatus::Failure
+        REFUSED
     })
 }
 
@@ -255,14 +259,14 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
         ),
         format!(
             "wait up to {} s for it to be up",
-            config.instance.ready_timeout
+            config.instance.ready_timeout.0
         ),
         format!(
-            "push the bootstrap key `{}` to `{}` (uid {}, gid {}, mode {}): the only secret",
+            "push the bootstrap key `{}` to `{}` (owner {}, group {}, mode {}): the only secret",
             config.secret.source.display(),
             config.secret.path,
-            config.secret.uid,
-            config.secret.gid,
+            config.secret.owner,
+            config.secret.group,
             config.secret.mode
         ),
     ]);
@@ -275,8 +279,15 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
     }
     for (block, _) in &inputs.blocks {
         steps.push(format!(
-            "run block `{}` (line {}, timeout {} s)",
-            block.name, block.line, block.timeout
+            "run block `{}` (line {}, timeout {} s){}",
+            block.name,
+            block.line,
+            block.timeout,
+            if block.needs_nixos {
+                "; needs NixOS: not run on another system, and the run is then at most unproven"
+            } else {
+                ""
+            }
         ));
     }
     steps.push(format!(
@@ -289,6 +300,24 @@ fn plan_steps(config: &Config, inputs: &Inputs, evaluation: &Evaluation) -> Vec<
             .map(|s| s.path.as_str())
             .collect::<Vec<_>>()
     ));
+    for expected in &inputs.sops {
+        let c = &expected.check;
+        steps.push(format!(
+            "check: sops-nix secret `{}` at `/run/secrets/{}` in the newest `/run/secrets.d/<n>`, {}:{} {}, holding the value of `{}` in `{}` (decrypted here with the pushed key: it does)",
+            c.name,
+            c.name,
+            c.owner,
+            c.group,
+            c.mode,
+            c.key(),
+            c.sops_file.display()
+        ));
+    }
+    if let Some(toplevel) = &config.checks.current_system {
+        steps.push(format!(
+            "check: `/run/current-system` resolves to `{toplevel}`"
+        ));
+    }
     for (check, sealed) in &inputs.tls {
         steps.push(format!(
             "check: `{}` inside the instance serves {} under SNI `{}`",
@@ -332,6 +361,11 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// A guardrail refusal: nothing was created or changed, and nothing about
+/// the host was found wrong; the run could not be made, as with any other
+/// error (exit 2), and its verdict `refused` says why.
+const REFUSED: ExitStatus = ExitStatus::Error;
+
 /// Options of `vm-prove run`.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -342,6 +376,8 @@ pub struct RunOptions {
 /// How the guarded part ended.
 enum Outcome {
     Passed,
+    /// Everything that ran passed, but blocks or checks needing NixOS did not run.
+    Unproven(String),
     Failed(String),
     Error(anyhow::Error),
     Interrupted(&'static str),
@@ -354,64 +390,34 @@ pub async fn run(
     options: RunOptions,
 ) -> anyhow::Result<ExitStatus> {
     let inputs = load_inputs(config)?;
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let run_id = run_id();
-    let mut ev = Evidence {
-        schema_version: 1,
-        tool: "vm-prove".to_owned(),
-        tool_version: VERSION.to_owned(),
-        run_id: run_id.clone(),
-        started: now(),
-        finished: None,
-        config_file: config_path.display().to_string(),
-        project: client.project().to_owned(),
-        server: Some(client.server.clone()),
-        runbook: config.runbook.path.display().to_string(),
-        runbook_sha256: inputs.runbook_sha256.clone(),
-        runbook_vars: inputs.vars.clone(),
-        repos: inputs.bundles.iter().map(|b| b.record.clone()).collect(),
-        guardrails: Vec::new(),
-        resize: None,
-        instance: None,
-        readiness: None,
-        secret: SecretRecord {
-            source: config.secret.source.display().to_string(),
-            destination: config.secret.path.clone(),
-            uid: config.secret.uid,
-            gid: config.secret.gid,
-            mode: config.secret.mode.clone(),
-            size: inputs.secret.bytes.len(),
-            ..SecretRecord::default()
-        },
-        blocks: Vec::new(),
-        checks: Vec::new(),
-        executed: Vec::new(),
-        teardown: Teardown::default(),
-        verdict: "running".to_owned(),
-        error: None,
-    };
+    let mut ev = new_evidence(config, config_path, &client, &inputs, &run_id);
     let dir = config.evidence.dir.clone();
     let evaluation: Evaluation = guard::evaluate(&client, config).await?;
     ev.guardrails.clone_from(&evaluation.guardrails);
     if !evaluation.passed() {
-        for g in evaluation.guardrails.iter().filter(|g| !g.passed) {
-            tracing::error!("guardrail `{}` refused: {}", g.name, g.detail);
+        let refusals: Vec<String> = evaluation
+            .guardrails
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| format!("guardrail `{}` refused: {}", g.name, g.detail))
+            .collect();
+        for refusal in &refusals {
+            tracing::error!("{refusal}");
         }
+        ev.error = Some(refusals.join("; "));
         "refused".clone_into(&mut ev.verdict);
+        "nothing proven (refused before any change)".clone_into(&mut ev.level);
         "nothing created".clone_into(&mut ev.teardown.action);
         ev.finished = Some(now());
         ev.write(&dir).context("Failed to write the evidence")?;
         report(&ev, &dir, options.json)?;
-        return Ok(ExitStatus::Failure);
+        return Ok(REFUSED);
     }
 
     if let Some(plan) = &evaluation.resize {
-        let resized = resize(
-            &client,
-            plan,
-            Duration::from_secs(config.instance.ready_timeout),
-        )
-        .await;
+        let resized = resize(&client, plan, config.instance.ready_timeout.duration()).await;
         match resized {
             Ok(record) => ev.resize = Some(record),
             Err(e) => {
@@ -463,8 +469,9 @@ pub async fn run(
         );
         tokio::select! {
             result = steps => match result {
-                Ok(None) => Outcome::Passed,
-                Ok(Some(reason)) => Outcome::Failed(reason),
+                Ok(StepsEnd::Passed) => Outcome::Passed,
+                Ok(StepsEnd::Unproven(reason)) => Outcome::Unproven(reason),
+                Ok(StepsEnd::Failed(reason)) => Outcome::Failed(reason),
                 Err(e) => Outcome::Error(e),
             },
             signal = interrupted() => Outcome::Interrupted(signal),
@@ -472,6 +479,10 @@ pub async fn run(
     };
     let (verdict, status) = match &outcome {
         Outcome::Passed => ("passed", ExitStatus::Success),
+        Outcome::Unproven(reason) => {
+            ev.error = Some(reason.clone());
+            ("unproven", ExitStatus::Unproven)
+        }
         Outcome::Failed(reason) => {
             ev.error = Some(reason.clone());
             ("failed", ExitStatus::Failure)
@@ -492,7 +503,7 @@ pub async fn run(
     }
 
     // Teardown, always; `--keep-on-failure` is the one exception.
-    if options.keep_on_failure && !matches!(outcome, Outcome::Passed) {
+    if options.keep_on_failure && !matches!(outcome, Outcome::Passed | Outcome::Unproven(_)) {
         ev.teardown = Teardown {
             action: "KEPT (--keep-on-failure)".to_owned(),
             deleted: false,
@@ -515,14 +526,78 @@ pub async fn run(
     Ok(status)
 }
 
+/// The evidence of a run that has not started anything yet.
+fn new_evidence(
+    config: &Config,
+    config_path: &Path,
+    client: &Client,
+    inputs: &Inputs,
+    run_id: &str,
+) -> Evidence {
+    Evidence {
+        schema_version: 1,
+        tool: "vm-prove".to_owned(),
+        tool_version: VERSION.to_owned(),
+        run_id: run_id.to_owned(),
+        started: now(),
+        finished: None,
+        config_file: config_path.display().to_string(),
+        project: client.project().to_owned(),
+        server: Some(client.server.clone()),
+        runbook: config.runbook.path.display().to_string(),
+        runbook_sha256: inputs.runbook_sha256.clone(),
+        runbook_vars: inputs.vars.clone(),
+        repos: inputs.bundles.iter().map(|b| b.record.clone()).collect(),
+        guardrails: Vec::new(),
+        resize: None,
+        instance: None,
+        readiness: None,
+        instance_os: None,
+        nixos: None,
+        level: "nothing proven".to_owned(),
+        secret: SecretRecord {
+            source: config.secret.source.display().to_string(),
+            destination: config.secret.path.clone(),
+            owner: config.secret.owner.clone(),
+            group: config.secret.group.clone(),
+            mode: config.secret.mode.clone(),
+            size: inputs.secret.bytes.len(),
+            ..SecretRecord::default()
+        },
+        blocks: Vec::new(),
+        sops_decrypted: inputs
+            .sops
+            .iter()
+            .map(|e| {
+                format!(
+                    "`{}`: `{}` in `{}`",
+                    e.check.name,
+                    e.check.key(),
+                    e.check.sops_file.display()
+                )
+            })
+            .collect(),
+        checks: Vec::new(),
+        executed: Vec::new(),
+        teardown: Teardown::default(),
+        verdict: "running".to_owned(),
+        error: None,
+    }
+}
+
 fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         fromgit_cli::write_json(ev)?;
     } else {
         let text = format!(
-            "vm-prove run `{}`: {}\nevidence: `{}` and `{}`\n",
+            "vm-prove run `{}`: {}\n{}\n{}evidence: `{}` and `{}`\n",
             ev.run_id,
             ev.verdict,
+            ev.account(),
+            ev.error
+                .as_ref()
+                .map(|e| format!("why: {e}\n"))
+                .unwrap_or_default(),
             Evidence::json_path(dir, &ev.run_id).display(),
             Evidence::markdown_path(dir, &ev.run_id).display()
         );
@@ -643,7 +718,48 @@ async fn teardown(client: &Client, name: &str, run_id: &str) -> Teardown {
     }
 }
 
-/// The guarded steps. `Ok(Some(reason))` is a failed proof.
+/// How the guarded steps ended, when they could run.
+enum StepsEnd {
+    Passed,
+    Unproven(String),
+    Failed(String),
+}
+
+/// What the instance runs, from `/etc/os-release`, and whether it is NixOS.
+async fn detect_os(client: &Client, name: &str) -> anyhow::Result<(String, bool)> {
+    let out = client
+        .exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                ". /etc/os-release 2>/dev/null; echo \"${ID:-unknown}\"; echo \"${PRETTY_NAME:-unknown}\"",
+            ],
+            Duration::from_secs(60),
+            "reading /etc/os-release",
+        )
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let id = lines.next().unwrap_or("unknown").trim().to_owned();
+    let pretty = lines.next().unwrap_or("unknown").trim().to_owned();
+    Ok((pretty, id == "nixos"))
+}
+
+/// The most a run on this instance can prove, in words.
+fn level(os: &str, nixos: bool, kind: crate::config::InstanceType) -> String {
+    let kind = match kind {
+        crate::config::InstanceType::Container => "container",
+        crate::config::InstanceType::VirtualMachine => "virtual machine",
+    };
+    if nixos {
+        format!("a NixOS rebuild on a {os} {kind}")
+    } else {
+        format!("mechanics on a {os} {kind} (not NixOS; the host's rebuild is not proven)")
+    }
+}
+
+/// The guarded steps; `Err` is an error, not a verdict on the host.
 async fn steps(
     client: &Client,
     config: &Config,
@@ -652,7 +768,7 @@ async fn steps(
     instance_config: &BTreeMap<String, String>,
     evaluation: &Evaluation,
     ev: &mut Evidence,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<StepsEnd> {
     // Create (and start).
     let start_with_create = client.server.has("instance_create_start");
     let source = if evaluation.image_fingerprint.is_empty() {
@@ -684,24 +800,46 @@ async fn steps(
             .await?;
     }
     // Wait until it is up.
-    let ready = wait_ready(
-        client,
-        name,
-        Duration::from_secs(config.instance.ready_timeout),
-    )
-    .await?;
+    let ready = wait_ready(client, name, config.instance.ready_timeout.duration()).await?;
     ev.readiness = Some(format!("{ready} after {:.1} s", t0.elapsed().as_secs_f64()));
     tracing::info!("instance `{name}` is up: {ready}");
+    let (os, nixos) = detect_os(client, name).await?;
+    ev.level = level(&os, nixos, config.instance.kind);
+    ev.instance_os = Some(os);
+    ev.nixos = Some(nixos);
 
     // The one secret.
     push_secret(client, config, &inputs.secret, name, ev).await?;
     if ev.secret.content_matches != Some(true) {
-        return Ok(Some("the bootstrap key did not arrive intact".to_owned()));
+        return Ok(StepsEnd::Failed(
+            "the bootstrap key did not arrive intact".to_owned(),
+        ));
     }
     push_bundles(client, name, &inputs.bundles, ev).await?;
 
     // The runbook.
+    let mut skipped = Vec::new();
     for (block, script) in &inputs.blocks {
+        if block.needs_nixos && !nixos {
+            stderr_line(&format!(
+                "==> block `{}`: not run: {NEEDS_NIXOS}",
+                block.name
+            ));
+            ev.blocks.push(BlockRecord {
+                name: block.name.clone(),
+                line: block.line,
+                source_sha256: block.source_sha256(),
+                timeout_seconds: block.timeout,
+                exit: None,
+                timed_out: false,
+                duration_seconds: 0.0,
+                output_tail: String::new(),
+                error: None,
+                not_run: Some(NEEDS_NIXOS.to_owned()),
+            });
+            skipped.push(format!("`{}`", block.name));
+            continue;
+        }
         stderr_line(&format!(
             "==> block `{}` (timeout {} s)",
             block.name, block.timeout
@@ -729,23 +867,42 @@ async fn steps(
         };
         ev.blocks.push(record);
         if failed {
-            return Ok(Some(reason));
+            return Ok(StepsEnd::Failed(reason));
         }
     }
 
-    // Read-only checks.
-    ev.checks = checks(client, config, name, &ev.run_id.clone(), inputs).await;
+    // Read-only checks; those about what a skipped block would have built are not run.
+    let activation_skipped = !skipped.is_empty();
+    ev.checks = checks(
+        client,
+        config,
+        name,
+        &ev.run_id.clone(),
+        inputs,
+        activation_skipped,
+    )
+    .await;
     let failed: Vec<&str> = ev
         .checks
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| !c.passed && c.not_run.is_none())
         .map(|c| c.name.as_str())
         .collect();
-    if failed.is_empty() {
-        Ok(None)
-    } else {
-        Ok(Some(format!("checks failed: {}", failed.join(", "))))
+    if !failed.is_empty() {
+        return Ok(StepsEnd::Failed(format!(
+            "checks failed: {}",
+            failed.join(", ")
+        )));
     }
+    if activation_skipped {
+        let checks_not_run = ev.checks.iter().filter(|c| c.not_run.is_some()).count();
+        return Ok(StepsEnd::Unproven(format!(
+            "{NEEDS_NIXOS}: block(s) {} and {checks_not_run} check(s) were not run on {}; everything that ran passed",
+            skipped.join(", "),
+            ev.instance_os.as_deref().unwrap_or("this instance")
+        )));
+    }
+    Ok(StepsEnd::Passed)
 }
 
 /// Waits until the instance runs with processes (a VM: its agent answers).
@@ -805,6 +962,41 @@ async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> anyhow::R
     }
 }
 
+/// The numeric ids of an owner and group as written (a name, or `#<id>`):
+/// names are looked up inside the instance (`getent`, read-only).
+async fn resolve_owner(
+    client: &Client,
+    name: &str,
+    owner: &str,
+    group: &str,
+) -> anyhow::Result<(u32, u32)> {
+    let mut ids = [0u32; 2];
+    for (slot, (database, text)) in ids.iter_mut().zip([("passwd", owner), ("group", group)]) {
+        *slot = match crate::config::parse_owner(text).map_err(anyhow::Error::msg)? {
+            crate::config::Owner::Id(id) => id,
+            crate::config::Owner::Name(n) => {
+                let out = client
+                    .exec(
+                        name,
+                        &["getent", database, &n],
+                        Duration::from_secs(60),
+                        "looking up the key's owner",
+                    )
+                    .await?;
+                String::from_utf8_lossy(&out.stdout)
+                    .split(':')
+                    .nth(2)
+                    .and_then(|id| id.trim().parse().ok())
+                    .filter(|_| out.exit == 0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("`{n}` does not exist in the instance ({database})")
+                    })?
+            }
+        };
+    }
+    Ok((ids[0], ids[1]))
+}
+
 async fn push_secret(
     client: &Client,
     config: &Config,
@@ -814,6 +1006,11 @@ async fn push_secret(
 ) -> anyhow::Result<()> {
     let path = Path::new(&config.secret.path);
     let mode = parse_mode(&config.secret.mode).map_err(anyhow::Error::msg)?;
+    let (uid, gid) = resolve_owner(client, name, &config.secret.owner, &config.secret.group)
+        .await
+        .context("`secret.owner`/`secret.group`")?;
+    ev.secret.uid = uid;
+    ev.secret.gid = gid;
     // Missing parent directories are created; the innermost one 0700, so the
     // write-then-chmod window of the file API is covered.
     let parents: Vec<&Path> = path
@@ -825,13 +1022,7 @@ async fn push_secret(
         let dir_mode = if i + 1 == parents.len() { 0o700 } else { 0o755 };
         let dir_text = dir.display().to_string();
         client
-            .make_dir(
-                name,
-                &dir_text,
-                config.secret.uid,
-                config.secret.gid,
-                dir_mode,
-            )
+            .make_dir(name, &dir_text, uid, gid, dir_mode)
             .await
             .with_context(|| format!("Failed to create `{dir_text}` in the instance"))?;
     }
@@ -840,8 +1031,8 @@ async fn push_secret(
             name,
             &config.secret.path,
             secret.bytes.to_vec(),
-            config.secret.uid,
-            config.secret.gid,
+            uid,
+            gid,
             mode,
         )
         .await
@@ -869,13 +1060,7 @@ async fn push_secret(
         .next()
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_default();
-    let expected = format!(
-        "{:o} {} {} {}",
-        mode,
-        config.secret.uid,
-        config.secret.gid,
-        secret.bytes.len()
-    );
+    let expected = format!("{:o} {uid} {gid} {}", mode, secret.bytes.len());
     ev.secret.content_matches =
         Some(out.exit == 0 && hash == secret.sha256() && observed == expected);
     ev.secret.observed = Some(observed);
@@ -1006,6 +1191,7 @@ async fn run_block(
         duration_seconds: (duration * 1000.0).round() / 1000.0,
         output_tail,
         error: None,
+        not_run: None,
     };
     match result {
         Ok(exit) => {
@@ -1041,8 +1227,24 @@ fn check(name: String, passed: bool, expected: String, observed: String) -> Chec
         passed,
         expected,
         observed,
+        not_run: None,
     }
 }
+
+/// A check that depends on what a skipped `needs=nixos` block would have
+/// built: recorded, neither passed nor failed.
+fn not_run_check(name: String, expected: String) -> CheckRecord {
+    CheckRecord {
+        name,
+        passed: false,
+        expected,
+        observed: "-".to_owned(),
+        not_run: Some(NEEDS_NIXOS.to_owned()),
+    }
+}
+
+/// Why a block or check was not run on an instance that is not NixOS.
+pub const NEEDS_NIXOS: &str = "needs NixOS";
 
 /// The read-only checks after the runbook. Pending jobs drain first, so
 /// that the unit states are final; then every other check runs at once.
@@ -1052,15 +1254,82 @@ async fn checks(
     name: &str,
     run_id: &str,
     inputs: &Inputs,
+    activation_skipped: bool,
 ) -> Vec<CheckRecord> {
     let mut out = vec![pending_jobs(client, config, name).await];
-    let mut files: Vec<(String, String, String, String)> = vec![(
-        // The pushed key itself must still be in place, unchanged in owner and mode.
-        config.secret.path.clone(),
-        format!("#{}", config.secret.uid),
-        format!("#{}", config.secret.gid),
-        config.secret.mode.clone(),
-    )];
+    if activation_skipped {
+        let key = &config.secret.path;
+        let key_check = file_check(
+            client,
+            name,
+            &inputs.secret,
+            key.clone(),
+            config.secret.owner.clone(),
+            config.secret.group.clone(),
+            config.secret.mode.clone(),
+        );
+        let (failed, key_record) = tokio::join!(failed_units(client, name), key_check);
+        out.extend([failed, key_record]);
+        out.extend(
+            config
+                .checks
+                .units
+                .iter()
+                .map(|u| not_run_check(format!("unit `{u}`"), "loaded and converged".to_owned())),
+        );
+        out.extend(
+            config
+                .checks
+                .secrets
+                .iter()
+                .filter(|s| s.path != *key)
+                .map(|s| {
+                    not_run_check(
+                        format!("secret `{}`", s.path),
+                        format!("{} {} {}", s.owner, s.group, s.mode),
+                    )
+                }),
+        );
+        out.extend(inputs.sops.iter().map(|e| {
+            not_run_check(
+                format!("sops secret `{}`", e.check.name),
+                format!(
+                    "installed by activation, {} {} {}; its value decrypts with the pushed key",
+                    e.check.owner, e.check.group, e.check.mode
+                ),
+            )
+        }));
+        out.extend(inputs.tls.iter().map(|(c, sealed)| {
+            not_run_check(
+                format!("tls `{}` at `{}`", c.server_name, c.address),
+                format!("serves {}", sealed.sha256_fingerprint),
+            )
+        }));
+        if let Some(toplevel) = &config.checks.current_system {
+            out.push(not_run_check(
+                "current-system".to_owned(),
+                format!("`/run/current-system` → `{toplevel}`"),
+            ));
+        }
+        return out;
+    }
+    // The pushed key itself must still be in place, unchanged in owner and
+    // mode; listed in `checks.secrets` too, it is checked once (the
+    // configuration makes sure both say the same).
+    let mut files: Vec<(String, String, String, String)> = Vec::new();
+    if !config
+        .checks
+        .secrets
+        .iter()
+        .any(|s| s.path == config.secret.path)
+    {
+        files.push((
+            config.secret.path.clone(),
+            config.secret.owner.clone(),
+            config.secret.group.clone(),
+            config.secret.mode.clone(),
+        ));
+    }
     files.extend(config.checks.secrets.iter().map(|s| {
         (
             s.path.clone(),
@@ -1084,6 +1353,9 @@ async fn checks(
             group,
             mode,
         )));
+    }
+    for expected in &inputs.sops {
+        concurrent.push(Box::pin(crate::sopsnix::check(client, name, expected)));
     }
     for (check, sealed) in &inputs.tls {
         concurrent.push(Box::pin(tls::check(client, name, check, sealed)));
@@ -1180,7 +1452,7 @@ async fn current_system_check(
 
 async fn pending_jobs(client: &Client, config: &Config, name: &str) -> CheckRecord {
     let start = Instant::now();
-    let settle = Duration::from_secs(config.checks.settle_timeout);
+    let settle = config.checks.settle_timeout.duration();
     let jobs = loop {
         match sh(
             client,
@@ -1234,24 +1506,47 @@ async fn failed_units(client: &Client, name: &str) -> CheckRecord {
     }
 }
 
+/// The journal's last "start job finished" record of a unit in this boot
+/// (message 39f53479…, `JOB_RESULT`): what is left of a oneshot that
+/// systemd has unloaded after it exited.
+const JOB_DONE_IN_JOURNAL: &str = "journalctl -b -u \"$1\" -o json --no-pager --output-fields=MESSAGE_ID,JOB_TYPE,JOB_RESULT | grep 39f53479d3a045ac8e11786248231fbf | grep '\"JOB_TYPE\":\"start\"' | tail -n 1";
+
 async fn unit_check(client: &Client, name: &str, unit: &str) -> CheckRecord {
     let script = format!(
-        "systemctl show {} -p LoadState,ActiveState,SubState,Result,ExecMainStatus,ExecMainExitTimestampMonotonic,Type,RemainAfterExit",
-        shell_quote(unit)
+        "systemctl show \"$1\" -p Id,LoadState,ActiveState,SubState,Result,ExecMainStatus,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic,Type,RemainAfterExit,InvocationID && echo '--- journal' && {JOB_DONE_IN_JOURNAL}"
     );
     let name_of = format!("unit `{unit}`");
-    match sh(client, name, &script, &name_of).await {
-        Ok((0, text)) => {
+    let out = client
+        .exec(
+            name,
+            &["sh", "-c", &script, "sh", unit],
+            Duration::from_secs(120),
+            &name_of,
+        )
+        .await;
+    match out {
+        Ok(out) if out.exit == 0 => {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (show, journal) = text.split_once("--- journal").unwrap_or((&text, ""));
             let props: BTreeMap<&str, &str> =
-                text.lines().filter_map(|l| l.split_once('=')).collect();
-            let (passed, expected) = unit_converged(&props);
-            check(name_of, passed, expected, text.replace('\n', " "))
+                show.lines().filter_map(|l| l.split_once('=')).collect();
+            let state = UnitState::of(&props, journal.trim());
+            check(
+                name_of,
+                state.converged(),
+                unit_expectation(&props),
+                state.to_string(),
+            )
         }
-        Ok((code, text)) => check(
+        Ok(out) => check(
             name_of,
             false,
             "loaded and converged".to_owned(),
-            format!("exit {code}: {text}"),
+            format!(
+                "exit {}: {}",
+                out.exit,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         ),
         Err(e) => check(
             name_of,
@@ -1260,6 +1555,126 @@ async fn unit_check(client: &Client, name: &str, unit: &str) -> CheckRecord {
             format!("could not run: {e}"),
         ),
     }
+}
+
+fn unit_expectation(p: &BTreeMap<&str, &str>) -> String {
+    if p.get("Type").copied() == Some("oneshot") {
+        "oneshot: ran and exited 0 (enabled or not)".to_owned()
+    } else {
+        "service: loaded, active, running".to_owned()
+    }
+}
+
+/// Where a unit stands, in systemd's terms, after the runbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UnitState {
+    /// A oneshot that ran and exited 0 (`how`: from its state, or from the journal).
+    RanAndExited0 { how: &'static str },
+    /// A service that is up.
+    Running,
+    /// A unit whose run failed.
+    Failed { detail: String },
+    /// No run of it in this boot.
+    NeverRan,
+    /// Still starting (a oneshot's `ExecStart` has not exited yet).
+    Activating,
+    /// No such unit, or it does not load.
+    NotLoaded { load_state: String },
+    /// A service that ran and is no longer running.
+    Stopped { detail: String },
+}
+
+impl UnitState {
+    /// Reads `systemctl show` and, for a oneshot whose state systemd no
+    /// longer holds, the journal's last start job record.
+    fn of(p: &BTreeMap<&str, &str>, journal_job: &str) -> UnitState {
+        let get = |k: &str| p.get(k).copied().unwrap_or_default();
+        let exited_at = get("ExecMainExitTimestampMonotonic")
+            .parse::<u64>()
+            .unwrap_or(0);
+        let detail = || {
+            format!(
+                "ActiveState={} Result={} ExecMainStatus={}",
+                get("ActiveState"),
+                get("Result"),
+                get("ExecMainStatus")
+            )
+        };
+        if get("LoadState") != "loaded" {
+            return UnitState::NotLoaded {
+                load_state: get("LoadState").to_owned(),
+            };
+        }
+        match get("ActiveState") {
+            "activating" | "reloading" => return UnitState::Activating,
+            "failed" => return UnitState::Failed { detail: detail() },
+            _ => {}
+        }
+        if get("Result") != "success" {
+            return UnitState::Failed { detail: detail() };
+        }
+        let oneshot = get("Type") == "oneshot";
+        if get("InvocationID").is_empty() {
+            // Unloaded after it ran (a oneshot started, not enabled), or never run.
+            return match journal_job_result(journal_job).as_deref() {
+                Some("done") if oneshot => UnitState::RanAndExited0 {
+                    how: "from the journal: systemd no longer holds its state",
+                },
+                Some("done") => UnitState::Stopped {
+                    detail: "started in this boot, no longer running".to_owned(),
+                },
+                Some(other) => UnitState::Failed {
+                    detail: format!("the journal's start job: JOB_RESULT={other}"),
+                },
+                None => UnitState::NeverRan,
+            };
+        }
+        if oneshot {
+            let remain = get("RemainAfterExit") == "yes";
+            let want = if remain { "active" } else { "inactive" };
+            if exited_at > 0 && get("ExecMainStatus") == "0" && get("ActiveState") == want {
+                UnitState::RanAndExited0 {
+                    how: "from its state",
+                }
+            } else {
+                UnitState::Failed { detail: detail() }
+            }
+        } else if get("ActiveState") == "active" && get("SubState") == "running" {
+            UnitState::Running
+        } else {
+            UnitState::Stopped {
+                detail: format!(
+                    "ActiveState={} SubState={}",
+                    get("ActiveState"),
+                    get("SubState")
+                ),
+            }
+        }
+    }
+
+    fn converged(&self) -> bool {
+        matches!(self, UnitState::RanAndExited0 { .. } | UnitState::Running)
+    }
+}
+
+impl std::fmt::Display for UnitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnitState::RanAndExited0 { how } => write!(f, "ran and exited 0 ({how})"),
+            UnitState::Running => write!(f, "active, running"),
+            UnitState::Failed { detail } => write!(f, "failed: {detail}"),
+            UnitState::NeverRan => write!(f, "never ran in this boot"),
+            UnitState::Activating => write!(f, "still activating"),
+            UnitState::NotLoaded { load_state } => write!(f, "not loaded (LoadState={load_state})"),
+            UnitState::Stopped { detail } => write!(f, "not running: {detail}"),
+        }
+    }
+}
+
+/// `JOB_RESULT` of a journal JSON record, if the line is one.
+fn journal_job_result(line: &str) -> Option<String> {
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    record["JOB_RESULT"].as_str().map(str::to_owned)
 }
 
 /// Owner, group, mode and size of a secret file, and that `nobody` cannot
@@ -1274,40 +1689,26 @@ async fn file_check(
     group: String,
     mode: String,
 ) -> CheckRecord {
-    let numeric = owner.starts_with('#');
-    let fmt = if numeric {
-        "%u %g %a %s"
-    } else {
-        "%U %G %a %s"
-    };
     let script = format!(
-        "stat -L -c '{fmt}' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
+        "stat -L -c '%U %G %u %g %a %s' {p}; if runuser -u nobody -- test -r {p}; then echo nobody-can-read; else echo nobody-cannot-read; fi",
         p = shell_quote(&path)
     );
-    let owner = owner.trim_start_matches('#').to_owned();
-    let group = group.trim_start_matches('#').to_owned();
     let want_mode = parse_mode(&mode)
         .map(|m| format!("{m:o}"))
         .unwrap_or(mode.clone());
-    let expected = format!("{owner} {group} {want_mode}, size > 0, not readable by nobody");
+    let expected = format!("{owner}:{group} {want_mode}, size > 0, not readable by nobody");
     let name_of = format!("secret `{path}`");
     match sh(client, name, &script, &name_of).await {
         Ok((0, text)) => {
             let mut lines = text.lines();
             let stat_line = lines.next().unwrap_or_default();
             let nobody = lines.next().unwrap_or_default();
-            let fields: Vec<&str> = stat_line.split_whitespace().collect();
-            let passed = fields.len() == 4
-                && fields[0] == owner
-                && fields[1] == group
-                && fields[2] == want_mode
-                && fields[3].parse::<u64>().is_ok_and(|s| s > 0)
-                && nobody == "nobody-cannot-read";
+            let (passed, observed) = stat_matches(stat_line, &owner, &group, &want_mode);
             check(
                 name_of,
-                passed,
+                passed && nobody == "nobody-cannot-read",
                 expected,
-                secret.redact(&format!("{stat_line}, {nobody}")),
+                secret.redact(&format!("{observed}, {nobody}")),
             )
         }
         Ok((code, text)) => check(
@@ -1320,42 +1721,40 @@ async fn file_check(
     }
 }
 
-/// The convergence predicate of incus-and-rebuild.md §7.3.
-fn unit_converged(p: &BTreeMap<&str, &str>) -> (bool, String) {
-    let get = |k: &str| p.get(k).copied().unwrap_or_default();
-    if get("Type") == "oneshot" {
-        let remain = get("RemainAfterExit") == "yes";
-        let want_active = if remain { "active" } else { "inactive" };
-        let passed = get("LoadState") == "loaded"
-            && get("Result") == "success"
-            && get("ExecMainStatus") == "0"
-            && get("ExecMainExitTimestampMonotonic")
-                .parse::<u64>()
-                .is_ok_and(|t| t > 0)
-            && get("ActiveState") == want_active;
-        (
-            passed,
-            format!(
-                "oneshot: loaded, ran, Result=success, ExecMainStatus=0, ActiveState={want_active}"
-            ),
-        )
-    } else {
-        let passed = get("LoadState") == "loaded"
-            && get("ActiveState") == "active"
-            && get("SubState") == "running";
-        (passed, "service: loaded, active, running".to_owned())
-    }
+/// Compares `stat -c '%U %G %u %g %a %s'` with an owner and group as
+/// written (a name, or `#<id>`) and an octal mode; also the size is not 0.
+pub(crate) fn stat_matches(
+    stat_line: &str,
+    owner: &str,
+    group: &str,
+    mode: &str,
+) -> (bool, String) {
+    let fields: Vec<&str> = stat_line.split_whitespace().collect();
+    let [user, grp, uid, gid, got_mode, size] = fields[..] else {
+        return (false, stat_line.to_owned());
+    };
+    let is = |written: &str, name: &str, id: &str| match written.strip_prefix('#') {
+        Some(want) => want == id,
+        None => written == name,
+    };
+    let passed = is(owner, user, uid)
+        && is(group, grp, gid)
+        && got_mode == mode
+        && size.parse::<u64>().is_ok_and(|s| s > 0);
+    (
+        passed,
+        format!("{user}:{grp} (#{uid}:#{gid}) {got_mode}, {size} bytes"),
+    )
 }
 
 /// `vm-prove sweep`: deletes instances left tagged by a run that is gone.
 pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus> {
-    let client = Client::connect(&config.incus).await?;
+    let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let instances = client.list_instances().await?;
     let me = hostname();
     let now_t = time::OffsetDateTime::now_utc();
-    let max_age = time::Duration::minutes(
-        i64::try_from(config.sweep.max_age_minutes).unwrap_or(i64::MAX / 120),
-    );
+    let max_age =
+        time::Duration::seconds(i64::try_from(config.sweep.max_age.0).unwrap_or(i64::MAX / 120));
     let mut results = Vec::new();
     let mut errors = 0;
     for instance in instances {
@@ -1381,15 +1780,16 @@ pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus
                 pid.map_or("?".to_owned(), |p| p.to_string())
             ))
         } else if old {
-            Some(format!(
-                "older than {} minutes",
-                config.sweep.max_age_minutes
-            ))
+            Some(format!("older than {}", config.sweep.max_age))
         } else {
             None
         };
         let (action, error) = match &reason {
             None => ("kept: its run is still alive".to_owned(), None),
+            Some(_) if !client.may_change_instance(&instance.name) => (
+                "kept: its name has no prefix in `guardrails.allowed_name_prefixes`".to_owned(),
+                None,
+            ),
             Some(_) => match client.delete_instance(&instance.name).await {
                 Ok(_) => ("deleted".to_owned(), None),
                 Err(e) => {
@@ -1501,25 +1901,110 @@ mod tests {
         assert_eq!(live.finish(), "warn: late\nthree");
     }
 
+    fn props(pairs: &[(&'static str, &'static str)]) -> BTreeMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    // Recorded `systemctl show` answers of systemd 252 (Debian 12) for
+    // oneshots in each state, and a journal start-job record.
+    const DROPPED: &[(&str, &str)] = &[
+        ("Type", "oneshot"),
+        ("RemainAfterExit", "no"),
+        ("Result", "success"),
+        ("ExecMainStartTimestampMonotonic", "0"),
+        ("ExecMainExitTimestampMonotonic", "0"),
+        ("ExecMainStatus", "0"),
+        ("LoadState", "loaded"),
+        ("ActiveState", "inactive"),
+        ("SubState", "dead"),
+        ("InvocationID", ""),
+    ];
+    const JOB_DONE: &str = r#"{"MESSAGE_ID":"39f53479d3a045ac8e11786248231fbf","JOB_TYPE":"start","JOB_RESULT":"done"}"#;
+
     #[test]
-    fn oneshot_predicate() {
-        let mut p = BTreeMap::new();
-        p.insert("Type", "oneshot");
-        p.insert("LoadState", "loaded");
-        p.insert("Result", "success");
-        p.insert("ExecMainStatus", "0");
-        p.insert("ExecMainExitTimestampMonotonic", "123");
-        p.insert("ActiveState", "inactive");
-        p.insert("RemainAfterExit", "no");
-        assert!(unit_converged(&p).0);
-        p.insert("RemainAfterExit", "yes");
-        assert!(!unit_converged(&p).0);
-        p.insert("ActiveState", "active");
-        assert!(unit_converged(&p).0);
-        p.insert("ExecMainStatus", "1");
-        assert!(!unit_converged(&p).0);
-        p.insert("LoadState", "not-found");
-        assert!(!unit_converged(&p).0);
+    fn oneshot_states_match_systemd() {
+        let dropped = props(DROPPED);
+        assert_eq!(
+            UnitState::of(&dropped, JOB_DONE),
+            UnitState::RanAndExited0 {
+                how: "from the journal: systemd no longer holds its state"
+            }
+        );
+        assert_eq!(UnitState::of(&dropped, ""), UnitState::NeverRan);
+        assert!(matches!(
+            UnitState::of(&dropped, &JOB_DONE.replace("done", "failed")),
+            UnitState::Failed { .. }
+        ));
+        let mut failed = dropped.clone();
+        failed.extend([
+            ("Result", "exit-code"),
+            ("ExecMainStatus", "1"),
+            ("ActiveState", "failed"),
+            ("ExecMainExitTimestampMonotonic", "853409157"),
+            ("InvocationID", "86a1870ac3f14a67ad81b66723dbe5f1"),
+        ]);
+        let state = UnitState::of(&failed, "");
+        assert!(!state.converged());
+        assert_eq!(
+            state.to_string(),
+            "failed: ActiveState=failed Result=exit-code ExecMainStatus=1"
+        );
+        let mut activating = dropped.clone();
+        activating.extend([
+            ("ActiveState", "activating"),
+            ("SubState", "start"),
+            ("InvocationID", "2b8bc7972f554b1097d85b20ed301387"),
+        ]);
+        assert_eq!(UnitState::of(&activating, ""), UnitState::Activating);
+        let mut enabled = dropped.clone();
+        enabled.extend([
+            ("ExecMainExitTimestampMonotonic", "123"),
+            ("InvocationID", "106fbf3d27794c9c84612c0410c4e171"),
+        ]);
+        assert!(UnitState::of(&enabled, "").converged());
+        enabled.insert("RemainAfterExit", "yes");
+        assert!(!UnitState::of(&enabled, "").converged());
+        enabled.insert("ActiveState", "active");
+        assert!(UnitState::of(&enabled, "").converged());
+        let mut missing = dropped.clone();
+        missing.insert("LoadState", "not-found");
+        assert_eq!(
+            UnitState::of(&missing, JOB_DONE).to_string(),
+            "not loaded (LoadState=not-found)"
+        );
+    }
+
+    #[test]
+    fn owners_by_name_or_id() {
+        let line = "root nogroup 0 65534 400 12";
+        assert!(stat_matches(line, "root", "#65534", "400").0);
+        assert!(stat_matches(line, "#0", "nogroup", "400").0);
+        assert!(!stat_matches(line, "#0", "root", "400").0);
+        assert!(!stat_matches(line, "root", "nogroup", "600").0);
+        assert!(!stat_matches("root root 0 0 400 0", "root", "root", "400").0);
+        assert_eq!(
+            stat_matches(line, "root", "nogroup", "400").1,
+            "root:nogroup (#0:#65534) 400, 12 bytes"
+        );
+    }
+
+    #[test]
+    fn the_level_says_what_can_be_proven() {
+        use crate::config::InstanceType;
+        assert_eq!(
+            level("NixOS 25.11 (Xantusia)", true, InstanceType::VirtualMachine),
+            "a NixOS rebuild on a NixOS 25.11 (Xantusia) virtual machine"
+        );
+        let debian = level(
+            "Debian GNU/Linux 12 (bookworm)",
+            false,
+            InstanceType::Container,
+        );
+        assert!(
+            debian
+                .starts_with("mechanics on a Debian GNU/Linux 12 (bookworm) container (not NixOS"),
+            "{debian}"
+        );
     }
 
     #[test]

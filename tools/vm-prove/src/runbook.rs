@@ -16,9 +16,12 @@ pub enum RunbookError {
     /// Two marked blocks share a name.
     #[error("line {line}: block name `{name}` is used twice")]
     DuplicateName { line: usize, name: String },
-    /// `timeout=` is not a positive number of seconds.
-    #[error("line {line}: `timeout={value}` is not a number of seconds")]
+    /// `timeout=` is not a positive duration.
+    #[error("line {line}: `timeout={value}` is not a duration (seconds, or `90s`, `15m`, `2h`)")]
     BadTimeout { line: usize, value: String },
+    /// `needs=` names something other than `nixos`.
+    #[error("line {line}: `needs={value}` is not known (only `needs=nixos`)")]
+    BadNeeds { line: usize, value: String },
     /// A fence was opened and never closed.
     #[error("line {line}: the code block is never closed")]
     Unclosed { line: usize },
@@ -40,6 +43,10 @@ pub struct Block {
     pub timeout: u64,
     /// The block as written.
     pub source: String,
+    /// Marked `needs=nixos`: it only makes sense on NixOS (e.g.
+    /// `nixos-rebuild switch`), so it is not run elsewhere, and a run that
+    /// skips it proves less than the runbook.
+    pub needs_nixos: bool,
 }
 
 impl Block {
@@ -143,7 +150,10 @@ pub fn parse(text: &str, default_timeout: u64) -> Result<Vec<Block>, RunbookErro
         }
         let timeout = match attrs.get("timeout") {
             None => default_timeout,
-            Some(v) => match v.parse::<u64>() {
+            Some(v) => match v
+                .parse::<u64>()
+                .or_else(|_| v.parse::<crate::config::Seconds>().map(|s| s.0))
+            {
                 Ok(t) if t > 0 => t,
                 _ => {
                     return Err(RunbookError::BadTimeout {
@@ -153,6 +163,16 @@ pub fn parse(text: &str, default_timeout: u64) -> Result<Vec<Block>, RunbookErro
                 }
             },
         };
+        let needs_nixos = match attrs.get("needs").map(String::as_str) {
+            None => false,
+            Some("nixos") => true,
+            Some(other) => {
+                return Err(RunbookError::BadNeeds {
+                    line: line_no,
+                    value: other.to_owned(),
+                })
+            }
+        };
         let mut source = body.join("\n");
         source.push('\n');
         blocks.push(Block {
@@ -160,6 +180,7 @@ pub fn parse(text: &str, default_timeout: u64) -> Result<Vec<Block>, RunbookErro
             line: line_no,
             timeout,
             source,
+            needs_nixos,
         });
     }
     if blocks.is_empty() {
@@ -180,11 +201,16 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].name, "one");
         assert_eq!(blocks[0].timeout, 30);
+        let minutes = parse("```sh {name=m vm-prove=run timeout=15m}\nx\n```\n", 5).unwrap();
+        assert_eq!(minutes[0].timeout, 900);
         assert_eq!(blocks[0].line, 3);
         assert_eq!(blocks[0].source, "echo {{ who }}\n");
         assert_eq!(blocks[1].name, "two");
         assert_eq!(blocks[1].timeout, 600);
         assert_eq!(blocks[1].source, "```\nnested\n```\n");
+        assert!(!blocks[0].needs_nixos);
+        let blocks = parse("```sh {name=s vm-prove=run needs=nixos}\nx\n```\n", 5).unwrap();
+        assert!(blocks[0].needs_nixos);
     }
 
     #[test]
@@ -224,6 +250,10 @@ mod tests {
             ),
             Err(RunbookError::DuplicateName { .. })
         ));
+        assert!(matches!(
+            parse("```sh {name=a vm-prove=run needs=debian}\nx\n```\n", 5),
+            Err(RunbookError::BadNeeds { .. })
+        ));
         assert_eq!(
             parse("```sh {name=a vm-prove=run}\nx\n", 5),
             Err(RunbookError::Unclosed { line: 1 })
@@ -250,5 +280,11 @@ mod tests {
                 "check-failed-units"
             ]
         );
+        let needs_nixos: Vec<&str> = blocks
+            .iter()
+            .filter(|b| b.needs_nixos)
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(needs_nixos, ["switch", "check-secrets"]);
     }
 }

@@ -139,6 +139,7 @@ pub async fn check(
     };
     match observed {
         Ok(served) => CheckRecord {
+            not_run: None,
             passed: served.sha256_fingerprint == sealed.sha256_fingerprint,
             name,
             expected,
@@ -151,6 +152,7 @@ pub async fn check(
             ),
         },
         Err(e) => CheckRecord {
+            not_run: None,
             name,
             passed: false,
             expected,
