@@ -347,3 +347,45 @@ fn every_link_and_repository_path_the_docs_name_resolves() {
         problems.join("\n")
     );
 }
+
+/// Every command block of the runbook says where it runs: executed by
+/// `vm-prove` (and so by the test suite, `tests/tests/vm_prove.rs`), or on
+/// the operator's workstation, or only on the real host and network. A
+/// block with neither mark is one nobody has checked.
+#[test]
+fn every_command_block_of_the_runbook_is_run_or_marked() {
+    let text = fs_err::read_to_string(repo().join("docs/install.md")).unwrap();
+    let mut unmarked = Vec::new();
+    let mut blocks = 0;
+    let mut in_block = false;
+    for (index, line) in text.lines().enumerate() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        if in_block {
+            in_block = false;
+            continue;
+        }
+        in_block = true;
+        let language = info.split([' ', '{']).next().unwrap_or_default();
+        if !matches!(language, "sh" | "bash" | "console" | "shell") {
+            continue;
+        }
+        blocks += 1;
+        let marked = info.contains("vm-prove=run")
+            || info.contains("runs=workstation")
+            || info.contains("runs=real-host");
+        if !marked {
+            unmarked.push(format!("docs/install.md:{}: {line}", index + 1));
+        }
+    }
+    assert!(
+        blocks >= 10,
+        "only {blocks} command blocks found: is the parser broken?"
+    );
+    assert!(
+        unmarked.is_empty(),
+        "command blocks without `vm-prove=run`, `runs=workstation` or `runs=real-host`:\n{}",
+        unmarked.join("\n")
+    );
+}

@@ -1452,6 +1452,7 @@ fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
             ("check-key", "0"),
             ("clone-base", "0"),
             ("clone-instance", "0"),
+            ("check-decrypt", "0"),
             ("switch", "not run: needs NixOS"),
             ("check-secrets", "not run: needs NixOS"),
             ("check-failed-units", "0"),
