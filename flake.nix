@@ -79,7 +79,7 @@
       templates = {
         base = {
           path = ./templates/base;
-          description = "A generic NixOS base flake, free of instance data";
+          description = "A generic NixOS base flake, free of instance data, for an Incus container or virtual machine";
         };
         instance = {
           path = ./templates/instance;

@@ -8,16 +8,22 @@
     instance.url = "path:../instance";
   };
 
-  outputs = { self, nixpkgs, sops-nix, instance, ... }: {
-    nixosModules.site = import ./configuration.nix;
+  outputs = { self, nixpkgs, sops-nix, instance, ... }:
+    let
+      # Read before evaluation: the guest module to import depends on it.
+      platform = (import "${instance}/instance.nix").platform or "unset";
+    in
+    {
+      nixosModules.site = import ./configuration.nix;
 
-    nixosConfigurations.host = nixpkgs.lib.nixosSystem {
-      system = "x86_64-linux";
-      modules = [
-        self.nixosModules.site
-        instance.nixosModules.instance
-        sops-nix.nixosModules.sops
-      ];
+      nixosConfigurations.host = nixpkgs.lib.nixosSystem {
+        system = "x86_64-linux";
+        modules = [
+          self.nixosModules.site
+          (import ./platform.nix platform)
+          instance.nixosModules.instance
+          sops-nix.nixosModules.sops
+        ];
+      };
     };
-  };
 }

@@ -135,13 +135,7 @@ fn flake_init_writes_the_instance_template() {
         b"",
     );
     success(&output, "nix flake init -t …#instance");
-    for file in [
-        "flake.nix",
-        "instance.nix",
-        ".sops.yaml",
-        "README.md",
-        "secrets/README.md",
-    ] {
+    for file in ["flake.nix", "instance.nix", ".sops.yaml", "README.md"] {
         assert!(
             dir.path().join(file).is_file(),
             "`{file}` missing after `nix flake init`"
@@ -193,9 +187,15 @@ fn the_instance_template_is_what_apply_writes() {
     success(&output, "instance-extract apply");
     fs_err::remove_file(&key.file).unwrap();
     for file in ["flake.nix", "instance.nix"] {
+        // The template adds the Incus platform fact, which `apply` does not know.
+        let template = fs_err::read_to_string(repo().join("templates/instance").join(file))
+            .unwrap()
+            .lines()
+            .filter(|line| !line.contains("platform"))
+            .fold(String::new(), |text, line| text + line + "\n");
         assert_eq!(
             fs_err::read_to_string(dir.path().join("instance").join(file)).unwrap(),
-            fs_err::read_to_string(repo().join("templates/instance").join(file)).unwrap(),
+            template,
             "templates/instance/{file} differs from what `apply` writes"
         );
     }

@@ -399,14 +399,13 @@ fn the_instance_template_decrypts_with_the_bootstrap_key_alone() {
         &[],
         b"",
     );
+    fs_err::create_dir_all(instance.join("secrets")).unwrap();
     fs_err::write(
         instance.join("secrets/secrets.yaml"),
         success(&output, "sops -e"),
     )
     .unwrap();
     fs_err::remove_file(&plain).unwrap();
-    // The template's placeholder note; `verify` rightly refuses plaintext there.
-    fs_err::remove_file(instance.join("secrets/README.md")).unwrap();
     let evaluated = evaluate(
         &peers.nix_instantiate,
         dir.path(),
@@ -705,7 +704,7 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
     .unwrap();
     let instance = work.join("instance");
     copy_tree(&repo().join("templates/instance"), &instance, work);
-    fs_err::remove_file(instance.join("secrets/README.md")).unwrap();
+    fs_err::create_dir_all(instance.join("secrets")).unwrap();
     let rules = fs_err::read_to_string(instance.join(".sops.yaml")).unwrap();
     fs_err::write(
         instance.join(".sops.yaml"),
