@@ -23,6 +23,7 @@ use rayon::prelude::*;
 
 use crate::cache::Cache;
 use crate::engine::{display_bytes, Engine, Hit};
+use crate::packwalk;
 use crate::report::{Coverage, Skipped, Source};
 use crate::sopscheck;
 
@@ -273,9 +274,9 @@ pub fn history(
         .as_ref()
         .map(|key| Cache::open(repo.git_dir(), key));
 
-    // 1. Enumerate every object in pack order, with kind and size from its header.
+    // 1. Enumerate every object in pack order.
     let mut seen: HashSet<ObjectId> = HashSet::new();
-    let mut todo: Vec<ObjectId> = Vec::new();
+    let mut candidates: Vec<ObjectId> = Vec::new();
     let iter = repo
         .objects
         .iter()
@@ -300,6 +301,58 @@ pub fn history(
             coverage.cache_hits += 1;
             continue;
         }
+        candidates.push(id);
+    }
+    if enumeration_errors > 0 {
+        unproven.push(format!(
+            "{enumeration_errors} object(s) of the object database could not be listed"
+        ));
+    }
+
+    let bar = progress_bar(options.progress, candidates.len() as u64);
+    let known = Known {
+        ids: &seen,
+        shallow: repo.is_shallow(),
+    };
+    // 2. When most objects are to be scanned, walk the packs whole (every
+    // entry inflated once); what they do not hold is looked up below.
+    let mut results: Vec<Scanned> = Vec::new();
+    if candidates.len() * 2 >= seen.len() {
+        let wanted: HashSet<ObjectId> = candidates.iter().copied().collect();
+        let walked = packwalk::scan_packs(&packwalk::Walk {
+            objects_dir: repo.objects.store_ref().path(),
+            hash: repo.object_hash(),
+            wanted: &wanted,
+            engine,
+            known: &known,
+            max_size: options.max_size,
+            bar: &bar,
+        });
+        for failure in walked.unwalkable_packs {
+            tracing::info!("{failure}; its objects are read one by one");
+        }
+        for damage in walked.damaged_packs {
+            tracing::warn!("{damage}; its objects are read one by one");
+            unproven.push(format!("{damage} (a damaged pack)"));
+        }
+        let mut done: HashSet<ObjectId> = HashSet::with_capacity(wanted.len());
+        for (id, skipped) in walked.skipped {
+            if done.insert(id) {
+                coverage.skipped.push(skipped);
+            }
+        }
+        results.reserve(walked.scanned.len());
+        for scanned in walked.scanned {
+            if done.insert(scanned.id) {
+                results.push(scanned);
+            }
+        }
+        candidates.retain(|id| !done.contains(id));
+    }
+
+    // 3. The rest, object by object, with kind and size from its header.
+    let mut todo: Vec<ObjectId> = Vec::new();
+    for id in candidates {
         match repo.find_header(id) {
             Ok(header) => {
                 if header.kind() == Kind::Blob && header.size() > options.max_size {
@@ -317,20 +370,9 @@ pub fn history(
             }
         }
     }
-    if enumeration_errors > 0 {
-        unproven.push(format!(
-            "{enumeration_errors} object(s) of the object database could not be listed"
-        ));
-    }
-
-    // 2. Scan in parallel, in pack-order chunks so each worker's delta cache stays warm.
-    let bar = progress_bar(options.progress, todo.len() as u64);
+    // In parallel, in pack-order chunks so each worker's delta cache stays warm.
     let sync = repo.clone().into_sync();
-    let known = Known {
-        ids: &seen,
-        shallow: repo.is_shallow(),
-    };
-    let results: Vec<Scanned> = todo
+    let looked_up: Vec<Scanned> = todo
         .par_chunks(256)
         .map_init(
             || (sync.to_thread_local(), Vec::new()),
@@ -345,6 +387,7 @@ pub fn history(
         )
         .flatten_iter()
         .collect();
+    results.extend(looked_up);
     bar.finish_and_clear();
 
     let mut with_hits = Vec::new();
@@ -383,7 +426,7 @@ pub fn history(
         ));
     }
 
-    // 3. Ref names.
+    // 4. Ref names.
     let mut hits = Vec::new();
     for reference in repo.references()?.all()? {
         let Ok(reference) = reference else {
@@ -403,7 +446,7 @@ pub fn history(
         }
     }
 
-    // 4. Provenance, only for what has hits.
+    // 5. Provenance, only for what has hits.
     let wanted: HashSet<ObjectId> = with_hits
         .iter()
         .filter(|s| matches!(s.kind, Kind::Blob | Kind::Tree))

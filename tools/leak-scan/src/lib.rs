@@ -12,6 +12,7 @@ pub mod engine;
 pub mod enroll;
 pub mod git;
 pub mod known;
+mod packwalk;
 pub mod report;
 pub mod rules;
 pub mod sopscheck;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -402,4 +403,168 @@ fn missing_objects_and_skipped_blobs_make_history_unproven() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
     let reasons = json(&out)["unproven_reasons"].to_string();
     assert!(reasons.contains(&blob), "{reasons}");
+}
+
+/// A history of a few commits: a key added then deleted, a large blob, and
+/// enough other files that the pack holds deltas.
+fn history_with_a_deleted_key(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    for round in 0..6 {
+        for file in 0..8 {
+            let mut lines = String::new();
+            for line in 0..40 {
+                writeln!(lines, "module {file} line {line} round {}", round.min(line)).unwrap();
+            }
+            fs_err::write(dir.join(format!("f{file}.txt")), lines).unwrap();
+        }
+        if round == 2 {
+            fs_err::write(dir.join("key.txt"), format!("{}\n", age_key(3))).unwrap();
+        }
+        if round == 4 {
+            fs_err::remove_file(dir.join("key.txt")).unwrap();
+            fs_err::write(dir.join("big.txt"), "y".repeat(5000)).unwrap();
+        }
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", &format!("round {round}")]);
+    }
+}
+
+fn findings_of(doc: &serde_json::Value) -> Vec<String> {
+    let mut found: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    found.sort();
+    found
+}
+
+fn loose_objects(dir: &Path) -> usize {
+    let out = Command::new("git")
+        .args(["count-objects"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_packed_history_gives_what_its_loose_objects_give() {
+    let dir = tempfile::tempdir().unwrap();
+    history_with_a_deleted_key(dir.path());
+    let args = ["--history", "--no-cache", "--max-size", "1000", "--json"];
+    let loose = leak_scan(dir.path(), &args);
+    git(dir.path(), &["repack", "-adq", "--depth=50", "--window=50"]);
+    git(dir.path(), &["prune-packed"]);
+    assert_eq!(loose_objects(dir.path()), 0, "every object is in the pack");
+    let packed = leak_scan(dir.path(), &args);
+    // The key is found in history either way (exit 1), and the big blob is
+    // skipped either way, so neither run is complete.
+    assert_eq!(loose.status.code(), Some(1), "{}", text(&loose.stdout));
+    assert_eq!(packed.status.code(), Some(1), "{}", text(&packed.stdout));
+    let (loose, packed) = (json(&loose), json(&packed));
+    assert_eq!(packed["complete"], false);
+    assert_eq!(findings_of(&loose), findings_of(&packed));
+    assert!(!findings_of(&packed).is_empty());
+    assert_eq!(loose["coverage"], packed["coverage"]);
+    assert_eq!(packed["coverage"]["skipped"][0]["size"], 5000);
+}
+
+#[test]
+fn a_pack_without_an_object_history_references_is_unproven() {
+    let full = tempfile::tempdir().unwrap();
+    history_with_a_deleted_key(full.path());
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD", "HEAD:f0.txt"])
+        .current_dir(full.path())
+        .output()
+        .unwrap();
+    let head = text(&head.stdout);
+    let mut ids = head.lines();
+    let (commit, dropped) = (ids.next().unwrap(), ids.next().unwrap());
+    // Every object but one blob, packed into a repository of its own, as a
+    // partial or damaged clone would hold them.
+    let objects = Command::new("git")
+        .args(["rev-list", "--objects", "--all"])
+        .current_dir(full.path())
+        .output()
+        .unwrap();
+    let mut wanted = String::new();
+    for id in text(&objects.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| *id != dropped)
+    {
+        writeln!(wanted, "{id}").unwrap();
+    }
+    let part = tempfile::tempdir().unwrap();
+    git(part.path(), &["init", "-q", "-b", "main"]);
+    let mut pack = Command::new("git")
+        .args(["pack-objects", "-q", ".git/objects/pack/pack"])
+        .current_dir(part.path())
+        .env("GIT_DIR", full.path().join(".git"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(pack.stdin.as_mut().unwrap(), wanted.as_bytes()).unwrap();
+    assert!(pack.wait().unwrap().success());
+    // `pack-objects` wrote into the full repository (GIT_DIR): move the pack over.
+    for entry in fs_err::read_dir(full.path().join(".git/objects/pack")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("pack-") && path.extension().is_some_and(|e| e == "pack" || e == "idx")
+        {
+            fs_err::rename(&path, part.path().join(".git/objects/pack").join(&name)).unwrap();
+        }
+    }
+    git(part.path(), &["update-ref", "refs/heads/main", commit]);
+    let out = leak_scan(part.path(), &["--history", "--no-cache", "--json"]);
+    // The deleted key is found (exit 1 outranks 3), and the run is incomplete.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(json(&out)["complete"], false);
+    let reasons = json(&out)["unproven_reasons"].to_string();
+    assert!(reasons.contains(dropped), "{reasons}");
+}
+
+#[test]
+fn a_damaged_pack_is_unproven_never_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    fs_err::write(dir.path().join("a.txt"), "x".repeat(4000)).unwrap();
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "one"]);
+    git(dir.path(), &["repack", "-adq"]);
+    git(dir.path(), &["prune-packed"]);
+    let pack = fs_err::read_dir(dir.path().join(".git/objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let original = fs_err::read(&pack).unwrap();
+    let mut perms = fs_err::metadata(&pack).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    fs_err::set_permissions(&pack, perms).unwrap();
+    // One damaged byte anywhere in the entries (past the 12-byte header,
+    // before the 20-byte trailing checksum), including a zlib trailer that a
+    // decoder filling its buffer never reads: never a clean verdict.
+    for at in 12..original.len() - 20 {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x01;
+        fs_err::write(&pack, &bytes).unwrap();
+        let out = leak_scan(dir.path(), &["--history", "--no-cache", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "byte {at} of the pack damaged:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
 }
