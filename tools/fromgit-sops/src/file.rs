@@ -17,7 +17,7 @@ use crate::cipher::{self, CipherError, DataKey, EncValue};
 use crate::json::{self, JsonError};
 use crate::keys::{Identities, KeyError, Recipient};
 use crate::metadata::{self, AgeStanza, Metadata, MetadataError, Selection, SelectionMatcher};
-use crate::value::{KeyPath, Kind, Map, PathStep, Scalar, Value, ValueError};
+use crate::value::{self, KeyPath, Kind, Map, PathStep, Scalar, Value, ValueError, MAX_DEPTH};
 use crate::yaml::{self, YamlError};
 
 /// The stores fromgit reads and writes.
@@ -105,6 +105,9 @@ pub enum SopsError {
     /// A rewrite was asked for with no recipient.
     #[error("at least one age recipient is required")]
     NoRecipients,
+    /// The document nests deeper than any reader of fromgit's accepts.
+    #[error("the document nests {0} levels deep; fromgit writes at most {MAX_DEPTH}, the most it reads back")]
+    TooDeep(usize),
     /// The text we were about to write did not decrypt back to the intended values.
     #[error("self-check failed: the file written would not decrypt to the intended values ({0})")]
     SelfCheck(String),
@@ -373,6 +376,7 @@ pub fn encrypt_new(
     if tree.iter().any(|(k, _)| k == "sops") {
         return Err(SopsError::ReservedKey);
     }
+    ensure_writable_depth(tree)?;
     if recipients.is_empty() {
         return Err(SopsError::NoRecipients);
     }
@@ -399,6 +403,16 @@ pub fn encrypt_new(
     seal(format, tree, data_key, metadata, None)
 }
 
+/// Refuses a tree that the readers would refuse once written: the same limit
+/// on write as on read.
+fn ensure_writable_depth(tree: &Map) -> Result<(), SopsError> {
+    let depth = value::depth(tree);
+    if depth > MAX_DEPTH {
+        return Err(SopsError::TooDeep(depth));
+    }
+    Ok(())
+}
+
 /// Encrypts `tree` under `metadata`'s key and selection, computing a new MAC.
 fn seal(
     format: Format,
@@ -407,6 +421,7 @@ fn seal(
     mut metadata: Metadata,
     stash: Option<&mut Stash>,
 ) -> Result<Written, SopsError> {
+    ensure_writable_depth(tree)?;
     let matcher = metadata.selection.matcher()?;
     let mut walk = EncryptWalk {
         key: &data_key,
