@@ -202,31 +202,38 @@ impl EncryptedFile {
 
     /// Decrypts every value with a known data key and verifies the MAC.
     pub fn decrypt_with_key(&self, data_key: DataKey) -> Result<DecryptedFile, SopsError> {
-        let matcher = self.metadata.selection.matcher()?;
-        let mac_aad = self.metadata.mac_aad()?;
-        let mut walk = DecryptWalk {
-            key: &data_key,
-            matcher: &matcher,
-            mac: MacHasher::new(self.metadata.mac_only_encrypted),
-            mac_only_encrypted: self.metadata.mac_only_encrypted,
-            stash: Stash::default(),
-            path: KeyPath::default(),
-        };
-        let tree = walk.map(&self.tree)?;
-        let computed = walk.mac.finish();
-        let stored = EncValue::parse(&self.metadata.mac)
-            .and_then(|enc| enc.open(&data_key, &mac_aad))
-            .map_err(SopsError::MacUnreadable)?;
-        if stored.as_str() != computed.as_str() {
-            return Err(SopsError::MacMismatch);
-        }
-        let stash = walk.stash;
+        let (tree, stash) = self.open(&data_key, true)?;
         Ok(DecryptedFile {
             tree,
             data_key,
             stash,
             encrypted: self.clone(),
         })
+    }
+
+    /// Decrypts every value and checks the MAC. The stash of original
+    /// ciphertexts, which only a rewrite needs, is kept when `keep_stash`.
+    fn open(&self, data_key: &DataKey, keep_stash: bool) -> Result<(Map, Stash), SopsError> {
+        let matcher = self.metadata.selection.matcher()?;
+        let mac_aad = self.metadata.mac_aad()?;
+        let mut walk = DecryptWalk {
+            key: data_key,
+            matcher: &matcher,
+            mac: MacHasher::new(self.metadata.mac_only_encrypted),
+            mac_only_encrypted: self.metadata.mac_only_encrypted,
+            stash: Stash::default(),
+            keep_stash,
+            path: KeyPath::default(),
+        };
+        let tree = walk.map(&self.tree)?;
+        let computed = walk.mac.finish();
+        let stored = EncValue::parse(&self.metadata.mac)
+            .and_then(|enc| enc.open(data_key, &mac_aad))
+            .map_err(SopsError::MacUnreadable)?;
+        if stored.as_str() != computed.as_str() {
+            return Err(SopsError::MacMismatch);
+        }
+        Ok((tree, walk.stash))
     }
 
     /// Refuses when a rewrite would drop what fromgit does not model.
@@ -484,8 +491,8 @@ impl Written {
             age::Decryptor::new(age::armor::ArmoredReader::new(stanza.enc.as_bytes()))
                 .map_err(|_| check("a recipient stanza is not an age file"))?;
         }
-        let decrypted = file.decrypt_with_key(self.data_key.clone())?;
-        if decrypted.tree != self.expected {
+        let (tree, _) = file.open(&self.data_key, false)?;
+        if tree != self.expected {
             return Err(check("decrypted values differ"));
         }
         Ok(())
@@ -556,6 +563,7 @@ struct DecryptWalk<'a> {
     mac: MacHasher,
     mac_only_encrypted: bool,
     stash: Stash,
+    keep_stash: bool,
     path: KeyPath,
 }
 
@@ -610,7 +618,9 @@ impl DecryptWalk<'_> {
                     path: path(),
                     source,
                 })?;
-            self.stash.put(&aad, &plain, &scalar.text);
+            if self.keep_stash {
+                self.stash.put(&aad, &plain, &scalar.text);
+            }
             plain
         } else {
             return Err(SopsError::NotEncrypted {
