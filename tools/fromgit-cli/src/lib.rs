@@ -185,9 +185,10 @@ pub fn render_error(err: &anyhow::Error) -> String {
             .split('\n')
             .map(str::trim)
             .filter(|part| !part.is_empty())
+            .map(escape_controls)
             .collect::<Vec<_>>()
             .join("; ");
-        hints.extend(parts.map(|hint| hint.replace('\n', " ")));
+        hints.extend(parts.map(|hint| escape_controls(&hint.replace('\n', " "))));
         if message.is_empty() || line.ends_with(&message) {
             continue;
         }
@@ -203,6 +204,22 @@ pub fn render_error(err: &anyhow::Error) -> String {
         line.push('\n');
     }
     line
+}
+
+/// Control characters (a terminal escape, a carriage return) as `\u{…}`:
+/// a file name is printed in errors as it is, and must not be able to
+/// move the cursor or forge a line.
+fn escape_controls(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -231,6 +248,12 @@ mod tests {
         assert_eq!(
             render_error(&err),
             "error: `a.yaml` was left unchanged: disk full\n"
+        );
+        // A crafted file name can neither start a line nor reach the terminal.
+        let err = anyhow::anyhow!("cannot read `x\nproven clean\u{1b}[2K\r.yaml`");
+        assert_eq!(
+            render_error(&err),
+            "error: cannot read `x; proven clean\\u{1b}[2K\\u{d}.yaml`\n"
         );
     }
 
