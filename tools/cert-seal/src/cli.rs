@@ -39,7 +39,7 @@ pub struct PairArgs {
     #[arg(long, value_name = "PRIVKEY.pem", value_hint = ValueHint::FilePath)]
     pub key: PathBuf,
     /// The instance domain: the leaf must name both `D` and `*.D`
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub domain: String,
     /// Refuse a leaf that expires within this many days
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
@@ -89,6 +89,11 @@ pub struct InspectArgs {
     /// Exit 1 when fewer days than this remain
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub min_days: i64,
+    /// An age key file or OpenSSH ed25519 private key: decrypt the sealed
+    /// certificate and check the clear values against it (exit 1 when they
+    /// differ); without it the clear values are unauthenticated (repeatable)
+    #[arg(long = "identity", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub identities: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

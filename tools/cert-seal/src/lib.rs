@@ -297,11 +297,20 @@ struct InspectReport<'a> {
     days_left: Option<i64>,
     min_days: i64,
     ok: bool,
+    /// Whether the clear values were checked against the decrypted
+    /// certificate (`--identity`); without it they are unauthenticated.
+    authenticated: bool,
+    /// With `--identity`: whether the clear values match the certificate.
+    matches_sealed: Option<bool>,
 }
 
 /// The clear summary of a sealed certificate file, read without any key.
 pub fn sealed_summary(path: &Path) -> anyhow::Result<CertSummary> {
     let file = read_sealed(path)?;
+    summary_of(&file, path)
+}
+
+fn summary_of(file: &EncryptedFile, path: &Path) -> anyhow::Result<CertSummary> {
     sealed::clear_summary(&file.tree).with_context(|| {
         format!(
             "`{}` has no clear certificate summary (`tls.{}`); was it sealed by `cert-seal seal`?",
@@ -311,11 +320,76 @@ pub fn sealed_summary(path: &Path) -> anyhow::Result<CertSummary> {
     })
 }
 
+/// Why the clear values of a sealed file are not those of its certificate.
+enum Mismatch {
+    /// The MAC does not cover the file as it is: something was edited.
+    Mac,
+    /// The MAC holds, but the clear values describe another certificate.
+    Values,
+}
+
+/// Decrypts the sealed chain and compares its leaf with the clear summary.
+fn check_clear_values(
+    file: &EncryptedFile,
+    path: &Path,
+    identities: &[std::path::PathBuf],
+    clear: &CertSummary,
+) -> anyhow::Result<Option<Mismatch>> {
+    let identities =
+        Identities::from_files_or_env(identities).context("Failed to load the identities")?;
+    let decrypted = match file.decrypt(&identities) {
+        Ok(decrypted) => decrypted,
+        Err(fromgit_sops::SopsError::MacMismatch) => return Ok(Some(Mismatch::Mac)),
+        Err(err) => {
+            return Err(err).with_context(|| format!("Failed to decrypt `{}`", path.display()))
+        }
+    };
+    let fullchain = match decrypted.tree.iter().find(|(k, _)| k == sealed::TLS_KEY) {
+        Some((_, fromgit_sops::Value::Map(tls))) => {
+            match tls.iter().find(|(k, _)| k == sealed::FULLCHAIN_KEY) {
+                Some((_, fromgit_sops::Value::Scalar(scalar))) => scalar.text.clone(),
+                _ => None.with_context(|| {
+                    format!("`{}` has no sealed `tls.fullchain`", path.display())
+                })?,
+            }
+        }
+        _ => None.with_context(|| format!("`{}` has no sealed `tls`", path.display()))?,
+    };
+    let chain = match pem_input::chain_from_bytes(path, fullchain.as_bytes()) {
+        Read::Ok(chain) => chain,
+        Read::Refused(refusal) => bail!("the sealed chain of `{}`: {refusal}", path.display()),
+    };
+    let leaf = chain
+        .der
+        .first()
+        .and_then(|der| check::parse_der(der))
+        .with_context(|| {
+            format!(
+                "the sealed leaf of `{}` is not a valid X.509 certificate",
+                path.display()
+            )
+        })?;
+    Ok((CertSummary::of(&leaf) != *clear).then_some(Mismatch::Values))
+}
+
 fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let summary = sealed_summary(&args.file)?;
+    let file = read_sealed(&args.file)?;
+    let summary = summary_of(&file, &args.file)?;
+    let mismatch = if args.identities.is_empty() {
+        None
+    } else {
+        Some(check_clear_values(
+            &file,
+            &args.file,
+            &args.identities,
+            &summary,
+        )?)
+    };
+    let matches_sealed = mismatch.as_ref().map(Option::is_none);
     let now = OffsetDateTime::now_utc();
     let days_left = summary.days_left(now);
-    let ok = days_left.is_some_and(|d| d >= args.min_days);
+    let fresh = days_left.is_some_and(|d| d >= args.min_days);
+    let ok = fresh && matches_sealed != Some(false);
     if global.json {
         fromgit_cli::write_json(&InspectReport {
             schema_version: 1,
@@ -324,10 +398,27 @@ fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<Ex
             days_left,
             min_days: args.min_days,
             ok,
+            authenticated: matches_sealed.is_some(),
+            matches_sealed,
         })?;
     } else {
         let mut text = describe_summary(&summary, now);
-        if !ok {
+        match &mismatch {
+            None => text.push_str(
+                "checked:     no: these clear values are unauthenticated without the key \
+                 (pass `--identity` to check them against the sealed certificate)\n",
+            ),
+            Some(None) => {
+                text.push_str("checked:     yes: they match the decrypted certificate\n");
+            }
+            Some(Some(Mismatch::Mac)) => text.push_str(
+                "MISMATCH: the file does not match its MAC: it was edited outside sops or \
+                 fromgit, so these values cannot be trusted\n",
+            ),
+            Some(Some(Mismatch::Values)) => text
+                .push_str("MISMATCH: these clear values do not describe the sealed certificate\n"),
+        }
+        if !fresh {
             let _ = writeln!(text, "renew: fewer than {} days left", args.min_days);
         }
         fromgit_cli::write_stdout(text.as_bytes())?;

@@ -29,6 +29,9 @@ pub enum InputRefusal {
     EncryptedKey(String),
     #[error("`{0}` has text outside its PEM blocks that is not a PEM block")]
     Garbage(String),
+    /// A block begins and never ends: a file cut short.
+    #[error("`{0}` holds a truncated PEM block (a `-----BEGIN` line without its `-----END` line)")]
+    Truncated(String),
 }
 
 /// The chain, leaf first, as DER blocks.
@@ -57,6 +60,9 @@ fn blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, InputRefusal> {
     };
     if !text.contains("-----BEGIN ") {
         return Err(InputRefusal::NotPem(name));
+    }
+    if text.matches("-----BEGIN ").count() > text.matches("-----END ").count() {
+        return Err(InputRefusal::Truncated(name));
     }
     let parsed = pem::parse_many(text).map_err(|_| InputRefusal::NotPem(name.clone()))?;
     if parsed.is_empty() {

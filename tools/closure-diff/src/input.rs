@@ -210,9 +210,17 @@ pub fn load(spec: &str, store: &StoreArgs) -> Result<Side> {
         load_narinfo_dir(spec, path, store_dir)?
     } else {
         let bytes = fs_err::read(path)?;
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
-            format!("`{spec}` is not valid JSON (truncated or malformed dump?)")
-        })?;
+        let doc = match fromgit_nix::json::parse_strict(&bytes) {
+            Ok(doc) => doc,
+            Err(err) if err.to_string().contains(fromgit_nix::json::CONFLICT) => {
+                bail!("`{spec}`: {err}: which entry is true cannot be told")
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("`{spec}` is not valid JSON (truncated or malformed dump?)")
+                })
+            }
+        };
         if doc.get("schema").is_some() {
             snapshot::load(spec, &doc)?
         } else {
@@ -250,6 +258,7 @@ pub(crate) fn infer_roots(infos: &FxHashMap<String, Arc<PathInfo>>) -> Vec<Strin
 }
 
 fn from_infos(mut side: Side, infos: Vec<PathInfo>) -> Result<Side> {
+    let infos = pathinfo::without_duplicates(infos).with_context(|| format!("`{}`", side.spec))?;
     for info in infos {
         side.infos.insert(info.path.clone(), Arc::new(info));
     }

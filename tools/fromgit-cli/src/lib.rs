@@ -164,17 +164,98 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
             }
         }
     }
-    let mut stderr = io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
-    for cause in err.chain().skip(1) {
-        let _ = writeln!(stderr, "  Caused by: {cause}");
-    }
+    let _ = io::stderr().lock().write_all(render_error(err).as_bytes());
     ExitStatus::Error.into()
+}
+
+/// The house error form: `error: what failed: cause: cause` on one line, so
+/// that a log line or a CI summary carries the reason, then one `hint: …`
+/// line per hint found in any message of the chain. A cause whose text its
+/// parent already ends with (an error that prints its source) is not
+/// repeated.
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut line = String::from("error: ");
+    let mut hints = Vec::new();
+    for (index, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        let mut parts = text.split("\nhint: ");
+        let message = parts
+            .next()
+            .unwrap_or_default()
+            .split('\n')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(escape_controls)
+            .collect::<Vec<_>>()
+            .join("; ");
+        hints.extend(parts.map(|hint| escape_controls(&hint.replace('\n', " "))));
+        if message.is_empty() || line.ends_with(&message) {
+            continue;
+        }
+        if index > 0 {
+            line.push_str(": ");
+        }
+        line.push_str(&message);
+    }
+    line.push('\n');
+    for hint in hints {
+        line.push_str("hint: ");
+        line.push_str(&hint);
+        line.push('\n');
+    }
+    line
+}
+
+/// Control characters (a terminal escape, a carriage return) as `\u{…}`:
+/// a file name is printed in errors as it is, and must not be able to
+/// move the cursor or forge a line.
+fn escape_controls(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_ours;
+    use super::{is_ours, render_error};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("`a.yaml` was left unchanged: {source}")]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn errors_render_on_one_line_with_their_causes_and_hints_after() {
+        let err = anyhow::anyhow!("MAC mismatch\nhint: was it edited by hand?")
+            .context("Failed to decrypt `hosts/web/secrets.yaml`");
+        assert_eq!(
+            render_error(&err),
+            "error: Failed to decrypt `hosts/web/secrets.yaml`: MAC mismatch\n\
+             hint: was it edited by hand?\n"
+        );
+        // A cause its parent already prints is not repeated.
+        let err = anyhow::Error::new(Wrapping {
+            source: std::io::Error::other("disk full"),
+        });
+        assert_eq!(
+            render_error(&err),
+            "error: `a.yaml` was left unchanged: disk full\n"
+        );
+        // A crafted file name can neither start a line nor reach the terminal.
+        let err = anyhow::anyhow!("cannot read `x\nproven clean\u{1b}[2K\r.yaml`");
+        assert_eq!(
+            render_error(&err),
+            "error: cannot read `x; proven clean\\u{1b}[2K\\u{d}.yaml`\n"
+        );
+    }
 
     #[test]
     fn only_our_crates_log_below_info() {

@@ -10,6 +10,7 @@
 pub mod db;
 pub mod drv;
 pub mod hash;
+pub mod json;
 pub mod literal;
 pub mod names;
 pub mod nar;

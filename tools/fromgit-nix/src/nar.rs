@@ -30,6 +30,10 @@ pub enum NarError {
     /// A device node, FIFO or socket: NAR cannot represent it.
     #[error("`{0}` has an unsupported file type (not a regular file, directory or symlink)")]
     UnsupportedType(PathBuf),
+    /// Directories nested deeper than [`MAX_DEPTH`]: refused before the
+    /// recursion outgrows the stack (each level also holds a descriptor).
+    #[error("`{0}` is nested more than {MAX_DEPTH} directories deep")]
+    TooDeep(PathBuf),
     /// The file's size changed while it was read.
     #[error("`{0}` changed size while it was being read")]
     SizeChanged(PathBuf),
@@ -121,9 +125,17 @@ const READ: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC)
     .union(OFlags::NOFOLLOW);
 
+/// The deepest directory nesting serialised. Store paths nest a few dozen
+/// levels; the serialiser recurses once per level and keeps each level's
+/// directory open.
+pub const MAX_DEPTH: usize = 512;
+
 /// A directory, already open: its entries are read from the descriptor and
 /// each child is opened relative to it (no path walk from the root).
-fn directory(w: &mut impl Write, path: &Path, fd: OwnedFd) -> Result<(), NarError> {
+fn directory(w: &mut impl Write, path: &Path, fd: OwnedFd, depth: usize) -> Result<(), NarError> {
+    if depth > MAX_DEPTH {
+        return Err(NarError::TooDeep(path.to_owned()));
+    }
     s(w, b"directory")?;
     let mut dir = fs::Dir::new(fd).map_err(|e| at(path, e))?;
     let mut entries: Vec<(Vec<u8>, FileType)> = Vec::new();
@@ -151,7 +163,7 @@ fn directory(w: &mut impl Write, path: &Path, fd: OwnedFd) -> Result<(), NarErro
         } else {
             kind
         };
-        node_at(w, &child, dirfd, &name, kind)?;
+        node_at(w, &child, dirfd, &name, kind, depth + 1)?;
         s(w, b")")?;
     }
     Ok(())
@@ -164,6 +176,7 @@ fn node_at(
     dirfd: BorrowedFd<'_>,
     name: &[u8],
     kind: FileType,
+    depth: usize,
 ) -> Result<(), NarError> {
     s(w, b"(")?;
     s(w, b"type")?;
@@ -181,7 +194,7 @@ fn node_at(
         FileType::Directory => {
             let fd = fs::openat(dirfd, name, READ.union(OFlags::DIRECTORY), Mode::empty())
                 .map_err(|e| at(path, e))?;
-            directory(w, path, fd)?;
+            directory(w, path, fd, depth)?;
         }
         _ => return Err(NarError::UnsupportedType(path.to_owned())),
     }
@@ -194,7 +207,14 @@ pub fn dump(path: &Path, w: &mut impl Write) -> Result<(), NarError> {
     s(w, b"nix-archive-1")?;
     let name = path.as_os_str().as_bytes();
     let st = fs::statat(fs::CWD, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| at(path, e))?;
-    node_at(w, path, fs::CWD, name, FileType::from_raw_mode(st.st_mode))
+    node_at(
+        w,
+        path,
+        fs::CWD,
+        name,
+        FileType::from_raw_mode(st.st_mode),
+        1,
+    )
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -312,6 +332,20 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn directories_nested_past_the_limit_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("deep");
+        // Built relative to each new level: the full path outgrows PATH_MAX.
+        fs_err::create_dir(&root).unwrap();
+        let mut fd = fs::open(&root, READ.union(OFlags::DIRECTORY), Mode::empty()).unwrap();
+        for _ in 0..MAX_DEPTH + 5 {
+            fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = fs::openat(&fd, "d", READ.union(OFlags::DIRECTORY), Mode::empty()).unwrap();
+        }
+        assert!(matches!(hash_path(&root), Err(NarError::TooDeep(_))));
     }
 
     #[test]

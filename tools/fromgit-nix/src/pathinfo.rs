@@ -55,6 +55,10 @@ pub enum PathInfoError {
         /// The field.
         field: &'static str,
     },
+    /// One path listed twice with different metadata: which entry is true
+    /// cannot be told, and taking either would depend on their order.
+    #[error("`{0}` is listed twice with different NAR hashes or metadata")]
+    Conflict(String),
     /// Paths from more than one store directory.
     #[error("paths from different store directories: `{0}` and `{1}`")]
     MixedStoreDirs(String, String),
@@ -145,7 +149,7 @@ fn entry(path: &str, v: &Value, store_dir: &str) -> Result<PathInfo, PathInfoErr
 /// `storeDir`); or `{"version":2|3,"storeDir":…,"info":{<base name>:…}}`.
 /// `default_store_dir` applies when the document does not say.
 pub fn parse_path_info_json(bytes: &[u8], default_store_dir: &str) -> Result<Dump, PathInfoError> {
-    let doc: Value = serde_json::from_slice(bytes)?;
+    let doc: Value = crate::json::parse_strict(bytes)?;
     let mut pairs: Vec<(String, &Value)> = Vec::new();
     let mut store_dir: Option<String> = None;
     match &doc {
@@ -223,7 +227,43 @@ pub fn parse_path_info_json(bytes: &[u8], default_store_dir: &str) -> Result<Dum
             entry(&abs, v, &store_dir)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Dump { store_dir, infos })
+    Ok(Dump {
+        store_dir,
+        infos: without_duplicates(infos)?,
+    })
+}
+
+/// Drops repeated identical entries; a path repeated with different
+/// metadata is a [`PathInfoError::Conflict`].
+pub fn without_duplicates(infos: Vec<PathInfo>) -> Result<Vec<PathInfo>, PathInfoError> {
+    let mut first_at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut kept: Vec<PathInfo> = Vec::with_capacity(infos.len());
+    for info in infos {
+        match first_at.get(&info.path) {
+            Some(&index) if kept[index] != info => {
+                return Err(PathInfoError::Conflict(info.path));
+            }
+            Some(_) => {}
+            None => {
+                first_at.insert(info.path.clone(), kept.len());
+                kept.push(info);
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Records a `.narinfo` field, refusing a second, different value for it.
+fn set_once(slot: &mut Option<String>, key: &str, value: &str) -> Result<(), PathInfoError> {
+    match slot {
+        Some(previous) if previous != value => Err(PathInfoError::NarInfo(format!(
+            "`{key}` is given twice with different values"
+        ))),
+        _ => {
+            *slot = Some(value.to_owned());
+            Ok(())
+        }
+    }
 }
 
 /// Parses one `.narinfo` file. Returns the entry and its store directory.
@@ -246,8 +286,8 @@ pub fn parse_narinfo(text: &str) -> Result<(String, PathInfo), PathInfoError> {
             })?;
         let v = v.trim();
         match k {
-            "StorePath" => store_path = Some(v.to_owned()),
-            "NarHash" => nar_hash = Some(v.to_owned()),
+            "StorePath" => set_once(&mut store_path, k, v)?,
+            "NarHash" => set_once(&mut nar_hash, k, v)?,
             "NarSize" => {
                 nar_size = Some(
                     v.parse::<u64>()
@@ -349,6 +389,36 @@ mod tests {
     }
 
     #[test]
+    fn a_path_listed_twice_with_different_hashes_is_a_conflict_in_every_shape() {
+        const OTHER: &str = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let a = A.trim_start_matches("/nix/store/");
+        let conflicting = [
+            format!(
+                r#"[{{"path":"{A}","narHash":"{SRI}","references":[]}},{{"path":"{A}","narHash":"{OTHER}","references":[]}}]"#
+            ),
+            format!(
+                r#"{{"{A}":{{"narHash":"{SRI}","references":[]}},"{A}":{{"narHash":"{OTHER}","references":[]}}}}"#
+            ),
+            format!(
+                r#"{{"version":2,"storeDir":"/nix/store","info":{{"{a}":{{"narHash":"{SRI}","references":[]}},"{a}":{{"narHash":"{OTHER}","references":[]}}}}}}"#
+            ),
+            // The same path once absolute and once as a base name.
+            format!(
+                r#"{{"{A}":{{"narHash":"{SRI}","references":[]}},"{a}":{{"narHash":"{OTHER}","references":[]}}}}"#
+            ),
+        ];
+        for doc in conflicting {
+            let err = parse_path_info_json(doc.as_bytes(), "/nix/store").expect_err(&doc);
+            assert!(err.to_string().contains(a), "{err}");
+        }
+        let identical = format!(
+            r#"[{{"path":"{A}","narHash":"{SRI}","references":[]}},{{"path":"{A}","narHash":"{SRI}","references":[]}}]"#
+        );
+        let dump = parse_path_info_json(identical.as_bytes(), "/nix/store").expect("identical");
+        assert_eq!(dump.infos.len(), 1);
+    }
+
+    #[test]
     fn rejects_invalid_truncated_and_foreign() {
         let invalid = format!(r#"[{{"path":"{A}","valid":false}}]"#);
         assert!(matches!(
@@ -378,5 +448,15 @@ mod tests {
         assert_eq!(info.nar_size, Some(904));
         assert_eq!(info.references.len(), 1);
         assert!(parse_narinfo("garbage").is_err());
+        let twice =
+            format!("{text}NarHash: sha256:1jhwfc2g1j95y5saxqvms2lnrcpxiays5730h9d9ja7p42k1zzs\n");
+        let err = parse_narinfo(&twice).expect_err("two hashes");
+        assert!(
+            err.to_string().contains("`NarHash` is given twice"),
+            "{err}"
+        );
+        let repeated =
+            format!("{text}NarHash: sha256:02jhwfc2g1j95y5saxqvms2lnrcpxiays5730h9d9ja7p42k1zzs\n");
+        assert!(parse_narinfo(&repeated).is_ok());
     }
 }

@@ -17,7 +17,7 @@ use crate::cipher::{self, CipherError, DataKey, EncValue};
 use crate::json::{self, JsonError};
 use crate::keys::{Identities, KeyError, Recipient};
 use crate::metadata::{self, AgeStanza, Metadata, MetadataError, Selection, SelectionMatcher};
-use crate::value::{KeyPath, Kind, Map, PathStep, Scalar, Value, ValueError};
+use crate::value::{self, KeyPath, Kind, Map, PathStep, Scalar, Value, ValueError, MAX_DEPTH};
 use crate::yaml::{self, YamlError};
 
 /// The stores fromgit reads and writes.
@@ -105,6 +105,9 @@ pub enum SopsError {
     /// A rewrite was asked for with no recipient.
     #[error("at least one age recipient is required")]
     NoRecipients,
+    /// The document nests deeper than any reader of fromgit's accepts.
+    #[error("the document nests {0} levels deep; fromgit writes at most {MAX_DEPTH}, the most it reads back")]
+    TooDeep(usize),
     /// The text we were about to write did not decrypt back to the intended values.
     #[error("self-check failed: the file written would not decrypt to the intended values ({0})")]
     SelfCheck(String),
@@ -199,31 +202,38 @@ impl EncryptedFile {
 
     /// Decrypts every value with a known data key and verifies the MAC.
     pub fn decrypt_with_key(&self, data_key: DataKey) -> Result<DecryptedFile, SopsError> {
-        let matcher = self.metadata.selection.matcher()?;
-        let mac_aad = self.metadata.mac_aad()?;
-        let mut walk = DecryptWalk {
-            key: &data_key,
-            matcher: &matcher,
-            mac: MacHasher::new(self.metadata.mac_only_encrypted),
-            mac_only_encrypted: self.metadata.mac_only_encrypted,
-            stash: Stash::default(),
-            path: KeyPath::default(),
-        };
-        let tree = walk.map(&self.tree)?;
-        let computed = walk.mac.finish();
-        let stored = EncValue::parse(&self.metadata.mac)
-            .and_then(|enc| enc.open(&data_key, &mac_aad))
-            .map_err(SopsError::MacUnreadable)?;
-        if stored.as_str() != computed.as_str() {
-            return Err(SopsError::MacMismatch);
-        }
-        let stash = walk.stash;
+        let (tree, stash) = self.open(&data_key, true)?;
         Ok(DecryptedFile {
             tree,
             data_key,
             stash,
             encrypted: self.clone(),
         })
+    }
+
+    /// Decrypts every value and checks the MAC. The stash of original
+    /// ciphertexts, which only a rewrite needs, is kept when `keep_stash`.
+    fn open(&self, data_key: &DataKey, keep_stash: bool) -> Result<(Map, Stash), SopsError> {
+        let matcher = self.metadata.selection.matcher()?;
+        let mac_aad = self.metadata.mac_aad()?;
+        let mut walk = DecryptWalk {
+            key: data_key,
+            matcher: &matcher,
+            mac: MacHasher::new(self.metadata.mac_only_encrypted),
+            mac_only_encrypted: self.metadata.mac_only_encrypted,
+            stash: Stash::default(),
+            keep_stash,
+            path: KeyPath::default(),
+        };
+        let tree = walk.map(&self.tree)?;
+        let computed = walk.mac.finish();
+        let stored = EncValue::parse(&self.metadata.mac)
+            .and_then(|enc| enc.open(data_key, &mac_aad))
+            .map_err(SopsError::MacUnreadable)?;
+        if stored.as_str() != computed.as_str() {
+            return Err(SopsError::MacMismatch);
+        }
+        Ok((tree, walk.stash))
     }
 
     /// Refuses when a rewrite would drop what fromgit does not model.
@@ -373,6 +383,7 @@ pub fn encrypt_new(
     if tree.iter().any(|(k, _)| k == "sops") {
         return Err(SopsError::ReservedKey);
     }
+    ensure_writable_depth(tree)?;
     if recipients.is_empty() {
         return Err(SopsError::NoRecipients);
     }
@@ -399,6 +410,16 @@ pub fn encrypt_new(
     seal(format, tree, data_key, metadata, None)
 }
 
+/// Refuses a tree that the readers would refuse once written: the same limit
+/// on write as on read.
+fn ensure_writable_depth(tree: &Map) -> Result<(), SopsError> {
+    let depth = value::depth(tree);
+    if depth > MAX_DEPTH {
+        return Err(SopsError::TooDeep(depth));
+    }
+    Ok(())
+}
+
 /// Encrypts `tree` under `metadata`'s key and selection, computing a new MAC.
 fn seal(
     format: Format,
@@ -407,6 +428,7 @@ fn seal(
     mut metadata: Metadata,
     stash: Option<&mut Stash>,
 ) -> Result<Written, SopsError> {
+    ensure_writable_depth(tree)?;
     let matcher = metadata.selection.matcher()?;
     let mut walk = EncryptWalk {
         key: &data_key,
@@ -469,8 +491,8 @@ impl Written {
             age::Decryptor::new(age::armor::ArmoredReader::new(stanza.enc.as_bytes()))
                 .map_err(|_| check("a recipient stanza is not an age file"))?;
         }
-        let decrypted = file.decrypt_with_key(self.data_key.clone())?;
-        if decrypted.tree != self.expected {
+        let (tree, _) = file.open(&self.data_key, false)?;
+        if tree != self.expected {
             return Err(check("decrypted values differ"));
         }
         Ok(())
@@ -541,6 +563,7 @@ struct DecryptWalk<'a> {
     mac: MacHasher,
     mac_only_encrypted: bool,
     stash: Stash,
+    keep_stash: bool,
     path: KeyPath,
 }
 
@@ -595,7 +618,9 @@ impl DecryptWalk<'_> {
                     path: path(),
                     source,
                 })?;
-            self.stash.put(&aad, &plain, &scalar.text);
+            if self.keep_stash {
+                self.stash.put(&aad, &plain, &scalar.text);
+            }
             plain
         } else {
             return Err(SopsError::NotEncrypted {

@@ -333,3 +333,114 @@ fn encrypted_regex_selects_only_matching_subtrees() {
         tree
     );
 }
+
+/// `"- "` repeated: a 40 KB block-style YAML nested 20,000 levels, the shape
+/// that overflowed the stack before the readers counted depth.
+fn nested_block_yaml(levels: usize) -> String {
+    format!("k:\n{}x\n", "- ".repeat(levels))
+}
+
+fn nested_json(levels: usize) -> String {
+    format!("{{\"k\":{}1{}}}", "[".repeat(levels), "]".repeat(levels))
+}
+
+#[test]
+fn nesting_beyond_the_limit_is_refused_by_both_readers() {
+    for format in [Format::Yaml, Format::Json] {
+        let text = match format {
+            Format::Yaml => nested_block_yaml(20_000),
+            Format::Json => nested_json(20_000),
+        };
+        let err = format.parse(&text).expect_err("refused");
+        assert!(
+            err.to_string().contains("nested deeper than 100 levels"),
+            "{err}"
+        );
+        let err = EncryptedFile::parse(&text, format).expect_err("refused");
+        assert!(err.to_string().contains("nested deeper than"), "{err}");
+    }
+    // One level past the limit: the root map is level 1, each list one more.
+    assert!(yaml::parse(&nested_block_yaml(crate::value::MAX_DEPTH)).is_err());
+    assert!(json::parse(&nested_json(crate::value::MAX_DEPTH)).is_err());
+}
+
+#[test]
+fn the_deepest_readable_document_round_trips_in_both_formats() {
+    let alice = party();
+    let levels = crate::value::MAX_DEPTH - 1;
+    for (format, text) in [
+        (Format::Yaml, nested_block_yaml(levels)),
+        (Format::Json, nested_json(levels)),
+    ] {
+        let tree = format.parse(&text).expect("at the limit parses");
+        assert_eq!(crate::value::depth(&tree), crate::value::MAX_DEPTH);
+        let written = encrypt_new(
+            format,
+            &tree,
+            std::slice::from_ref(&alice.recipient),
+            Selection::default(),
+        )
+        .expect("encrypts");
+        let file = write_and_read(&written, format);
+        assert_eq!(
+            file.decrypt(&alice.identities).expect("decrypts").tree,
+            tree
+        );
+    }
+}
+
+#[test]
+fn nothing_deeper_than_the_readers_accept_is_written() {
+    let alice = party();
+    let mut nested = Value::Scalar(Scalar::string("x"));
+    for _ in 0..crate::value::MAX_DEPTH {
+        nested = Value::List(vec![nested]);
+    }
+    let tree = vec![("k".to_owned(), nested)];
+    for format in [Format::Yaml, Format::Json] {
+        let result = encrypt_new(
+            format,
+            &tree,
+            std::slice::from_ref(&alice.recipient),
+            Selection::default(),
+        );
+        assert!(
+            matches!(result, Err(SopsError::TooDeep(depth)) if depth == crate::value::MAX_DEPTH + 1),
+            "{format:?}"
+        );
+    }
+    let decrypted = encrypt_new(
+        Format::Yaml,
+        &sample(),
+        std::slice::from_ref(&alice.recipient),
+        Selection::default(),
+    )
+    .expect("encrypts");
+    let file = write_and_read(&decrypted, Format::Yaml);
+    let decrypted = file.decrypt(&alice.identities).expect("decrypts");
+    assert!(matches!(
+        decrypted.reencrypt(&tree),
+        Err(SopsError::TooDeep(_))
+    ));
+}
+
+#[test]
+fn duplicate_keys_are_found_in_linear_time() {
+    use std::fmt::Write as _;
+    // 80,000 keys took 37 s in a release build while each key was compared
+    // with every earlier one; a debug build now reads them in well under one.
+    let keys = 80_000;
+    let mut yaml_text = String::new();
+    let mut json_text = String::from("{");
+    for index in 0..keys {
+        let _ = writeln!(yaml_text, "key{index}: v");
+        let _ = write!(json_text, "\"key{index}\":\"v\",");
+    }
+    json_text.push_str("\"key0\":\"again\"}");
+    let started = std::time::Instant::now();
+    assert_eq!(yaml::parse(&yaml_text).expect("parses").len(), keys);
+    let err = json::parse(&json_text).expect_err("duplicate");
+    assert!(err.to_string().contains("duplicate key `key0`"), "{err}");
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+}

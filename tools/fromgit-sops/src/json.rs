@@ -5,13 +5,14 @@
 //! As in sops, every JSON number is a float (Go decodes JSON numbers as
 //! float64), so `1` is stored as `type:float` with plaintext `1`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
-use crate::value::{go_format_float, Kind, Map, Scalar, Value};
-use crate::yaml::push_quoted;
+use crate::value::{go_format_float, Kind, Map, Scalar, Value, MAX_DEPTH};
+use crate::yaml::{push_quoted, too_deep_reason};
 
 /// Why a JSON text could not be read. Carries no document content.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub enum JsonError {
 pub fn parse(text: &str) -> Result<Map, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = deserializer
-        .deserialize_any(ValueVisitor)
+        .deserialize_any(ValueVisitor { depth: 0 })
         .map_err(to_error)?;
     deserializer.end().map_err(to_error)?;
     match value {
@@ -61,7 +62,23 @@ fn to_error(err: serde_json::Error) -> JsonError {
     }
 }
 
-struct ValueVisitor;
+/// `depth` counts the objects and arrays around the value being read, so
+/// that [`MAX_DEPTH`] is enforced here, below `serde_json`'s own limit of 128
+/// and with a message that says what is wrong.
+struct ValueVisitor {
+    depth: usize,
+}
+
+impl ValueVisitor {
+    fn nested<E: de::Error>(&self) -> Result<Seed, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(too_deep_reason()));
+        }
+        Ok(Seed {
+            depth: self.depth + 1,
+        })
+    }
+}
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -108,32 +125,39 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let seed = self.nested()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Seed)? {
+        while let Some(item) = seq.next_element_seed(seed)? {
             items.push(item);
         }
         Ok(Value::List(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let seed = self.nested()?;
         let mut map: Map = Vec::new();
+        let mut keys_seen: HashSet<String> = HashSet::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.iter().any(|(k, _)| *k == key) {
+            if !keys_seen.insert(key.clone()) {
                 return Err(de::Error::custom(format!("duplicate key `{key}`")));
             }
-            let value = access.next_value_seed(Seed)?;
+            let value = access.next_value_seed(seed)?;
             map.push((key, value));
         }
         Ok(Value::Map(map))
     }
 }
 
-struct Seed;
+/// Reads the value inside an object or array, one level deeper.
+#[derive(Clone, Copy)]
+struct Seed {
+    depth: usize,
+}
 
 impl<'de> de::DeserializeSeed<'de> for Seed {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        deserializer.deserialize_any(ValueVisitor { depth: self.depth })
     }
 }
 

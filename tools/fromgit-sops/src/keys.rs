@@ -255,6 +255,17 @@ pub fn generate_identity_file(path: &Path) -> Result<String, KeyError> {
 
 /// ssh-to-age for a public key: `ssh-ed25519 AAAA… comment` to `age1…`.
 pub fn ssh_public_key_to_recipient(line: &str) -> Result<Recipient, KeyError> {
+    let keys = line
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    if keys > 1 {
+        // Taking the first of several would silently pick a host.
+        return Err(KeyError::BadSshPublicKey(format!(
+            "it holds {keys} public keys; give exactly one"
+        )));
+    }
     let key = ssh_key::PublicKey::from_openssh(line.trim())
         .map_err(|err| KeyError::BadSshPublicKey(err.to_string()))?;
     let ed25519 = key

@@ -135,6 +135,35 @@ pub enum Value {
 /// An ordered mapping; keys are unique (the readers refuse duplicates).
 pub type Map = Vec<(String, Value)>;
 
+/// The deepest nesting of maps and lists that fromgit reads or writes, the
+/// root map being level 1. One limit for every reader and writer, so that
+/// nothing fromgit writes is refused when read back, by fromgit (whose JSON
+/// reader stops at 128) or by sops (whose readers stop at 10,000); and low
+/// enough that the recursive walks over a tree stay far within any thread's
+/// stack. Real secrets files nest a handful of levels.
+pub const MAX_DEPTH: usize = 100;
+
+/// The nesting depth of a document, the root map being level 1. Measured
+/// with an explicit stack, so a tree of any depth can be measured.
+pub fn depth(map: &Map) -> usize {
+    let mut deepest = 1;
+    let mut pending: Vec<(&Value, usize)> = map.iter().map(|(_, value)| (value, 2)).collect();
+    while let Some((value, level)) = pending.pop() {
+        match value {
+            Value::Map(inner) => {
+                deepest = deepest.max(level);
+                pending.extend(inner.iter().map(|(_, value)| (value, level + 1)));
+            }
+            Value::List(items) => {
+                deepest = deepest.max(level);
+                pending.extend(items.iter().map(|value| (value, level + 1)));
+            }
+            Value::Null | Value::Scalar(_) => {}
+        }
+    }
+    deepest
+}
+
 /// Errors about values, independent of the file they come from.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValueError {
@@ -193,23 +222,27 @@ impl KeyPath {
         let mut steps = Vec::new();
         let mut rest = text.trim();
         while !rest.is_empty() {
-            let inner = rest.strip_prefix('[').ok_or(ExtractSyntaxError)?;
+            let inner = rest.strip_prefix('[').ok_or(ExtractSyntaxError::Syntax)?;
             if let Some(quoted) = inner.strip_prefix('"') {
-                let end = quoted.find("\"]").ok_or(ExtractSyntaxError)?;
+                let end = quoted.find("\"]").ok_or(ExtractSyntaxError::Syntax)?;
                 steps.push(PathStep::Key(quoted[..end].to_owned()));
                 rest = &quoted[end + 2..];
             } else {
-                let end = inner.find(']').ok_or(ExtractSyntaxError)?;
+                let end = inner.find(']').ok_or(ExtractSyntaxError::Syntax)?;
                 let index = inner[..end]
                     .trim()
                     .parse()
-                    .map_err(|_| ExtractSyntaxError)?;
+                    .map_err(|_| ExtractSyntaxError::Syntax)?;
                 steps.push(PathStep::Index(index));
                 rest = &inner[end + 1..];
             }
         }
         if steps.is_empty() {
-            return Err(ExtractSyntaxError);
+            return Err(ExtractSyntaxError::Syntax);
+        }
+        // A path of n steps puts its value at level n + 1.
+        if steps.len() >= MAX_DEPTH {
+            return Err(ExtractSyntaxError::TooDeep(steps.len()));
         }
         Ok(KeyPath(steps))
     }
@@ -230,8 +263,14 @@ impl fmt::Display for KeyPath {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("expected a path such as `[\"tls\"][\"key\"]` or `[\"list\"][0]`")]
-pub struct ExtractSyntaxError;
+pub enum ExtractSyntaxError {
+    /// The text is not in the `--extract` syntax.
+    #[error("expected a path such as `[\"tls\"][\"key\"]` or `[\"list\"][0]`")]
+    Syntax,
+    /// The path would put a value deeper than fromgit writes.
+    #[error("the path has {0} steps; fromgit nests at most {MAX_DEPTH} levels")]
+    TooDeep(usize),
+}
 
 impl Value {
     /// Finds the node at `path`.
@@ -313,6 +352,30 @@ mod tests {
         assert!(KeyPath::parse_extract(r#"["open"#).is_err());
         assert!(KeyPath::parse_extract("tls.key").is_err());
         assert!(KeyPath::parse_extract("").is_err());
+        let deepest = r#"["k"]"#.repeat(MAX_DEPTH - 1);
+        assert!(KeyPath::parse_extract(&deepest).is_ok());
+        let too_deep = r#"["k"]"#.repeat(MAX_DEPTH);
+        assert_eq!(
+            KeyPath::parse_extract(&too_deep),
+            Err(ExtractSyntaxError::TooDeep(MAX_DEPTH))
+        );
+    }
+
+    #[test]
+    fn depth_counts_maps_and_lists_from_the_root() {
+        assert_eq!(depth(&Vec::new()), 1);
+        let mut nested = Value::Scalar(Scalar::string("leaf"));
+        for level in 0..20_000 {
+            nested = if level % 2 == 0 {
+                Value::List(vec![nested])
+            } else {
+                Value::Map(vec![("k".to_owned(), nested)])
+            };
+        }
+        let root = vec![("top".to_owned(), nested)];
+        assert_eq!(depth(&root), 20_001);
+        // Dropping a tree this deep would recurse past a test thread's stack.
+        std::mem::forget(root);
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! sequences indented under their key, literal blocks for multi-line text,
 //! double-quoted strings wherever a plain scalar could be misread.
 
+use std::collections::HashSet;
+
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use zeroize::Zeroizing;
 
-use crate::value::{Kind, Map, Scalar, Value};
+use crate::value::{Kind, Map, Scalar, Value, MAX_DEPTH};
 
 /// Why a YAML text could not be read. Line and column are 1-based; no
 /// variant carries document content.
@@ -47,6 +49,7 @@ fn at(mark: Marker, reason: impl Into<String>) -> YamlError {
 pub fn parse(text: &str) -> Result<Map, YamlError> {
     let mut reader = Reader {
         parser: Parser::new_from_str(text),
+        depth: 0,
     };
     reader.expect_stream_start()?;
     let (event, mark) = reader.next()?;
@@ -75,6 +78,8 @@ pub fn parse(text: &str) -> Result<Map, YamlError> {
 
 struct Reader<'a> {
     parser: Parser<std::str::Chars<'a>>,
+    /// Maps and lists open around the current event.
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -101,20 +106,37 @@ impl Reader<'_> {
             Event::MappingStart(anchor, tag) => {
                 refuse_anchor(anchor, mark)?;
                 refuse_tag(tag.as_ref(), mark)?;
-                self.mapping()
+                self.enter(mark)?;
+                let map = self.mapping();
+                self.depth -= 1;
+                map
             }
             Event::SequenceStart(anchor, tag) => {
                 refuse_anchor(anchor, mark)?;
                 refuse_tag(tag.as_ref(), mark)?;
-                self.sequence()
+                self.enter(mark)?;
+                let list = self.sequence();
+                self.depth -= 1;
+                list
             }
             Event::Alias(_) => Err(at(mark, "aliases (`*name`) are not supported")),
             _ => Err(at(mark, "unexpected YAML structure")),
         }
     }
 
+    /// Opens one more level of nesting, refusing to go past [`MAX_DEPTH`]
+    /// before the recursion does.
+    fn enter(&mut self, mark: Marker) -> Result<(), YamlError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(at(mark, too_deep_reason()));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn mapping(&mut self) -> Result<Value, YamlError> {
         let mut map: Map = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         loop {
             let (event, mark) = self.next()?;
             let key = match event {
@@ -134,7 +156,7 @@ impl Reader<'_> {
             if key == "<<" {
                 return Err(at(mark, "merge keys (`<<`) are not supported"));
             }
-            if map.iter().any(|(k, _)| *k == key) {
+            if !seen.insert(key.clone()) {
                 return Err(at(mark, format!("duplicate key `{key}`")));
             }
             let (event, mark) = self.next()?;
@@ -153,6 +175,15 @@ impl Reader<'_> {
             items.push(self.node(event, mark)?);
         }
     }
+}
+
+/// The reason given for a document nested deeper than fromgit reads, in
+/// every format.
+pub(crate) fn too_deep_reason() -> String {
+    format!(
+        "nested deeper than {MAX_DEPTH} levels, the most fromgit reads or writes \
+         (sops itself stops at 10000)"
+    )
 }
 
 fn refuse_anchor(anchor: usize, mark: Marker) -> Result<(), YamlError> {

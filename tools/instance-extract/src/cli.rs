@@ -231,6 +231,10 @@ pub struct SetArgs {
     /// Where to set the value, in sops' syntax: `["tls"]["key"]`
     #[arg(value_name = "PATH")]
     pub path: String,
+    /// Set the empty string when standard input is empty (refused otherwise:
+    /// an empty input is usually a pipe that failed)
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]

@@ -31,7 +31,17 @@ pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<Exit
     }
 }
 
+/// Refuses a directory where a file is expected, before anything tries to
+/// guess its format from its name.
+fn ensure_not_directory(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("`{}` is a directory, not a file", path.display());
+    }
+    Ok(())
+}
+
 fn format_of(path: &Path, args: &FormatArgs) -> anyhow::Result<Format> {
+    ensure_not_directory(path)?;
     match args.input_type {
         Some(FileFormat::Yaml) => Ok(Format::Yaml),
         Some(FileFormat::Json) => Ok(Format::Json),
@@ -45,6 +55,7 @@ fn format_of(path: &Path, args: &FormatArgs) -> anyhow::Result<Format> {
 }
 
 fn read_encrypted(path: &Path, format: &FormatArgs) -> anyhow::Result<EncryptedFile> {
+    ensure_not_directory(path)?;
     let format = format_of(path, format)?;
     let text = fs_err::read_to_string(path)?;
     EncryptedFile::parse(&text, format)
@@ -97,6 +108,7 @@ fn write_checked(target: &Path, written: &Written) -> anyhow::Result<()> {
 
 fn encrypt(args: &EncryptArgs) -> anyhow::Result<ExitStatus> {
     let name = args.filename_override.as_deref().unwrap_or(&args.file);
+    ensure_not_directory(&args.file)?;
     let format = format_of(name, &args.format)?;
     let plaintext = Zeroizing::new(fs_err::read_to_string(&args.file)?);
     let tree = format
@@ -173,6 +185,12 @@ fn set(args: &SetArgs) -> anyhow::Result<ExitStatus> {
     std::io::stdin()
         .read_to_string(&mut value)
         .context("Failed to read the value from stdin")?;
+    if value.is_empty() && !args.allow_empty {
+        bail!(
+            "standard input is empty: `{path}` in `{}` was left unchanged\nhint: pipe the value in, or pass `--allow-empty` to set the empty string",
+            args.file.display()
+        );
+    }
     let mut root = Value::Map(decrypted.tree.clone());
     if !root.set(
         &path,
