@@ -39,6 +39,7 @@ pub struct RuleInfo {
 /// Rules implemented in code rather than as patterns.
 pub const SOPS_PLAINTEXT: &str = "sops-plaintext-value";
 pub const SOPS_NOT_ENCRYPTED: &str = "sops-not-encrypted";
+pub const SOPS_UNPARSABLE: &str = "sops-unreadable";
 pub const INSTANCE_SECRET: &str = "instance-secret";
 pub const INSTANCE_DOMAIN: &str = "instance-domain";
 pub const INSTANCE_ADDRESS: &str = "instance-address";
@@ -54,6 +55,7 @@ fn structural_rules() -> Vec<RuleInfo> {
     };
     vec![
         info(SOPS_PLAINTEXT, "Plaintext value in a sops file", "A file with a sops metadata block holds a value in clear that its selection rule says must be encrypted (a decrypted or hand-edited sops file)", vec!["security", "secret", "sops"]),
+        info(SOPS_UNPARSABLE, "sops file that cannot be read", "A file with the shape of a sops file (`ENC[…]` values and a top-level `sops` entry) that the sops reader refuses (not valid YAML or JSON, nested deeper than sops allows, anchors, tags, duplicate keys, no valid metadata): its values could not be checked for plaintext", vec!["security", "secret", "sops"]),
         info(SOPS_NOT_ENCRYPTED, "File covered by a sops creation rule is not sops-encrypted", "A `.sops.yaml` creation rule covers this file, but it is not a valid sops file", vec!["security", "secret", "sops"]),
         info(INSTANCE_SECRET, "Instance secret", "A value of the instance's sops secrets (or a line, or its base64 or hex form), matched by keyed fingerprint", vec!["security", "secret", "instance"]),
         info(INSTANCE_DOMAIN, "Instance domain", "The instance's domain or one of its subdomains, matched by keyed fingerprint", vec!["security", "instance"]),
@@ -192,7 +194,7 @@ impl Engine {
             .map(|known| known.scan(data))
             .unwrap_or_default();
         let sops_matches = if text {
-            sopscheck::plaintext_values(data)
+            sopscheck::check(data)
         } else {
             Vec::new()
         };
@@ -243,15 +245,15 @@ impl Engine {
                 });
             }
         }
-        for (offset, rule) in sops_matches {
-            let (line, column) = lines.position(data, offset);
+        for sops in sops_matches {
+            let (line, column) = lines.position(data, sops.offset);
             hits.push(Hit {
-                rule: rule.to_owned(),
+                rule: sops.rule.to_owned(),
                 line,
                 column,
                 end_line: line,
                 end_column: column,
-                fingerprint: self.fingerprint(rule, &line.to_le_bytes()),
+                fingerprint: self.fingerprint(sops.rule, &sops.material),
                 known: None,
             });
         }
