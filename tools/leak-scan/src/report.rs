@@ -71,6 +71,11 @@ pub struct Coverage {
     /// Objects known clean from an earlier run and not read again.
     pub cache_hits: u64,
     pub skipped: Vec<Skipped>,
+    /// Tree mode in a git work tree: untracked entries an ignore file kept
+    /// out of the scan (a directory once, with a trailing `/`). Tracked
+    /// files are always scanned, so these do not make the run unproven.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +161,21 @@ pub fn human(report: &Report) -> String {
             s.what,
             human_bytes(s.size),
             s.reason
+        );
+    }
+    if !c.ignored.is_empty() {
+        let shown: Vec<&str> = c.ignored.iter().take(10).map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "  not scanned: {} untracked entr{} kept out by ignore files: {}{}",
+            c.ignored.len(),
+            if c.ignored.len() == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if c.ignored.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
         );
     }
     if report.complete {
