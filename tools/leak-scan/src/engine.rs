@@ -146,9 +146,30 @@ impl Engine {
         out
     }
 
-    /// A name (a path, a ref) with every span a rule or a fingerprint matches
-    /// replaced by `[rule]` or `[label]`: a file named after the instance's
-    /// domain must not print the domain when it is reported.
+    /// The fingerprint a finding is reported and suppressed by: the rule,
+    /// where it was found (the path, or for a commit, tag or unreachable
+    /// blob its id) and the content fingerprint, under the same salt. One
+    /// suppression can therefore never hide the same rule in another file,
+    /// nor another value in the same file.
+    pub fn finding_fingerprint(&self, rule: &str, location: &str, content: &[u8; 16]) -> [u8; 16] {
+        let mut mac = self.content_key.clone();
+        mac.update(b"leak-scan/finding/v2\0");
+        mac.update(rule.as_bytes());
+        mac.update(&[0]);
+        mac.update(location.as_bytes());
+        mac.update(&[0]);
+        mac.update(content);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// A name (a path, a ref) or any text a report prints, with every span a
+    /// rule or a fingerprint matches replaced by `[rule]` or `[label]` (a
+    /// file named after the instance's domain must not print the domain) and
+    /// every control or bidirectional character escaped (a crafted name must
+    /// not start a new line, move the cursor or forge a verdict).
     pub fn redact(&self, name: &str) -> String {
         let data = name.as_bytes();
         let mut spans: Vec<(usize, usize, String)> = Vec::new();
@@ -163,9 +184,6 @@ impl Engine {
                 spans.push((k.start, k.end, known.entries[k.entry].label.clone()));
             }
         }
-        if spans.is_empty() {
-            return name.to_owned();
-        }
         spans.sort();
         let mut out = String::new();
         let mut at = 0;
@@ -175,11 +193,13 @@ impl Engine {
                 at = at.max(end);
                 continue;
             }
-            out.push_str(&String::from_utf8_lossy(&data[at..start]));
-            let _ = write!(out, "[{label}]");
+            out.push_str(&escape_text(&String::from_utf8_lossy(&data[at..start])));
+            let _ = write!(out, "[{}]", escape_text(&label));
             at = end;
         }
-        out.push_str(&String::from_utf8_lossy(&data[at.min(data.len())..]));
+        out.push_str(&escape_text(&String::from_utf8_lossy(
+            &data[at.min(data.len())..],
+        )));
         out
     }
 
@@ -299,6 +319,34 @@ impl LineIndex {
     }
 }
 
+/// Escapes what a terminal or a reader would not show as itself: control
+/// characters (`\n`, `\r`, `\t`, `\xNN`), C1 controls, and the
+/// bidirectional and line-separator characters that reorder or split a line
+/// (`\u{202e}`).
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            '\u{80}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Renders bytes as text, escaping what is not UTF-8 as `\xNN` (paths, ref names).
 pub fn display_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
@@ -355,6 +403,16 @@ mod tests {
         let hits = e.scan(&data);
         let rules: Vec<&str> = hits.iter().map(|h| h.rule.as_str()).collect();
         assert_eq!(rules, ["age-secret-key"]);
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_in_printed_names() {
+        let e = engine();
+        assert_eq!(
+            e.redact("a\nproven clean\r\u{1b}[2K\u{202e}b\u{85}"),
+            "a\\nproven clean\\r\\x1b[2K\\u{202e}b\\u{85}"
+        );
+        assert_eq!(e.redact("hosts/ç.nix"), "hosts/ç.nix");
     }
 
     #[test]

@@ -47,8 +47,12 @@ pub struct Finding {
     pub blob: Option<String>,
     /// The blob is not in the tree of `HEAD`: only history holds it.
     pub history_only: bool,
-    /// Keyed fingerprint of the rule and the content (hex, 128 bits).
+    /// Keyed fingerprint of the rule, the location (path, or commit, tag or
+    /// blob id) and the content (hex, 128 bits): what suppressions name.
     pub fingerprint: String,
+    /// Keyed fingerprint of the rule and the content only (hex, 128 bits):
+    /// stable across moves, for SARIF's `partialFingerprints`.
+    pub content_fingerprint: String,
     /// The short id shown to people (the fingerprint's first 12 hex digits).
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -252,7 +256,7 @@ pub fn sarif(report: &Report) -> Result<String, serde_json::Error> {
                 "ruleIndex": rule_index,
                 "level": level_name(f.level),
                 "message": { "text": sarif_message(f) },
-                "partialFingerprints": { "leakScanContent/v1": f.fingerprint },
+                "partialFingerprints": { "leakScanContent/v1": f.content_fingerprint },
                 "properties": {
                     "source": f.source,
                     "historyOnly": f.history_only,
