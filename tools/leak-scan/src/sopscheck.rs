@@ -22,6 +22,11 @@ pub const MAX_DEPTH: usize = 10_000;
 /// stack); deeper files get a thread whose stack is sized for their depth.
 const INLINE_DEPTH: usize = 64;
 
+/// The deepest `.sops.yaml` accepted: a real one is a handful of levels
+/// deep, and its rules live for the whole scan, so it is read on the
+/// calling thread.
+pub const CONFIG_MAX_DEPTH: usize = INLINE_DEPTH;
+
 /// Stack per nesting level for the sops reader, generous for a debug build.
 const STACK_PER_LEVEL: usize = 16 << 10;
 
@@ -33,8 +38,8 @@ pub enum PolicyError {
     /// The config is not YAML, has the wrong shape or an invalid `path_regex`.
     #[error(transparent)]
     Config(#[from] fromgit_sops::config::ConfigError),
-    /// The config is nested deeper than the reader accepts.
-    #[error("`{0}` is not YAML, or is nested deeper than {MAX_DEPTH} levels")]
+    /// The config is not YAML, or nested deeper than a config ever is.
+    #[error("`{0}` is not YAML, or is nested deeper than {CONFIG_MAX_DEPTH} levels")]
     TooDeep(String),
 }
 
@@ -271,12 +276,13 @@ impl Policy {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self, PolicyError> {
-        let depth = nesting_depth(text).ok_or_else(|| PolicyError::TooDeep(name.to_owned()))?;
-        let rules = with_stack_for(depth, || {
-            fromgit_sops::config::CreationRules::parse(Path::new(name), text)
-        })
-        .ok_or_else(|| PolicyError::TooDeep(name.to_owned()))??;
-        Ok(Policy(rules))
+        if nesting_depth(text).is_none_or(|depth| depth > CONFIG_MAX_DEPTH) {
+            return Err(PolicyError::TooDeep(name.to_owned()));
+        }
+        Ok(Policy(fromgit_sops::config::CreationRules::parse(
+            Path::new(name),
+            text,
+        )?))
     }
 
     /// Whether a creation rule covers this path (relative to the config's directory).
@@ -384,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_deep_but_allowed_sops_file_is_read_on_a_stack_sized_for_it() {
-        let deep = format!("{}password: hunter2\n", "- ".repeat(3_000));
+        let deep = format!("{}password: hunter2\n", "- ".repeat(MAX_DEPTH - 3));
         let text = format!("{ENCRYPTED}deep:\n{deep}");
         let found = on_small_stack(move || check(text.as_bytes()));
         let rules: Vec<&str> = found.iter().map(|h| h.rule).collect();
