@@ -60,22 +60,37 @@ pub struct SopsHit {
 }
 
 /// Whether a text has the shape of a sops file: an `ENC[AES256_GCM,` value
-/// and a top-level `sops` entry (a `sops:` line at column 0, or a JSON
-/// document with a `"sops"` object). Prose and source code that only
-/// mention sops do not.
+/// and a top-level `sops` key, in block style (a `sops:` line at column 0)
+/// or, in a document that is one flow mapping or JSON object, as a key of
+/// it (after a brace or a comma). Prose and source code that only mention
+/// sops do not.
 pub fn looks_like_sops(data: &[u8]) -> bool {
     if memchr::memmem::find(data, b"ENC[AES256_GCM,").is_none() {
         return false;
     }
-    let yaml_key = data.starts_with(b"sops:") || memchr::memmem::find(data, b"\nsops:").is_some();
-    yaml_key || (sniff_format(data) == Format::Json && json_sops_key(data))
-}
-
-fn json_sops_key(data: &[u8]) -> bool {
-    memchr::memmem::find_iter(data, b"\"sops\"").any(|at| {
-        let rest = &data[at + 6..];
-        let mut rest = rest.iter().skip_while(|b| b.is_ascii_whitespace());
-        rest.next() == Some(&b':') && rest.find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+    memchr::memmem::find_iter(data, b"sops").any(|at| {
+        let quoted = at > 0 && matches!(data[at - 1], b'"' | b'\'');
+        let start = at - usize::from(quoted);
+        let mut end = at + 4;
+        if quoted && data.get(end) == Some(&data[start]) {
+            end += 1;
+        } else if quoted {
+            return false;
+        }
+        let after = data[end..].iter().find(|b| !matches!(b, b' ' | b'\t'));
+        if after != Some(&b':') {
+            return false;
+        }
+        let block_key = start == 0 || data[start - 1] == b'\n';
+        let flow_key = sniff_format(data) == Format::Json
+            && matches!(
+                data[..start]
+                    .iter()
+                    .rev()
+                    .find(|b| !b.is_ascii_whitespace()),
+                Some(b'{' | b',')
+            );
+        block_key || flow_key
     })
 }
 
@@ -424,6 +439,21 @@ mod tests {
         assert!(looks_like_sops(
             b"{\n\t\"a\": \"ENC[AES256_GCM,data:x]\",\n\t\"sops\" : {\n\t}\n}"
         ));
+        // Split so that this file does not have the shape it describes.
+        let flow = concat!(
+            "{password: hunter2, a: 'ENC[AES256_GCM,data:x]', so",
+            "ps: {mac: x}}"
+        );
+        assert!(looks_like_sops(flow.as_bytes()));
+        assert_eq!(check(flow.as_bytes())[0].rule, SOPS_UNPARSABLE);
+        assert!(!looks_like_sops(
+            b"a: ENC[AES256_GCM,data:x]\nb:\n  sops: nested\n"
+        ));
+        let code = concat!(
+            "let v = json!({\"a\": \"ENC[AES256_GCM,data:x]\", \"so",
+            "ps\": {}});"
+        );
+        assert!(!looks_like_sops(code.as_bytes()));
     }
 
     #[test]
