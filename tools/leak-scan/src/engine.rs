@@ -39,6 +39,7 @@ pub struct RuleInfo {
 /// Rules implemented in code rather than as patterns.
 pub const SOPS_PLAINTEXT: &str = "sops-plaintext-value";
 pub const SOPS_NOT_ENCRYPTED: &str = "sops-not-encrypted";
+pub const SOPS_UNPARSABLE: &str = "sops-unreadable";
 pub const INSTANCE_SECRET: &str = "instance-secret";
 pub const INSTANCE_DOMAIN: &str = "instance-domain";
 pub const INSTANCE_ADDRESS: &str = "instance-address";
@@ -54,6 +55,7 @@ fn structural_rules() -> Vec<RuleInfo> {
     };
     vec![
         info(SOPS_PLAINTEXT, "Plaintext value in a sops file", "A file with a sops metadata block holds a value in clear that its selection rule says must be encrypted (a decrypted or hand-edited sops file)", vec!["security", "secret", "sops"]),
+        info(SOPS_UNPARSABLE, "sops file that cannot be read", "A file with the shape of a sops file (`ENC[…]` values and a top-level `sops` entry) that the sops reader refuses (not valid YAML or JSON, nested deeper than sops allows, anchors, tags, duplicate keys, no valid metadata): its values could not be checked for plaintext", vec!["security", "secret", "sops"]),
         info(SOPS_NOT_ENCRYPTED, "File covered by a sops creation rule is not sops-encrypted", "A `.sops.yaml` creation rule covers this file, but it is not a valid sops file", vec!["security", "secret", "sops"]),
         info(INSTANCE_SECRET, "Instance secret", "A value of the instance's sops secrets (or a line, or its base64 or hex form), matched by keyed fingerprint", vec!["security", "secret", "instance"]),
         info(INSTANCE_DOMAIN, "Instance domain", "The instance's domain or one of its subdomains, matched by keyed fingerprint", vec!["security", "instance"]),
@@ -144,9 +146,30 @@ impl Engine {
         out
     }
 
-    /// A name (a path, a ref) with every span a rule or a fingerprint matches
-    /// replaced by `[rule]` or `[label]`: a file named after the instance's
-    /// domain must not print the domain when it is reported.
+    /// The fingerprint a finding is reported and suppressed by: the rule,
+    /// where it was found (the path, or for a commit, tag or unreachable
+    /// blob its id) and the content fingerprint, under the same salt. One
+    /// suppression can therefore never hide the same rule in another file,
+    /// nor another value in the same file.
+    pub fn finding_fingerprint(&self, rule: &str, location: &str, content: &[u8; 16]) -> [u8; 16] {
+        let mut mac = self.content_key.clone();
+        mac.update(b"leak-scan/finding/v2\0");
+        mac.update(rule.as_bytes());
+        mac.update(&[0]);
+        mac.update(location.as_bytes());
+        mac.update(&[0]);
+        mac.update(content);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// A name (a path, a ref) or any text a report prints, with every span a
+    /// rule or a fingerprint matches replaced by `[rule]` or `[label]` (a
+    /// file named after the instance's domain must not print the domain) and
+    /// every control or bidirectional character escaped (a crafted name must
+    /// not start a new line, move the cursor or forge a verdict).
     pub fn redact(&self, name: &str) -> String {
         let data = name.as_bytes();
         let mut spans: Vec<(usize, usize, String)> = Vec::new();
@@ -161,9 +184,6 @@ impl Engine {
                 spans.push((k.start, k.end, known.entries[k.entry].label.clone()));
             }
         }
-        if spans.is_empty() {
-            return name.to_owned();
-        }
         spans.sort();
         let mut out = String::new();
         let mut at = 0;
@@ -173,11 +193,13 @@ impl Engine {
                 at = at.max(end);
                 continue;
             }
-            out.push_str(&String::from_utf8_lossy(&data[at..start]));
-            let _ = write!(out, "[{label}]");
+            out.push_str(&escape_text(&String::from_utf8_lossy(&data[at..start])));
+            let _ = write!(out, "[{}]", escape_text(&label));
             at = end;
         }
-        out.push_str(&String::from_utf8_lossy(&data[at.min(data.len())..]));
+        out.push_str(&escape_text(&String::from_utf8_lossy(
+            &data[at.min(data.len())..],
+        )));
         out
     }
 
@@ -192,7 +214,7 @@ impl Engine {
             .map(|known| known.scan(data))
             .unwrap_or_default();
         let sops_matches = if text {
-            sopscheck::plaintext_values(data)
+            sopscheck::check(data)
         } else {
             Vec::new()
         };
@@ -243,15 +265,15 @@ impl Engine {
                 });
             }
         }
-        for (offset, rule) in sops_matches {
-            let (line, column) = lines.position(data, offset);
+        for sops in sops_matches {
+            let (line, column) = lines.position(data, sops.offset);
             hits.push(Hit {
-                rule: rule.to_owned(),
+                rule: sops.rule.to_owned(),
                 line,
                 column,
                 end_line: line,
                 end_column: column,
-                fingerprint: self.fingerprint(rule, &line.to_le_bytes()),
+                fingerprint: self.fingerprint(sops.rule, &sops.material),
                 known: None,
             });
         }
@@ -295,6 +317,34 @@ impl LineIndex {
         };
         (line + 1, column + 1)
     }
+}
+
+/// Escapes what a terminal or a reader would not show as itself: control
+/// characters (`\n`, `\r`, `\t`, `\xNN`), C1 controls, and the
+/// bidirectional and line-separator characters that reorder or split a line
+/// (`\u{202e}`).
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            '\u{80}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders bytes as text, escaping what is not UTF-8 as `\xNN` (paths, ref names).
@@ -353,6 +403,16 @@ mod tests {
         let hits = e.scan(&data);
         let rules: Vec<&str> = hits.iter().map(|h| h.rule.as_str()).collect();
         assert_eq!(rules, ["age-secret-key"]);
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped_in_printed_names() {
+        let e = engine();
+        assert_eq!(
+            e.redact("a\nproven clean\r\u{1b}[2K\u{202e}b\u{85}"),
+            "a\\nproven clean\\r\\x1b[2K\\u{202e}b\\u{85}"
+        );
+        assert_eq!(e.redact("hosts/ç.nix"), "hosts/ç.nix");
     }
 
     #[test]

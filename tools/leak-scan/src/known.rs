@@ -594,6 +594,24 @@ impl KnownSet {
                         if let Some(ip) = parse_ip(token) {
                             let canonical = ip.to_string();
                             self.lookup(Kind::Address, canonical.as_bytes(), start, end, &mut out);
+                        } else {
+                            // An IPv4 address run into hex-looking text, as in a
+                            // file name (`192.0.2.7.conf`, `a.192.0.2.7.bad`).
+                            for (from, to) in dotted_quads(token) {
+                                if let Ok(ip) = std::str::from_utf8(&token[from..to])
+                                    .unwrap_or_default()
+                                    .parse::<std::net::Ipv4Addr>()
+                                {
+                                    let canonical = ip.to_string();
+                                    self.lookup(
+                                        Kind::Address,
+                                        canonical.as_bytes(),
+                                        start + from,
+                                        start + to,
+                                        &mut out,
+                                    );
+                                }
+                            }
                         }
                     }
                 }
@@ -603,6 +621,46 @@ impl KnownSet {
         out.dedup_by_key(|m| (m.start, m.entry));
         out
     }
+}
+
+/// Every run of four dot-separated decimal groups inside a token, as byte
+/// ranges: the candidates for an IPv4 address inside a longer name.
+fn dotted_quads(token: &[u8]) -> Vec<(usize, usize)> {
+    // Decimal groups (start, end) of each maximal run of digits and dots.
+    let mut out = Vec::new();
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i <= token.len() {
+        let at_digit = token.get(i).is_some_and(u8::is_ascii_digit);
+        if at_digit {
+            let from = i;
+            while token.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            // A group continues the run only right after a single dot.
+            let continues = groups
+                .last()
+                .is_some_and(|&(_, end)| end + 1 == from && token[end] == b'.');
+            let boundary = from == 0 || !token[from - 1].is_ascii_alphanumeric();
+            if !continues {
+                groups.clear();
+                if !boundary && token[from - 1] != b'.' {
+                    continue;
+                }
+            }
+            groups.push((from, i));
+            if groups.len() >= 4 {
+                let first = groups[groups.len() - 4].0;
+                let after = token.get(i);
+                if !after.is_some_and(u8::is_ascii_alphanumeric) || after == Some(&b'.') {
+                    out.push((first, i));
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Parses an address token, tolerating a `:port` after an IPv4 address.
@@ -731,6 +789,19 @@ mod tests {
             ["domain-1:lowercase"]
         );
         assert!(labels(&set, "fabrikam.testing notfabrikam.test 192.0.2.70").is_empty());
+        for name in [
+            "192.0.2.7",
+            "hosts/192.0.2.7.nix",
+            "hosts/192.0.2.7.conf",
+            "hosts/192.0.2.7/default.nix",
+            "hosts/node.192.0.2.7.bad",
+            "dead.beef.192.0.2.7",
+        ] {
+            assert_eq!(labels(&set, name), ["address-1:canonical"], "{name}");
+        }
+        for name in ["hosts/192.0.2.70.conf", "1192.0.2.7.conf", "v10.192.0.2.7e"] {
+            assert!(labels(&set, name).is_empty(), "{name}");
+        }
     }
 
     #[test]

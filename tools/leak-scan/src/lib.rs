@@ -224,13 +224,21 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     let mut findings = Vec::new();
     let mut suppressed = 0;
     for item in located {
-        let fingerprint = hex::encode(item.hit.fingerprint);
+        let location = item
+            .path
+            .as_deref()
+            .or(item.commit.as_deref())
+            .or(item.blob.as_deref())
+            .unwrap_or_default();
+        let fingerprint = hex::encode(engine.finding_fingerprint(
+            &item.hit.rule,
+            location,
+            &item.hit.fingerprint,
+        ));
         if suppressions.suppresses(&item.hit.rule, &fingerprint) {
             suppressed += 1;
             continue;
         }
-        let mut item = item;
-        item.path = item.path.map(|path| engine.redact(&path));
         findings.push(finding(&catalog, item, fingerprint));
     }
     findings.sort_by(|a, b| {
@@ -244,13 +252,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             reason: e.reason.clone(),
         })
         .collect();
-    for u in &unused {
-        fromgit_cli::warn(&format!(
-            "suppression `{}` ({}) matches nothing any more: remove it",
-            u.fingerprint, u.reason
-        ));
-    }
-    let report = Report {
+    let mut report = Report {
         schema_version: 1,
         tool: "leak-scan",
         version: env!("CARGO_PKG_VERSION"),
@@ -263,6 +265,13 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         coverage,
         rules: catalog,
     };
+    sanitize(&engine, &mut report);
+    for u in &report.unused_suppressions {
+        fromgit_cli::warn(&format!(
+            "suppression `{}` ({}) matches nothing any more: remove it",
+            u.fingerprint, u.reason
+        ));
+    }
     let text = match format_of(args, global) {
         Format::Human => report::human(&report),
         Format::Json => report::json(&report)?,
@@ -280,6 +289,32 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             ExitStatus::Success
         },
     )
+}
+
+/// Every text a report prints that came from the scanned repository or a
+/// user's file (paths, ref names, skipped and ignored entries, unproven
+/// reasons, rule names, suppression reasons) goes through the engine's
+/// redaction and escaping, in one place, so that no renderer can print a
+/// secret held in a file name or a crafted name's control characters.
+fn sanitize(engine: &Engine, report: &mut Report) {
+    for f in &mut report.findings {
+        f.path = f.path.as_deref().map(|path| engine.redact(path));
+        f.message = engine.redact(&f.message);
+    }
+    for s in &mut report.coverage.skipped {
+        s.what = engine.redact(&s.what);
+        s.reason = engine.redact(&s.reason);
+    }
+    for entry in &mut report.coverage.ignored {
+        *entry = engine.redact(entry);
+    }
+    for reason in &mut report.unproven_reasons {
+        *reason = engine.redact(reason);
+    }
+    for u in &mut report.unused_suppressions {
+        u.fingerprint = engine.redact(&u.fingerprint);
+        u.reason = engine.redact(&u.reason);
+    }
 }
 
 struct Located {
@@ -337,6 +372,7 @@ fn finding(catalog: &[engine::RuleInfo], item: Located, fingerprint: String) -> 
         history_only: item.history_only,
         id: fingerprint[..12].to_owned(),
         fingerprint,
+        content_fingerprint: hex::encode(item.hit.fingerprint),
         known: item.hit.known,
     }
 }

@@ -47,8 +47,12 @@ pub struct Finding {
     pub blob: Option<String>,
     /// The blob is not in the tree of `HEAD`: only history holds it.
     pub history_only: bool,
-    /// Keyed fingerprint of the rule and the content (hex, 128 bits).
+    /// Keyed fingerprint of the rule, the location (path, or commit, tag or
+    /// blob id) and the content (hex, 128 bits): what suppressions name.
     pub fingerprint: String,
+    /// Keyed fingerprint of the rule and the content only (hex, 128 bits):
+    /// stable across moves, for SARIF's `partialFingerprints`.
+    pub content_fingerprint: String,
     /// The short id shown to people (the fingerprint's first 12 hex digits).
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +75,11 @@ pub struct Coverage {
     /// Objects known clean from an earlier run and not read again.
     pub cache_hits: u64,
     pub skipped: Vec<Skipped>,
+    /// Tree mode in a git work tree: untracked entries an ignore file kept
+    /// out of the scan (a directory once, with a trailing `/`). Tracked
+    /// files are always scanned, so these do not make the run unproven.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +167,21 @@ pub fn human(report: &Report) -> String {
             s.reason
         );
     }
+    if !c.ignored.is_empty() {
+        let shown: Vec<&str> = c.ignored.iter().take(10).map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "  not scanned: {} untracked entr{} kept out by ignore files: {}{}",
+            c.ignored.len(),
+            if c.ignored.len() == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if c.ignored.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
     if report.complete {
         if report.findings.is_empty() {
             out.push_str("proven clean\n");
@@ -232,7 +256,7 @@ pub fn sarif(report: &Report) -> Result<String, serde_json::Error> {
                 "ruleIndex": rule_index,
                 "level": level_name(f.level),
                 "message": { "text": sarif_message(f) },
-                "partialFingerprints": { "leakScanContent/v1": f.fingerprint },
+                "partialFingerprints": { "leakScanContent/v1": f.content_fingerprint },
                 "properties": {
                     "source": f.source,
                     "historyOnly": f.history_only,

@@ -7,8 +7,28 @@
 use std::path::Path;
 
 use fromgit_sops::{EncryptedFile, Format, KeyPath, Value};
+use yaml_rust2::parser::{Event, Parser};
+use zeroize::Zeroizing;
 
-use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT};
+use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT, SOPS_UNPARSABLE};
+
+/// The deepest nesting handed to the sops reader: the real sops refuses
+/// deeper YAML ("exceeded max depth of 10000"), and a recursive reader given
+/// a hostile file nested 20,000 levels would overflow its stack and abort
+/// the whole scan.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Nesting up to this depth is read on the calling thread (a scan worker's
+/// stack); deeper files get a thread whose stack is sized for their depth.
+const INLINE_DEPTH: usize = 64;
+
+/// The deepest `.sops.yaml` accepted: a real one is a handful of levels
+/// deep, and its rules live for the whole scan, so it is read on the
+/// calling thread.
+pub const CONFIG_MAX_DEPTH: usize = INLINE_DEPTH;
+
+/// Stack per nesting level for the sops reader, generous for a debug build.
+const STACK_PER_LEVEL: usize = 16 << 10;
 
 /// Why `.sops.yaml` could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +38,9 @@ pub enum PolicyError {
     /// The config is not YAML, has the wrong shape or an invalid `path_regex`.
     #[error(transparent)]
     Config(#[from] fromgit_sops::config::ConfigError),
+    /// The config is not YAML, or nested deeper than a config ever is.
+    #[error("`{0}` is not YAML, or is nested deeper than {CONFIG_MAX_DEPTH} levels")]
+    TooDeep(String),
 }
 
 fn sniff_format(data: &[u8]) -> Format {
@@ -27,30 +50,177 @@ fn sniff_format(data: &[u8]) -> Format {
     }
 }
 
-/// Offsets (and the rule) of values in clear in a text that looks like a sops file.
-pub fn plaintext_values(data: &[u8]) -> Vec<(usize, &'static str)> {
-    if memchr::memmem::find(data, b"ENC[AES256_GCM,").is_none()
-        || memchr::memmem::find(data, b"sops").is_none()
-        || memchr::memmem::find(data, b"mac").is_none()
-    {
+/// A hit of the sops checks: where, which rule, and the bytes its content
+/// fingerprint is made of (the key path and the clear value, or the whole
+/// unreadable file), zeroized after use.
+pub struct SopsHit {
+    pub offset: usize,
+    pub rule: &'static str,
+    pub material: Zeroizing<Vec<u8>>,
+}
+
+/// Whether a text has the shape of a sops file: an `ENC[AES256_GCM,` value
+/// and a top-level `sops` key, in block style (a `sops:` line at column 0)
+/// or, in a document that is one flow mapping or JSON object, as a key of
+/// it (after a brace or a comma). Prose and source code that only mention
+/// sops do not.
+pub fn looks_like_sops(data: &[u8]) -> bool {
+    if memchr::memmem::find(data, b"ENC[AES256_GCM,").is_none() {
+        return false;
+    }
+    memchr::memmem::find_iter(data, b"sops").any(|at| {
+        let quoted = at > 0 && matches!(data[at - 1], b'"' | b'\'');
+        let start = at - usize::from(quoted);
+        let mut end = at + 4;
+        if quoted && data.get(end) == Some(&data[start]) {
+            end += 1;
+        } else if quoted {
+            return false;
+        }
+        let after = data[end..].iter().find(|b| !matches!(b, b' ' | b'\t'));
+        if after != Some(&b':') {
+            return false;
+        }
+        let block_key = start == 0 || data[start - 1] == b'\n';
+        let flow_key = sniff_format(data) == Format::Json
+            && matches!(
+                data[..start]
+                    .iter()
+                    .rev()
+                    .find(|b| !b.is_ascii_whitespace()),
+                Some(b'{' | b',')
+            );
+        block_key || flow_key
+    })
+}
+
+/// The deepest nesting of mappings and sequences, counted on the event
+/// stream without building a tree; `None` when the text is not YAML (or
+/// JSON) or the count passes [`MAX_DEPTH`]. The event parser keeps its own
+/// state stack on the heap, so this never recurses.
+pub fn nesting_depth(text: &str) -> Option<usize> {
+    let mut parser = Parser::new_from_str(text);
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    loop {
+        let (event, _) = parser.next_token().ok()?;
+        match event {
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    return None;
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::StreamEnd => return Some(deepest),
+            _ => {}
+        }
+    }
+}
+
+/// The deepest nesting of a JSON text's arrays and objects (strings
+/// skipped); `None` past [`MAX_DEPTH`]. Malformed JSON is left to the reader.
+pub fn json_depth(text: &str) -> Option<usize> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    return None;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Some(deepest)
+}
+
+/// Runs `read` (which parses and drops a sops tree) with a stack deep
+/// enough for `depth` levels; `None` if it could not run.
+fn with_stack_for<T: Send>(depth: usize, read: impl FnOnce() -> T + Send) -> Option<T> {
+    if depth <= INLINE_DEPTH {
+        return Some(read());
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("sops-reader".to_owned())
+            .stack_size((depth + INLINE_DEPTH) * STACK_PER_LEVEL)
+            .spawn_scoped(scope, read)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+/// Parses a sops file behind the depth guard, and hands the parsed file to
+/// `inspect` on the same stack; `None` when the reader refuses the text
+/// (not YAML/JSON, nested too deep, not a sops file).
+fn read_guarded<T: Send>(
+    text: &str,
+    format: Format,
+    inspect: impl FnOnce(&EncryptedFile) -> T + Send,
+) -> Option<T> {
+    let depth = match format {
+        Format::Yaml => nesting_depth(text)?,
+        Format::Json => json_depth(text)?,
+    };
+    with_stack_for(depth, || {
+        EncryptedFile::parse(text, format)
+            .ok()
+            .map(|file| inspect(&file))
+    })
+    .flatten()
+}
+
+/// The sops checks for one piece of content: values in clear in a sops
+/// file, and a file that looks like sops but cannot be read (its values
+/// could not be checked, so it is never clean).
+pub fn check(data: &[u8]) -> Vec<SopsHit> {
+    if !looks_like_sops(data) {
         return Vec::new();
     }
+    let unreadable = || {
+        vec![SopsHit {
+            offset: 0,
+            rule: SOPS_UNPARSABLE,
+            material: Zeroizing::new(data.to_vec()),
+        }]
+    };
     let Ok(text) = std::str::from_utf8(data) else {
-        return Vec::new();
+        return unreadable();
     };
-    let Ok(file) = EncryptedFile::parse(text, sniff_format(data)) else {
-        return Vec::new();
+    let Some(leaves) = read_guarded(text, sniff_format(data), clear_leaves) else {
+        return unreadable();
     };
-    clear_leaves(&file)
+    leaves
         .into_iter()
-        .map(|key| (locate_key(text, &key), SOPS_PLAINTEXT))
+        .map(|(key, material)| SopsHit {
+            offset: locate_key(text, &key),
+            rule: SOPS_PLAINTEXT,
+            material,
+        })
         .collect()
 }
 
-/// Key names of leaves that should be encrypted but are not.
-fn clear_leaves(file: &EncryptedFile) -> Vec<String> {
+/// Leaves that should be encrypted but are not: the last key of each, and
+/// its key path and value as fingerprint material.
+fn clear_leaves(file: &EncryptedFile) -> Vec<(String, Zeroizing<Vec<u8>>)> {
     let Ok(matcher) = file.metadata.selection.matcher() else {
-        return vec!["sops".to_owned()];
+        return vec![("sops".to_owned(), Zeroizing::new(b"sops".to_vec()))];
     };
     let mut out = Vec::new();
     let mut path = KeyPath::default();
@@ -62,8 +232,14 @@ fn clear_leaves(file: &EncryptedFile) -> Vec<String> {
             }
             _ => false,
         };
-        if encrypted_by_rule && clear {
-            out.push(path.keys().last().unwrap_or("").to_owned());
+        if let (true, Value::Scalar(scalar)) = (encrypted_by_rule && clear, value) {
+            let mut material = Zeroizing::new(Vec::new());
+            for key in path.keys() {
+                material.extend_from_slice(key.as_bytes());
+                material.push(0);
+            }
+            material.extend_from_slice(scalar.text.as_bytes());
+            out.push((path.keys().last().unwrap_or("").to_owned(), material));
         }
     });
     out
@@ -115,6 +291,9 @@ impl Policy {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self, PolicyError> {
+        if nesting_depth(text).is_none_or(|depth| depth > CONFIG_MAX_DEPTH) {
+            return Err(PolicyError::TooDeep(name.to_owned()));
+        }
         Ok(Policy(fromgit_sops::config::CreationRules::parse(
             Path::new(name),
             text,
@@ -145,9 +324,9 @@ pub fn check_covered(data: &[u8], relative: &str) -> Option<&'static str> {
             || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----");
         return (!ok).then_some(SOPS_NOT_ENCRYPTED);
     }
-    match EncryptedFile::parse(text, format) {
-        Ok(_) => None,
-        Err(_) => Some(SOPS_NOT_ENCRYPTED),
+    match read_guarded(text, format, |_| ()) {
+        Some(()) => None,
+        None => Some(SOPS_NOT_ENCRYPTED),
     }
 }
 
@@ -161,14 +340,15 @@ mod tests {
 
     #[test]
     fn a_proper_sops_file_is_clean_and_a_clear_value_is_found() {
-        assert!(plaintext_values(ENCRYPTED.as_bytes()).is_empty());
+        assert!(check(ENCRYPTED.as_bytes()).is_empty());
         let edited = ENCRYPTED.replace(
             "password: ENC[AES256_GCM,data:q83v,iv:AAAA,tag:BBBB,type:str]",
             "password: hunter2",
         );
-        let found = plaintext_values(edited.as_bytes());
+        let found = check(edited.as_bytes());
         assert_eq!(found.len(), 1);
-        assert_eq!(&edited[found[0].0..found[0].0 + 9], "password:");
+        assert_eq!(found[0].rule, SOPS_PLAINTEXT);
+        assert_eq!(&edited[found[0].offset..found[0].offset + 9], "password:");
     }
 
     #[test]
@@ -188,5 +368,103 @@ mod tests {
             check_covered(ENCRYPTED.as_bytes(), "secrets/web.yaml"),
             None
         );
+    }
+
+    /// Runs `f` on a thread with a scan worker's default stack (2 MiB).
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sops_file_nested_20000_deep_is_unreadable_not_an_abort() {
+        for deep in [
+            "- ".repeat(20_000) + "x",
+            "[".repeat(20_000) + &"]".repeat(20_000),
+        ] {
+            let text = format!("{ENCRYPTED}deep:\n{deep}\n");
+            let found = on_small_stack(move || check(text.as_bytes()));
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].rule, SOPS_UNPARSABLE);
+        }
+        let json = format!(
+            "{{\"a\": \"ENC[AES256_GCM,data:x]\", \"sops\": {{}}, \"d\": {}{}}}",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        let found = on_small_stack(move || check(json.as_bytes()));
+        assert_eq!(found[0].rule, SOPS_UNPARSABLE);
+        let config = format!("creation_rules:\n{}x\n", "- ".repeat(20_000));
+        let err = on_small_stack(move || Policy::parse(&config, ".sops.yaml").err());
+        assert!(matches!(err, Some(PolicyError::TooDeep(_))), "{err:?}");
+    }
+
+    #[test]
+    fn a_deep_but_allowed_sops_file_is_read_on_a_stack_sized_for_it() {
+        let deep = format!("{}password: hunter2\n", "- ".repeat(MAX_DEPTH - 3));
+        let text = format!("{ENCRYPTED}deep:\n{deep}");
+        let found = on_small_stack(move || check(text.as_bytes()));
+        let rules: Vec<&str> = found.iter().map(|h| h.rule).collect();
+        assert_eq!(rules, [SOPS_PLAINTEXT]);
+    }
+
+    #[test]
+    fn a_sops_file_the_reader_refuses_is_unreadable_never_clean() {
+        for extra in [
+            "mode: 0755\n",
+            "anchored: &a x\n",
+            "tagged: !!binary aGk=\n",
+            "db:\n    password: again\n",
+            "when: 2026-01-01\n",
+        ] {
+            let text = format!("{extra}{ENCRYPTED}");
+            let found = check(text.as_bytes());
+            let rules: Vec<&str> = found.iter().map(|h| h.rule).collect();
+            assert_eq!(rules, [SOPS_UNPARSABLE], "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn prose_and_code_about_sops_are_not_sops_files() {
+        let rust = format!("const A: &str = {ENCRYPTED:?};\n");
+        assert!(!looks_like_sops(rust.as_bytes()));
+        assert!(
+            check(b"Values look like ENC[AES256_GCM,data:...] under a sops: key.\n").is_empty()
+        );
+        assert!(looks_like_sops(ENCRYPTED.as_bytes()));
+        assert!(looks_like_sops(
+            b"{\n\t\"a\": \"ENC[AES256_GCM,data:x]\",\n\t\"sops\" : {\n\t}\n}"
+        ));
+        // Split so that this file does not have the shape it describes.
+        let flow = concat!(
+            "{password: hunter2, a: 'ENC[AES256_GCM,data:x]', so",
+            "ps: {mac: x}}"
+        );
+        assert!(looks_like_sops(flow.as_bytes()));
+        assert_eq!(check(flow.as_bytes())[0].rule, SOPS_UNPARSABLE);
+        assert!(!looks_like_sops(
+            b"a: ENC[AES256_GCM,data:x]\nb:\n  sops: nested\n"
+        ));
+        let code = concat!(
+            "let v = json!({\"a\": \"ENC[AES256_GCM,data:x]\", \"so",
+            "ps\": {}});"
+        );
+        assert!(!looks_like_sops(code.as_bytes()));
+    }
+
+    #[test]
+    fn the_content_fingerprint_material_is_the_key_path_and_value() {
+        let one = ENCRYPTED.replace(
+            "password: ENC[AES256_GCM,data:q83v,iv:AAAA,tag:BBBB,type:str]",
+            "password: hunter2",
+        );
+        let two = one.replace("hunter2", "correct-horse");
+        let (a, b) = (check(one.as_bytes()), check(two.as_bytes()));
+        assert_eq!((a[0].offset, a[0].rule), (b[0].offset, b[0].rule));
+        assert_ne!(*a[0].material, *b[0].material);
     }
 }

@@ -1,8 +1,17 @@
-//! Tree mode: the files of a directory, walked like ripgrep walks them
-//! (honouring `.gitignore`, `.ignore` and `.git/info/exclude`, hidden files
-//! included because `.env` files are where secrets hide), scanned in
-//! parallel. This is what a flake check can prove; history needs git.
+//! Tree mode: the files of a directory, scanned in parallel. This is what a
+//! flake check can prove; history needs git.
+//!
+//! Ignore files are written by whoever writes the repository, so they must
+//! not be able to hide what the repository holds: a committed `.ignore`
+//! holding `*` would otherwise blind the scan. Inside a git work tree every
+//! tracked file (`git add -f` included) is scanned whatever `.gitignore`,
+//! `.ignore`, `.rgignore` or `.git/info/exclude` say; those files only skip
+//! untracked files, and each skipped entry is reported. Outside git (a
+//! flake's source in the Nix store) nothing is known to be untracked, so no
+//! ignore file is honoured at all. Hidden files are always included,
+//! because `.env` files are where secrets hide.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -39,27 +48,135 @@ fn relative(root: &Path, path: &Path) -> String {
 /// A file's hits, why it was skipped or unreadable, and its size.
 type FileResult = (Vec<TreeHit>, Option<Skipped>, Option<String>, u64);
 
+/// The regular files tracked by the git index of the work tree holding
+/// `root`, relative to `root`; `None` when `root` is not in a work tree.
+/// `Err` when there is a work tree but its index cannot be read.
+fn tracked_files(root: &Path) -> Option<Result<HashSet<PathBuf>, String>> {
+    let repo = gix::discover(root).ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let root = root.canonicalize().ok()?;
+    let index = match repo.index_or_empty() {
+        Ok(index) => index,
+        Err(err) => return Some(Err(format!("cannot read the git index: {err}"))),
+    };
+    let mut tracked = HashSet::new();
+    for entry in index.entries() {
+        if !matches!(
+            entry.mode,
+            gix::index::entry::Mode::FILE | gix::index::entry::Mode::FILE_EXECUTABLE
+        ) {
+            continue;
+        }
+        let path = entry.path(&index);
+        #[cfg(unix)]
+        let path = {
+            use std::os::unix::ffi::OsStrExt as _;
+            workdir.join(std::ffi::OsStr::from_bytes(path))
+        };
+        #[cfg(not(unix))]
+        let path = workdir.join(path.to_string());
+        if let Ok(relative) = path.strip_prefix(&root) {
+            tracked.insert(relative.to_path_buf());
+        }
+    }
+    Some(Ok(tracked))
+}
+
+/// The entries an ignore file kept out of the walk: the children of walked
+/// directories that the walk did not yield (a directory is one entry, with
+/// a trailing `/`), except tracked files, which are scanned anyway; an
+/// ignored directory holding tracked files is opened to list the rest.
+fn ignored_entries(
+    root: &Path,
+    walked: &HashSet<PathBuf>,
+    walked_dirs: &[PathBuf],
+    tracked: &HashSet<PathBuf>,
+) -> Vec<String> {
+    let holds_tracked: HashSet<&Path> = tracked.iter().flat_map(|p| p.ancestors()).collect();
+    let mut out = Vec::new();
+    let mut dirs: Vec<(PathBuf, bool)> = walked_dirs.iter().map(|d| (d.clone(), false)).collect();
+    while let Some((dir, inside_ignored)) = dirs.pop() {
+        let Ok(children) = fs_err::read_dir(&dir) else {
+            continue;
+        };
+        for child in children.flatten() {
+            let path = child.path();
+            if child.file_name() == ".git" || (!inside_ignored && walked.contains(&path)) {
+                continue;
+            }
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+            if tracked.contains(relative) {
+                continue;
+            }
+            if is_dir && holds_tracked.contains(relative) {
+                dirs.push((path, true));
+                continue;
+            }
+            let mut shown = self::relative(root, &path);
+            if is_dir {
+                shown.push('/');
+            }
+            out.push(shown);
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeOutcome> {
     let policy = Policy::load(root)?;
-    let mut files: Vec<(PathBuf, u64)> = Vec::new();
     let mut unproven = Vec::new();
-    let walker = ignore::WalkBuilder::new(root)
+    let tracked = match tracked_files(root) {
+        Some(Ok(tracked)) => Some(tracked),
+        Some(Err(reason)) => {
+            tracing::warn!("{reason}: ignore files are not honoured");
+            None
+        }
+        None => None,
+    };
+    let honour_ignore_files = tracked.is_some();
+    let walk = ignore::WalkBuilder::new(root)
+        .standard_filters(honour_ignore_files)
         .hidden(false)
         .parents(false)
         .require_git(false)
         .git_global(false)
         .filter_entry(|entry| entry.file_name() != ".git")
         .build();
-    for entry in walker {
+    let mut files: Vec<(PathBuf, u64)> = Vec::new();
+    let mut walked: HashSet<PathBuf> = HashSet::new();
+    let mut walked_dirs: Vec<PathBuf> = Vec::new();
+    for entry in walk {
         match entry {
             Ok(entry) => {
-                if entry.file_type().is_some_and(|t| t.is_file()) {
+                let file_type = entry.file_type();
+                if file_type.is_some_and(|t| t.is_file()) {
                     let size = entry.metadata().map_or(0, |m| m.len());
-                    files.push((entry.into_path(), size));
+                    files.push((entry.path().to_path_buf(), size));
+                } else if file_type.is_some_and(|t| t.is_dir()) {
+                    walked_dirs.push(entry.path().to_path_buf());
                 }
+                walked.insert(entry.into_path());
             }
             Err(err) => unproven.push(format!("cannot walk: {err}")),
         }
+    }
+    let mut ignored = Vec::new();
+    if let Some(tracked) = &tracked {
+        for relative in tracked {
+            let path = root.join(relative);
+            if walked.contains(&path) {
+                continue;
+            }
+            // Tracked, hidden from the walk by an ignore file: scanned anyway.
+            if let Ok(meta) = fs_err::symlink_metadata(&path) {
+                if meta.is_file() {
+                    files.push((path, meta.len()));
+                }
+            }
+        }
+        ignored = ignored_entries(root, &walked, &walked_dirs, tracked);
     }
     files.sort();
     let results: Vec<FileResult> = files
@@ -109,7 +226,10 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
             (hits, None, None, data.len() as u64)
         })
         .collect();
-    let mut coverage = Coverage::default();
+    let mut coverage = Coverage {
+        ignored,
+        ..Coverage::default()
+    };
     let mut hits = Vec::new();
     for (found, skipped, error, bytes) in results {
         hits.extend(found);

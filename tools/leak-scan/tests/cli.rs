@@ -215,7 +215,7 @@ fn sarif_is_valid_for_code_scanning() {
 }
 
 #[test]
-fn suppressions_key_on_content_need_a_reason_and_report_unused_entries() {
+fn suppressions_key_on_rule_path_and_content_need_a_reason_and_report_unused_entries() {
     let dir = tempfile::tempdir().unwrap();
     let key = age_key(4);
     fs_err::write(dir.path().join("fixture.txt"), format!("{key}\n")).unwrap();
@@ -230,7 +230,7 @@ fn suppressions_key_on_content_need_a_reason_and_report_unused_entries() {
     let config = dir.path().join(".leak-scan.toml");
     fs_err::write(
         &config,
-        format!("[[suppress]]\nfingerprint = \"{id}\"\nreason = \"public test identity\"\n"),
+        format!("version = 2\n[[suppress]]\nfingerprint = \"{id}\"\nrule = \"age-secret-key\"\nreason = \"public test identity\"\n"),
     )
     .unwrap();
     let out = leak_scan(dir.path(), &["--json"]);
@@ -240,14 +240,20 @@ fn suppressions_key_on_content_need_a_reason_and_report_unused_entries() {
         .unwrap()
         .contains(&key[16..]));
 
-    // Moved to another line of another file: still suppressed.
-    fs_err::remove_file(dir.path().join("fixture.txt")).unwrap();
-    fs_err::write(dir.path().join("moved.txt"), format!("\n\n  {key}\n")).unwrap();
+    // Moved to another line of the same file: still suppressed.
+    fs_err::write(dir.path().join("fixture.txt"), format!("\n\n  {key}\n")).unwrap();
     assert_eq!(leak_scan(dir.path(), &[]).status.code(), Some(0));
+
+    // The same value in another file is a finding of its own.
+    fs_err::write(dir.path().join("other.txt"), format!("{key}\n")).unwrap();
+    let out = leak_scan(dir.path(), &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(json(&out)["findings"][0]["path"], "other.txt");
+    fs_err::remove_file(dir.path().join("other.txt")).unwrap();
 
     // A different secret on the same line is a new finding; the old entry is unused.
     fs_err::write(
-        dir.path().join("moved.txt"),
+        dir.path().join("fixture.txt"),
         format!("\n\n  {}\n", age_key(5)),
     )
     .unwrap();
@@ -260,7 +266,7 @@ fn suppressions_key_on_content_need_a_reason_and_report_unused_entries() {
     );
     assert!(text(&out.stderr).contains("matches nothing"));
 
-    fs_err::write(dir.path().join("moved.txt"), "clean\n").unwrap();
+    fs_err::write(dir.path().join("fixture.txt"), "clean\n").unwrap();
     assert_eq!(leak_scan(dir.path(), &[]).status.code(), Some(0));
     assert_eq!(
         leak_scan(dir.path(), &["--fail-unused-suppressions"])
@@ -268,11 +274,30 @@ fn suppressions_key_on_content_need_a_reason_and_report_unused_entries() {
             .code(),
         Some(1)
     );
-    fs_err::write(&config, format!("[[suppress]]\nfingerprint = \"{id}\"\n")).unwrap();
+    fs_err::write(
+        &config,
+        format!("version = 2\n[[suppress]]\nfingerprint = \"{id}\"\nrule = \"age-secret-key\"\n"),
+    )
+    .unwrap();
     let out = leak_scan(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no reason"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Version 1 entries (rule and value only) are refused with the way to migrate.
+    fs_err::write(
+        &config,
+        format!(
+            "[[suppress]]\nfingerprint = \"{id}\"\nrule = \"age-secret-key\"\nreason = \"r\"\n"
+        ),
+    )
+    .unwrap();
+    let out = leak_scan(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("version = 2"),
         "{}",
         text(&out.stderr)
     );
