@@ -4,6 +4,7 @@
 
 pub mod cli;
 mod extract;
+mod nesting;
 pub mod nixsrc;
 mod rewrite;
 mod secrets;

@@ -28,6 +28,12 @@ pub enum SourceError {
         column: usize,
         reason: String,
     },
+    #[error("`{path}` line {line}: nested deeper than {limit} levels; refused rather than risk the parser's stack")]
+    TooDeep {
+        path: PathBuf,
+        line: usize,
+        limit: usize,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -42,6 +48,13 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 impl NixFile {
     pub fn parse(base: &Path, relative: PathBuf, text: String) -> Result<Self, SourceError> {
+        if let Some(offset) = crate::nesting::too_deep_at(&text) {
+            return Err(SourceError::TooDeep {
+                path: base.join(&relative),
+                line: line_column(&text, offset).0,
+                limit: crate::nesting::MAX_NESTING,
+            });
+        }
         let parse = rnix::Root::parse(&text);
         if let Some(error) = parse.errors().first() {
             let offset = match error {

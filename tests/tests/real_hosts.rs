@@ -1,0 +1,410 @@
+//! `instance-extract` on hosts shaped like the NixOS configurations people
+//! write (a reverse proxy with many subdomains, a mail server, users with
+//! authorized keys, several hosts in one flake, ACME DNS-01 credentials,
+//! inline tokens), against real Nix 2.8 and the real sops.
+//!
+//! Each fixture under `tests/fixtures/hosts/` goes through the whole round
+//! trip: `apply` exits 0, every written `.nix` file parses, the domain occurs
+//! in the base in no letter case, the composed configuration evaluates (with
+//! the module-system stand-in `tests/fixtures/instance-extract/eval.nix`)
+//! equal to the monolith's, sops decrypts each secret to its original bytes,
+//! a second `apply` changes nothing and `verify` passes.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+
+/// The base directory's name, and so the option namespace.
+const NAME: &str = "site";
+
+/// One fixture host and how `apply` is called on it.
+struct Fixture {
+    dir: &'static str,
+    domain: &'static str,
+    /// `(sops name, file name under the host's secret directory)`.
+    secrets: &'static [(&'static str, &'static str)],
+    module: &'static str,
+    /// The entry modules of each host to evaluate, relative to the base.
+    hosts: &'static [&'static [&'static str]],
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+type Snapshot = BTreeMap<PathBuf, Vec<u8>>;
+
+/// Every file of a directory (not `.git`) with its bytes.
+fn snapshot(dir: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in fs_err::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name() == Some(OsStr::new(".git")) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs_err::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path, secrets_dir: &Path) {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target, secrets_dir);
+        } else {
+            let text = fs_err::read_to_string(entry.path()).unwrap();
+            fs_err::write(
+                &target,
+                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    key: AgeKey,
+    sops: PathBuf,
+    nix_instantiate: PathBuf,
+    fixture: &'static Fixture,
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+impl Run {
+    fn new(fixture: &'static Fixture) -> Option<Run> {
+        let sops = peer("sops")?;
+        let nix_instantiate = peer("nix-instantiate")?;
+        let dir = tempfile::tempdir().unwrap();
+        let key = age_keygen(dir.path(), "bootstrap")?;
+        let secrets = dir.path().join("host-secrets");
+        fs_err::create_dir_all(&secrets).unwrap();
+        for (name, file) in fixture.secrets {
+            fs_err::write(
+                secrets.join(file),
+                format!("SECRET_{}=value of {name}\n", name.replace('/', "_")),
+            )
+            .unwrap();
+        }
+        let source = fixtures().join("hosts").join(fixture.dir);
+        copy_tree(&source, &dir.path().join("monolith"), &secrets);
+        copy_tree(&source, &dir.path().join(NAME), &secrets);
+        Some(Run {
+            dir,
+            key,
+            sops,
+            nix_instantiate,
+            fixture,
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ours<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(
+            &fromgit_bin("instance-extract"),
+            args,
+            self.dir.path(),
+            &[],
+            b"",
+        )
+    }
+
+    fn split_args(&self, command: &str, domain: &str) -> Vec<String> {
+        let mut args: Vec<String> = [command, "--base", NAME, "--domain", domain]
+            .map(str::to_owned)
+            .to_vec();
+        for (name, file) in self.fixture.secrets {
+            args.push("--secret".to_owned());
+            args.push(format!(
+                "{name}={}",
+                self.path("host-secrets").join(file).display()
+            ));
+        }
+        args.extend(["--module".to_owned(), self.fixture.module.to_owned()]);
+        if command == "apply" {
+            args.extend([
+                "--instance".to_owned(),
+                "instance".to_owned(),
+                "--recipient".to_owned(),
+                self.key.recipient.clone(),
+            ]);
+        }
+        args
+    }
+
+    fn apply(&self) -> Output {
+        self.ours(&self.split_args("apply", self.fixture.domain))
+    }
+
+    fn nix(&self, args: &[&OsStr]) -> Output {
+        run(
+            &self.nix_instantiate,
+            args,
+            self.dir.path(),
+            &[(
+                "NIX_CONFIG",
+                OsStr::new("substituters =\nexperimental-features = nix-command flakes"),
+            )],
+            b"",
+        )
+    }
+
+    /// The configuration as JSON, through the module-system stand-in.
+    fn evaluate(&self, modules: &str, drop: &str) -> String {
+        let eval = fixtures().join("instance-extract/eval.nix");
+        let output = self.nix(&[
+            OsStr::new("--eval"),
+            OsStr::new("--strict"),
+            OsStr::new("--json"),
+            eval.as_os_str(),
+            OsStr::new("--arg"),
+            OsStr::new("modules"),
+            OsStr::new(modules),
+            OsStr::new("--arg"),
+            OsStr::new("drop"),
+            OsStr::new(drop),
+        ]);
+        success(&output, &format!("nix-instantiate --eval {modules}"))
+    }
+
+    fn assert_every_nix_file_parses(&self, dir: &str) {
+        for (path, _) in snapshot(&self.path(dir)) {
+            if path.extension().is_some_and(|e| e == "nix") {
+                let file = self.path(dir).join(&path);
+                success(
+                    &self.nix(&[OsStr::new("--parse"), file.as_os_str()]),
+                    &format!("nix-instantiate --parse {}", file.display()),
+                );
+            }
+        }
+    }
+
+    fn assert_no_domain_in_base(&self) {
+        let domain = self.fixture.domain.to_ascii_lowercase();
+        for (path, bytes) in snapshot(&self.path(NAME)) {
+            let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+            assert!(
+                !text.contains(&domain)
+                    && !path
+                        .to_string_lossy()
+                        .to_ascii_lowercase()
+                        .contains(&domain),
+                "`{}` still names the domain:\n{}",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    fn assert_evaluates_equal(&self) {
+        let root = self.dir.path().display();
+        let instance = format!(
+            "((import {root}/instance/flake.nix).outputs {{ self = null; }}).nixosModules.instance"
+        );
+        for entries in self.fixture.hosts {
+            let list = |dir: &str| -> String {
+                entries
+                    .iter()
+                    .map(|entry| format!("{root}/{dir}/{entry}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let monolith = self.evaluate(&format!("[ {} ]", list("monolith")), "[ ]");
+            let composed = self.evaluate(
+                &format!("[ {} {instance} ]", list(NAME)),
+                &format!("[ \"{NAME}\" \"sops\" ]"),
+            );
+            assert_eq!(
+                monolith, composed,
+                "{entries:?}: the composed configuration differs from the monolith"
+            );
+        }
+    }
+
+    fn assert_secrets_decrypt(&self) {
+        for (name, file) in self.fixture.secrets {
+            let extract = name
+                .split('/')
+                .fold(String::new(), |path, part| path + "[\"" + part + "\"]");
+            let output = run(
+                &self.sops,
+                ["-d", "--extract", &extract, "instance/secrets/secrets.yaml"],
+                self.dir.path(),
+                &[("SOPS_AGE_KEY_FILE", self.key.file.as_os_str())],
+                b"",
+            );
+            assert_eq!(
+                success(&output, "sops -d --extract"),
+                fs_err::read_to_string(self.path("host-secrets").join(file)).unwrap()
+            );
+        }
+    }
+
+    fn verify(&self) -> Output {
+        self.ours(&[
+            "verify".to_owned(),
+            "--instance".to_owned(),
+            "instance".to_owned(),
+            "--identity".to_owned(),
+            self.key.file.display().to_string(),
+            "--base".to_owned(),
+            NAME.to_owned(),
+        ])
+    }
+
+    /// The whole round trip of the module docs; returns `apply`'s report.
+    fn round_trip(&self) -> String {
+        let applied = self.apply();
+        let report = success(&applied, "apply");
+        self.assert_every_nix_file_parses(NAME);
+        self.assert_every_nix_file_parses("instance");
+        self.assert_no_domain_in_base();
+        self.assert_evaluates_equal();
+        if !self.fixture.secrets.is_empty() {
+            self.assert_secrets_decrypt();
+        }
+        let base = snapshot(&self.path(NAME));
+        let instance = snapshot(&self.path("instance"));
+        let again = self.apply();
+        assert!(
+            success(&again, "second apply").starts_with("nothing to do"),
+            "{}",
+            stdout(&again)
+        );
+        assert_eq!(
+            snapshot(&self.path(NAME)),
+            base,
+            "the second apply changed the base"
+        );
+        assert_eq!(snapshot(&self.path("instance")), instance);
+        let verify = self.verify();
+        assert!(
+            success(&verify, "verify").contains("the only secret outside git"),
+            "{}",
+            stdout(&verify)
+        );
+        report
+    }
+
+    fn assert_refused_untouched(&self, output: &Output, code: i32, needle: &str) {
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            stdout(output),
+            stderr(output)
+        );
+        assert!(
+            stderr(output).contains(needle),
+            "`{needle}` missing from:\n{}",
+            stderr(output)
+        );
+        let source = fixtures().join("hosts").join(self.fixture.dir);
+        let pristine = tempfile::tempdir().unwrap();
+        copy_tree(&source, pristine.path(), &self.path("host-secrets"));
+        assert_eq!(
+            snapshot(&self.path(NAME)),
+            snapshot(pristine.path()),
+            "the base changed"
+        );
+        assert!(
+            !self.path("instance").exists(),
+            "the instance dir was created"
+        );
+    }
+}
+
+static PROXY: Fixture = Fixture {
+    dir: "proxy",
+    domain: "lab.example.org",
+    secrets: &[("acme/rfc2136", "acme-rfc2136.env")],
+    module: "configuration.nix",
+    hosts: &[&["configuration.nix"]],
+};
+
+#[test]
+fn reverse_proxy_with_many_subdomains_round_trips() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let report = run.round_trip();
+    assert!(
+        report.contains("10.0.0.0"),
+        "the lab network is reported: {report}"
+    );
+}
+
+#[test]
+fn a_domain_that_is_no_dns_name_is_refused_at_once() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    for (domain, needle) in [
+        ("", "the domain is empty"),
+        ("localhost", "single label"),
+        ("lab..example.org", "is not a DNS name"),
+        ("203.0.113.7", "is not a DNS name"),
+    ] {
+        for command in ["plan", "apply"] {
+            let started = std::time::Instant::now();
+            let output = run.ours(&run.split_args(command, domain));
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "`--domain {domain:?}` took {:?}",
+                started.elapsed()
+            );
+            run.assert_refused_untouched(&output, 2, needle);
+            assert!(stderr(&output).contains("--domain"), "{}", stderr(&output));
+        }
+    }
+}
+
+#[test]
+fn a_file_nested_beyond_the_limit_is_refused_with_its_line() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let deep = format!(
+        "{{ ... }}:\n{{\n  x =\n    {}{};\n}}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    fs_err::write(run.path("site/deep.nix"), &deep).unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("deep.nix` line 4: nested deeper than 512 levels"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!run.path("instance").exists());
+    assert_eq!(snapshot(&run.path(NAME)), before, "the base changed");
+    let plan = run.ours(&run.split_args("plan", PROXY.domain));
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+}
