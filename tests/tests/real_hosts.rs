@@ -408,3 +408,112 @@ fn a_file_nested_beyond_the_limit_is_refused_with_its_line() {
     let plan = run.ours(&run.split_args("plan", PROXY.domain));
     assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
 }
+
+static USERS: Fixture = Fixture {
+    dir: "users",
+    domain: "home.example.com",
+    secrets: &[
+        ("restic/password", "restic-password"),
+        ("wireguard/wg0", "wg0.key"),
+    ],
+    module: "configuration.nix",
+    hosts: &[&["configuration.nix"]],
+};
+
+#[test]
+fn public_keys_hashes_and_recipients_never_stop_apply() {
+    let Some(run) = Run::new(&USERS) else { return };
+    let plan = success(
+        &run.ours(&{
+            let mut args = run.split_args("plan", USERS.domain);
+            args.push("--json".to_owned());
+            args
+        }),
+        "plan",
+    );
+    for reason in [
+        "SSH public key (ssh-ed25519)",
+        "SSH public key (ssh-rsa)",
+        "SSH public key (ecdsa-sha2-nistp256)",
+        "age recipient",
+        "SRI hash",
+        "the value of `publicKey`, public by definition",
+        "the value of `trusted-public-keys`, public by definition",
+        "accepted in `instance-extract.toml`: a Syncthing device id",
+    ] {
+        assert!(
+            plan.contains(reason),
+            "`{reason}` missing from the plan:\n{plan}"
+        );
+    }
+    assert!(!plan.contains("\"literal-secret\""), "{plan}");
+    let report = run.round_trip();
+    assert!(report.contains("SSH public key (ssh-rsa)"), "{report}");
+}
+
+#[test]
+fn an_inline_password_hash_is_refused_with_the_option_to_use() {
+    let Some(run) = Run::new(&USERS) else { return };
+    let users = run.path("site/users.nix");
+    let text = fs_err::read_to_string(&users).unwrap();
+    fs_err::write(
+        &users,
+        text.replace(
+            "isNormalUser = true;",
+            "isNormalUser = true;\n    hashedPassword = \"$6$Qx9rTz$kV3b8QeWmP1d2xYz7LhN5sJ0uRtA4cF6gH8iK2lM9nO3pQ5rS7tU1vW3xY5zA7bC9dE1fG3hI5jK7lM9nO1pQ\";",
+        ),
+    )
+    .unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    for needle in [
+        "users.nix` line 14",
+        "password hash",
+        "hashedPasswordFile",
+        "neededForUsers = true",
+        "accept it in `instance-extract.toml` with key `sha256:",
+    ] {
+        assert!(message.contains(needle), "`{needle}` missing:\n{message}");
+    }
+    assert!(
+        !message.contains("kV3b8Qe"),
+        "the hash is printed:\n{message}"
+    );
+    assert_eq!(snapshot(&run.path(NAME)), before);
+    assert!(!run.path("instance").exists());
+}
+
+#[test]
+fn an_acceptance_stops_matching_when_the_value_changes() {
+    let Some(run) = Run::new(&USERS) else { return };
+    let syncthing = run.path("site/syncthing.nix");
+    let text = fs_err::read_to_string(&syncthing).unwrap();
+    fs_err::write(&syncthing, text.replace("TH3WJAP", "TH3WJAQ")).unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("syncthing.nix` line 7: a secret is written into the Nix source (high-entropy token (63 chars)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&run.path(NAME)), before);
+    // An accept file without a reason is bad input, named.
+    fs_err::write(&syncthing, text).unwrap();
+    let accept = run.path("site/instance-extract.toml");
+    let entries = fs_err::read_to_string(&accept).unwrap();
+    fs_err::write(
+        &accept,
+        entries.replace("reason = \"a Syncthing", "reason = \"\" # \"a Syncthing"),
+    )
+    .unwrap();
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("instance-extract.toml`: `accept[0].reason` is empty"),
+        "{}",
+        stderr(&output)
+    );
+}

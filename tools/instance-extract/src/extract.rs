@@ -68,6 +68,8 @@ pub enum ExtractError {
     SecretNotText(String),
     #[error(transparent)]
     Sops(#[from] fromgit_sops::SopsError),
+    #[error(transparent)]
+    Accept(#[from] crate::accept::AcceptError),
 }
 
 /// Every finding in the base, file by file.
@@ -86,13 +88,27 @@ impl Plan {
             domain: request.domain,
             secrets: request.secrets,
         };
-        let findings = files
+        let accepted = crate::accept::read(request.base)?;
+        let mut findings: Vec<Finding> = files
             .iter()
             // The generated module declares where sops-nix puts each secret:
             // those paths are sanctioned there.
             .filter(|file| file.relative != Path::new(OPTIONS_MODULE))
             .flat_map(|file| nixsrc::scan(file, &needles))
             .collect();
+        for finding in &mut findings {
+            let entry = accepted
+                .iter()
+                .find(|entry| finding.accept_key.as_deref() == Some(entry.key.as_str()));
+            if let Some(entry) = entry {
+                finding.kind = FindingKind::Accepted;
+                finding.reason = Some(format!(
+                    "accepted in `{}`: {}",
+                    crate::accept::ACCEPT_FILE,
+                    entry.reason
+                ));
+            }
+        }
         Ok(Plan { files, findings })
     }
 
@@ -211,11 +227,15 @@ fn finding_edits(
         let edit = match (finding.kind, finding.context) {
             (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
             (FindingKind::Domain | FindingKind::Email, Context::Uri) => {
-                let uri = &file.text[usize::from(finding.range.start())..usize::from(finding.range.end())];
-                let body = nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
+                let uri = &file.text
+                    [usize::from(finding.range.start())..usize::from(finding.range.end())];
+                let body =
+                    nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
                 Edit::replace(finding.range, format!("\"{body}\""))
             }
-            (FindingKind::Domain, Context::WholeString) => Edit::replace(finding.range, domain_expr.clone()),
+            (FindingKind::Domain, Context::WholeString) => {
+                Edit::replace(finding.range, domain_expr.clone())
+            }
             (FindingKind::Domain | FindingKind::Email, _) => {
                 refuse_in_let(file, finding)?;
                 Edit::replace(finding.range, format!("${{{domain_expr}}}"))
@@ -224,21 +244,40 @@ fn finding_edits(
                 let name = finding.secret.as_deref().unwrap_or_default();
                 let expression = Request::secret_expression(name);
                 match context {
-                    Context::WholeString | Context::PathLiteral => Edit::replace(finding.range, expression),
+                    Context::WholeString | Context::PathLiteral => {
+                        Edit::replace(finding.range, expression)
+                    }
                     _ => Edit::replace(finding.range, format!("${{{expression}}}")),
                 }
             }
             (FindingKind::LiteralSecret, _) => {
+                let instead = finding
+                    .option
+                    .as_deref()
+                    .and_then(crate::classify::file_option_for)
+                    .map_or_else(
+                        || "move it to a file on the host and pass `--secret NAME=PATH`".to_owned(),
+                        |option| format!("use {option}"),
+                    );
                 return Err(ExtractError::Unrewritable {
                     file: request.base.join(&file.relative),
                     line: finding.line,
                     reason: format!(
-                        "a secret is written into the Nix source ({}); move it to a file on the host and pass `--secret NAME=PATH`",
-                        finding.detail
+                        "a secret is written into the Nix source ({}: {}); {instead}; if it is not secret, accept it in `{}` with key `{}` and a reason",
+                        finding.detail,
+                        finding.reason.as_deref().unwrap_or("looks secret"),
+                        crate::accept::ACCEPT_FILE,
+                        finding.accept_key.as_deref().unwrap_or_default(),
                     ),
-                })
+                });
             }
-            (FindingKind::IpAddress | FindingKind::SecretDirectory, _) => {
+            (
+                FindingKind::IpAddress
+                | FindingKind::SecretDirectory
+                | FindingKind::PublicValue
+                | FindingKind::Accepted,
+                _,
+            ) => {
                 left.push((*finding).clone());
                 continue;
             }

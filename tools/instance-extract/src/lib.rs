@@ -2,6 +2,8 @@
 //! repo and a private instance repo. Its `secrets` subcommands are the
 //! command-line face of the `fromgit-sops` library, compatible with sops.
 
+mod accept;
+pub mod classify;
 pub mod cli;
 mod extract;
 mod nesting;

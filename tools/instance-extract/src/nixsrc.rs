@@ -132,6 +132,11 @@ pub enum FindingKind {
     IpAddress,
     /// A secret written into the Nix source itself.
     LiteralSecret,
+    /// A value that looks like key material but is public (an SSH public
+    /// key, an age recipient, a hash): reported, never a reason to refuse.
+    PublicValue,
+    /// A literal the operator accepted in `instance-extract.toml`.
+    Accepted,
 }
 
 /// One place in the base that carries instance data.
@@ -147,6 +152,17 @@ pub struct Finding {
     /// The `--secret` name for secret paths.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Why a literal is judged public or secret, or why a finding is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For literals: `sha256:<hex>` of the value, the key that accepts the
+    /// finding in `instance-extract.toml` (it stops matching when the value
+    /// changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_key: Option<String>,
+    /// The option a literal is bound to (`hashedPassword`), for the hint.
+    #[serde(skip)]
+    pub option: Option<String>,
     #[serde(skip)]
     pub range: TextRange,
     #[serde(skip)]
@@ -180,6 +196,15 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '.'
 }
 
+/// `-1:`, the generation suffix of a Nix signing key's name
+/// (`cache.example.org-1:…`): the domain ends before it.
+fn is_key_name_suffix(rest: &str) -> bool {
+    rest.strip_prefix('-').is_some_and(|r| {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && r[digits..].starts_with(':')
+    })
+}
+
 /// Occurrences of `domain` in `text` on name boundaries: `ci.example.net`
 /// matches `example.net`, `notexample.net` and `example.network` do not.
 pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
@@ -195,6 +220,7 @@ pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
         let after_ok = text[end..].chars().next().is_none_or(|c| {
             !is_name_char(c)
                 || (c == '.' && !text[end + 1..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+                || is_key_name_suffix(&text[end..])
         });
         if before_ok && after_ok {
             out.push((start, end));
@@ -267,6 +293,9 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 column,
                 detail,
                 secret,
+                reason: None,
+                accept_key: None,
+                option: None,
                 range,
                 context,
             });
@@ -386,15 +415,21 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 Context::StringContent,
             );
         }
-        for (start, end, detail) in literal_secrets(text) {
+        let option = binding_option(token);
+        for literal in literals(text, option.as_deref(), whole_string.is_some()) {
             push(
                 &mut findings,
-                FindingKind::LiteralSecret,
-                at(start, end),
-                detail,
+                literal.kind,
+                at(literal.start, literal.end),
+                literal.detail,
                 None,
                 Context::StringContent,
             );
+            if let Some(finding) = findings.last_mut() {
+                finding.reason = Some(literal.reason);
+                finding.accept_key = Some(accept_key(&text[literal.start..literal.end]));
+                finding.option.clone_from(&option);
+            }
         }
     }
     findings.sort_by_key(|f| (f.range.start(), f.kind as u8));
@@ -439,6 +474,99 @@ fn ip_addresses(text: &str) -> Vec<(usize, usize, String)> {
                 && !text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
         })
         .map(|m| (m.start(), m.end(), m.as_str().to_owned()))
+        .collect()
+}
+
+/// The acceptance key of a literal value: its SHA-256, never the value.
+pub fn accept_key(value: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    )
+}
+
+/// The last attribute name of the binding whose value holds `token`
+/// (`users.users.alice.hashedPassword = "…"` → `hashedPassword`), when the
+/// token is in its value, not its name.
+fn binding_option(token: &rnix::SyntaxToken) -> Option<String> {
+    let binding = token
+        .parent_ancestors()
+        .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)?;
+    let path = binding
+        .children()
+        .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH)?;
+    if path.text_range().contains_range(token.text_range()) {
+        return None;
+    }
+    let last = path.children().last()?;
+    Some(last.text().to_string().trim_matches('"').to_owned())
+}
+
+/// A literal that looks like key material, with its verdict.
+struct Literal {
+    kind: FindingKind,
+    start: usize,
+    end: usize,
+    /// Shape and length only, never the value.
+    detail: String,
+    reason: String,
+}
+
+/// Key material in one string part: PEM private keys, password hashes,
+/// values of secret-named options, and long high-entropy words, each judged
+/// public or secret by [`crate::classify`].
+fn literals(text: &str, option: Option<&str>, whole: bool) -> Vec<Literal> {
+    use crate::classify::{self, Verdict};
+    let secret = |start, end, detail: String, reason: String| Literal {
+        kind: FindingKind::LiteralSecret,
+        start,
+        end,
+        detail,
+        reason,
+    };
+    let trimmed = text.trim();
+    if classify::is_crypt_hash(trimmed) {
+        let start = text.len() - text.trim_start().len();
+        return vec![secret(
+            start,
+            start + trimmed.len(),
+            format!("password hash ({} chars)", trimmed.len()),
+            "a crypt(3) password hash".to_owned(),
+        )];
+    }
+    let shaped = literal_secrets(text);
+    if whole && shaped.is_empty() {
+        if let Some(Verdict::Secret(reason)) =
+            option.and_then(|o| classify::secret_by_option(o, text))
+        {
+            return vec![secret(
+                0,
+                text.len(),
+                format!("inline value ({} chars)", text.len()),
+                reason,
+            )];
+        }
+    }
+    shaped
+        .into_iter()
+        .map(|(start, end, detail)| {
+            let verdict = if detail.starts_with("high-entropy") {
+                classify::classify(&text[start..end], &text[..start], option)
+            } else {
+                Verdict::Secret(detail.clone())
+            };
+            match verdict {
+                Verdict::Public(reason) => Literal {
+                    kind: FindingKind::PublicValue,
+                    start,
+                    end,
+                    detail: format!("public value ({} chars)", end - start),
+                    reason,
+                },
+                Verdict::Secret(reason) => secret(start, end, detail, reason),
+            }
+        })
         .collect()
 }
 

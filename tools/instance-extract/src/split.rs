@@ -55,8 +55,16 @@ fn finding_line(finding: &Finding) -> String {
         .secret
         .as_deref()
         .map_or_else(String::new, |s| format!(" (secret `{s}`)"));
+    let reason = finding
+        .reason
+        .as_deref()
+        .map_or_else(String::new, |r| format!(" — {r}"));
+    let key = match (finding.kind, &finding.accept_key) {
+        (FindingKind::LiteralSecret, Some(key)) => format!(" [accept key `{key}`]"),
+        _ => String::new(),
+    };
     format!(
-        "{}:{}:{}: {kind}: {}{secret}\n",
+        "{}:{}:{}: {kind}: {}{secret}{reason}{key}\n",
         finding.file.display(),
         finding.line,
         finding.column,
@@ -142,7 +150,10 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     let nothing_left = plan.findings.iter().all(|f| {
         matches!(
             f.kind,
-            FindingKind::IpAddress | FindingKind::SecretDirectory
+            FindingKind::IpAddress
+                | FindingKind::SecretDirectory
+                | FindingKind::PublicValue
+                | FindingKind::Accepted
         )
     });
     if nothing_left && instance_exists && is_our_instance(&args.instance, &args.split.domain) {
