@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_e2e::{age_keygen, fromgit_bin, peer, run as run_program, success, AgeKey};
 
 /// The base directory's name, and so the option namespace.
 const NAME: &str = "site";
@@ -131,7 +131,7 @@ impl Run {
     }
 
     fn ours<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        run(
+        run_program(
             &fromgit_bin("instance-extract"),
             args,
             self.dir.path(),
@@ -168,7 +168,7 @@ impl Run {
     }
 
     fn nix(&self, args: &[&OsStr]) -> Output {
-        run(
+        run_program(
             &self.nix_instantiate,
             args,
             self.dir.path(),
@@ -257,7 +257,7 @@ impl Run {
             let extract = name
                 .split('/')
                 .fold(String::new(), |path, part| path + "[\"" + part + "\"]");
-            let output = run(
+            let output = run_program(
                 &self.sops,
                 ["-d", "--extract", &extract, "instance/secrets/secrets.yaml"],
                 self.dir.path(),
@@ -516,4 +516,77 @@ fn an_acceptance_stops_matching_when_the_value_changes() {
         "{}",
         stderr(&output)
     );
+}
+
+static MAIL: Fixture = Fixture {
+    dir: "mail",
+    domain: "example.net",
+    secrets: &[("mail/alice", "alice.hash"), ("mail/lists", "lists.hash")],
+    module: "configuration.nix",
+    hosts: &[&["configuration.nix"]],
+};
+
+#[test]
+fn addresses_and_emails_become_instance_facts_in_any_case() {
+    let Some(run) = Run::new(&MAIL) else { return };
+    let report = run.round_trip();
+    assert!(report.contains("site.instance.addresses.a1"), "{report}");
+    assert!(report.contains("site.instance.emails.e1"), "{report}");
+    assert!(
+        report.contains("192.168.1.1 — a private (RFC 1918) address"),
+        "{report}"
+    );
+    let base: String = snapshot(&run.path(NAME))
+        .values()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    for fact in [
+        "203.0.113.25",
+        "203.0.113.1",
+        "2001:db8:5::25",
+        "198.51.100.4",
+        "mailbox.test",
+    ] {
+        assert!(!base.contains(fact), "`{fact}` stays in the base");
+    }
+    let facts = fs_err::read_to_string(run.path("instance/instance.nix")).unwrap();
+    assert!(facts.contains("\"2001:db8:5::25\""), "{facts}");
+    assert!(facts.contains("\"owner@mailbox.test\""), "{facts}");
+
+    // leak-scan enrolls every fact of instance.nix, and then finds one planted back.
+    let leak_scan = fromgit_bin("leak-scan");
+    let enroll = run_program(
+        &leak_scan,
+        [
+            OsStr::new("enroll"),
+            OsStr::new("--instance"),
+            OsStr::new("instance"),
+            OsStr::new("--identity"),
+            run.key.file.as_os_str(),
+            OsStr::new("-o"),
+            OsStr::new("fingerprints.json"),
+        ],
+        run.dir.path(),
+        &[],
+        b"",
+    );
+    let summary = success(&enroll, "leak-scan enroll");
+    assert!(
+        summary.contains("5 address(es), 2 e-mail address(es)"),
+        "{summary}"
+    );
+    let scan = |dir: &str| {
+        run_program(
+            &leak_scan,
+            [dir, "--fingerprints", "fingerprints.json"],
+            run.dir.path(),
+            &[],
+            b"",
+        )
+    };
+    let clean = scan(NAME);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    fs_err::write(run.path("site/notes.txt"), "old gateway: 203.0.113.1\n").unwrap();
+    let planted = scan(NAME);
+    assert_eq!(planted.status.code(), Some(1), "{}", stdout(&planted));
 }

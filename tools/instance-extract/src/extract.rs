@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 
+use crate::facts::{Facts, Group};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
 use crate::rewrite::{self, Edit};
 
@@ -161,12 +162,22 @@ pub fn changes(
     let mut rewritten = Vec::new();
     let mut left = Vec::new();
     let mut manual = Vec::new();
+    let mut facts = Facts::default();
     let entry = request.module.to_path_buf();
     if !plan.files.iter().any(|f| f.relative == entry) {
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
     }
     for file in &plan.files {
-        let mut edits = finding_edits(request, plan, file, &mut rewritten, &mut left)?;
+        let mut edits = finding_edits(
+            request,
+            plan,
+            file,
+            &mut Outcome {
+                rewritten: &mut rewritten,
+                left: &mut left,
+                facts: &mut facts,
+            },
+        )?;
         if file.relative == entry {
             edits.extend(import_options_module(file)?);
         }
@@ -194,13 +205,28 @@ pub fn changes(
             after: options_text,
         });
     }
-    let (instance, moved) = instance_repo(request, recipients)?;
+    let (instance, moved) = instance_repo(request, recipients, &facts)?;
+    let mut options = vec![format!("{}.instance.domain", request.name)];
+    options.extend(
+        facts
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(i, _)| format!("{}.instance.addresses.a{}", request.name, i + 1)),
+    );
+    options.extend(
+        facts
+            .emails
+            .iter()
+            .enumerate()
+            .map(|(i, _)| format!("{}.instance.emails.e{}", request.name, i + 1)),
+    );
     Ok(Changes {
         base,
         instance,
         rewritten,
         moved,
-        options: vec![format!("{}.instance.domain", request.name)],
+        options,
         left,
         manual,
     })
@@ -208,12 +234,18 @@ pub fn changes(
 
 /// The edits that rewrite one file's findings over the instance option and
 /// the sops-nix paths; findings left as they are go to `left`.
+/// Where `finding_edits` sorts the findings of a file.
+struct Outcome<'a> {
+    rewritten: &'a mut Vec<Finding>,
+    left: &'a mut Vec<Finding>,
+    facts: &'a mut Facts,
+}
+
 fn finding_edits(
     request: &Request<'_>,
     plan: &Plan,
     file: &NixFile,
-    rewritten: &mut Vec<Finding>,
-    left: &mut Vec<Finding>,
+    outcome: &mut Outcome<'_>,
 ) -> Result<Vec<Edit>, ExtractError> {
     let domain_expr = request.domain_expression();
     let findings: Vec<&Finding> = plan
@@ -226,6 +258,12 @@ fn finding_edits(
     for finding in &findings {
         let edit = match (finding.kind, finding.context) {
             (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
+            (FindingKind::IpAddress, Context::Comment) => {
+                Edit::replace(finding.range, "<instance address>")
+            }
+            (FindingKind::ForeignEmail, Context::Comment) => {
+                Edit::replace(finding.range, "<instance e-mail>")
+            }
             (FindingKind::Domain | FindingKind::Email, Context::Uri) => {
                 let uri = &file.text
                     [usize::from(finding.range.start())..usize::from(finding.range.end())];
@@ -271,6 +309,14 @@ fn finding_edits(
                     ),
                 });
             }
+            (FindingKind::IpAddress, context) if finding.reason.is_none() => {
+                refuse_in_let(file, finding)?;
+                fact_edit(request, outcome.facts, Group::Address, finding, context)
+            }
+            (FindingKind::ForeignEmail, context) => {
+                refuse_in_let(file, finding)?;
+                fact_edit(request, outcome.facts, Group::Email, finding, context)
+            }
             (
                 FindingKind::IpAddress
                 | FindingKind::SecretDirectory
@@ -278,15 +324,15 @@ fn finding_edits(
                 | FindingKind::Accepted,
                 _,
             ) => {
-                left.push((*finding).clone());
+                outcome.left.push((*finding).clone());
                 continue;
             }
         };
-        if finding.kind != FindingKind::Comment {
+        if finding.context != Context::Comment {
             needs_config = true;
         }
         edits.push(edit);
-        rewritten.push((*finding).clone());
+        outcome.rewritten.push((*finding).clone());
     }
     if needs_config {
         match rewrite::ensure_formal(&file.root, "config") {
@@ -303,6 +349,27 @@ fn finding_edits(
         }
     }
     Ok(edits)
+}
+
+/// The edit that reads an address or e-mail address from its instance
+/// option.
+fn fact_edit(
+    request: &Request<'_>,
+    facts: &mut Facts,
+    group: Group,
+    finding: &Finding,
+    context: Context,
+) -> Edit {
+    let expression = format!(
+        "config.{}.instance.{}",
+        rewrite::attr_name(request.name),
+        facts.name(group, &finding.detail)
+    );
+    if context == Context::WholeString {
+        Edit::replace(finding.range, expression)
+    } else {
+        Edit::replace(finding.range, format!("${{{expression}}}"))
+    }
 }
 
 /// Dynamic attribute names are not allowed in `let` bindings: a domain used
@@ -492,7 +559,11 @@ fn options_module(request: &Request<'_>) -> String {
         "# Generated by `instance-extract apply`: the instance's facts, declared once.\n\
          # The private instance repo sets them through its `nixosModules.instance`.\n\
          {{ lib, ... }}:\n{{\n  options.{name}.instance.domain = lib.mkOption {{\n    \
-         type = lib.types.str;\n    description = \"The instance's domain, set by the private instance repo.\";\n  }};\n"
+         type = lib.types.str;\n    description = \"The instance's domain, set by the private instance repo.\";\n  }};\n  \
+         options.{name}.instance.addresses = lib.mkOption {{\n    type = lib.types.attrsOf lib.types.str;\n    default = {{ }};\n    \
+         description = \"The instance's IP addresses, by neutral name.\";\n  }};\n  \
+         options.{name}.instance.emails = lib.mkOption {{\n    type = lib.types.attrsOf lib.types.str;\n    default = {{ }};\n    \
+         description = \"The instance's e-mail addresses outside its domain, by neutral name.\";\n  }};\n"
     );
     if !request.secrets.is_empty() {
         text.push_str("\n  # Secrets that used to be placed on the host by hand, now decrypted by\n  # sops-nix from the instance repo to the same paths.\n");
@@ -511,10 +582,34 @@ fn options_module(request: &Request<'_>) -> String {
     text
 }
 
+/// `instance.nix`: the domain and the other facts, plain data.
+fn instance_facts(domain: &str, facts: &Facts) -> String {
+    let mut text = format!(
+        "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n",
+        nix_string(domain)
+    );
+    for (group, prefix, values) in [
+        ("addresses", 'a', &facts.addresses),
+        ("emails", 'e', &facts.emails),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "  {group} = {{");
+        for (index, value) in values.iter().enumerate() {
+            let _ = writeln!(text, "    {prefix}{} = {};", index + 1, nix_string(value));
+        }
+        text.push_str("  };\n");
+    }
+    text.push_str("}\n");
+    text
+}
+
 /// The instance repo's files, the secrets encrypted for `recipients`.
 fn instance_repo(
     request: &Request<'_>,
     recipients: &[Recipient],
+    facts: &Facts,
 ) -> Result<(Vec<FileChange>, Vec<MovedSecret>), ExtractError> {
     let mut tree: Value = Value::Map(Map::new());
     let mut moved = Vec::new();
@@ -555,10 +650,7 @@ fn instance_repo(
     };
     let name = rewrite::attr_name(request.name);
     let mut files = vec![
-        ("instance.nix".to_owned(), format!(
-            "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n}}\n",
-            nix_string(request.domain)
-        )),
+        ("instance.nix".to_owned(), instance_facts(request.domain, facts)),
         ("flake.nix".to_owned(), format!(
             "{{\n  description = \"Private instance data for {}\";\n\n  outputs = {{ self }}: {{\n    \
              nixosModules.instance = {{ ... }}: {{\n      {name}.instance = import ./instance.nix;\n      \

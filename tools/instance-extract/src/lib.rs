@@ -6,6 +6,7 @@ mod accept;
 pub mod classify;
 pub mod cli;
 mod extract;
+mod facts;
 mod nesting;
 pub mod nixsrc;
 mod rewrite;

@@ -130,6 +130,9 @@ pub enum FindingKind {
     SecretDirectory,
     /// An IP address literal in a string.
     IpAddress,
+    /// An e-mail address outside the domain (the operator's, the ACME
+    /// account's): an instance fact.
+    ForeignEmail,
     /// A secret written into the Nix source itself.
     LiteralSecret,
     /// A value that looks like key material but is public (an SSH public
@@ -207,8 +210,15 @@ fn is_key_name_suffix(rest: &str) -> bool {
 
 /// Occurrences of `domain` in `text` on name boundaries: `ci.example.net`
 /// matches `example.net`, `notexample.net` and `example.network` do not.
+/// DNS names are case-insensitive, so the match is too; ASCII lower-casing
+/// keeps every byte offset.
 pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    if domain.is_empty() {
+        return out;
+    }
+    let text = &text.to_ascii_lowercase();
+    let domain = &domain.to_ascii_lowercase();
     let mut from = 0;
     while let Some(found) = text[from..].find(domain) {
         let start = from + found;
@@ -362,8 +372,17 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 _ => (at(start, end), context),
             };
             push(&mut findings, kind, range, name, None, context);
+            if context != Context::Comment && text[start..end] != *needles.domain {
+                if let Some(finding) = findings.last_mut() {
+                    finding.reason = Some(
+                        "written in another letter case; the rewritten value takes the instance domain's case"
+                            .to_owned(),
+                    );
+                }
+            }
         }
         if context == Context::Comment {
+            comment_facts(file, token, needles.domain, &mut findings);
             continue;
         }
         for (name, path) in needles.secrets {
@@ -405,35 +424,144 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 }
             }
         }
-        for (start, end, detail) in ip_addresses(text) {
-            push(
-                &mut findings,
-                FindingKind::IpAddress,
-                at(start, end),
-                detail,
-                None,
-                Context::StringContent,
-            );
-        }
-        let option = binding_option(token);
-        for literal in literals(text, option.as_deref(), whole_string.is_some()) {
-            push(
-                &mut findings,
-                literal.kind,
-                at(literal.start, literal.end),
-                literal.detail,
-                None,
-                Context::StringContent,
-            );
-            if let Some(finding) = findings.last_mut() {
-                finding.reason = Some(literal.reason);
-                finding.accept_key = Some(accept_key(&text[literal.start..literal.end]));
-                finding.option.clone_from(&option);
-            }
-        }
+        facts_and_literals(file, token, whole_string, needles.domain, &mut findings);
     }
     findings.sort_by_key(|f| (f.range.start(), f.kind as u8));
     findings
+}
+
+/// Public addresses and foreign e-mail addresses in a comment; private
+/// addresses identify nothing and stay.
+fn comment_facts(
+    file: &NixFile,
+    token: &rnix::SyntaxToken,
+    domain: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let text = token.text();
+    let base = usize::from(token.text_range().start());
+    let mut push = |kind, start: usize, end: usize, detail: String| {
+        let range = TextRange::new(
+            u32::try_from(base + start).unwrap_or(u32::MAX).into(),
+            u32::try_from(base + end).unwrap_or(u32::MAX).into(),
+        );
+        let (line, column) = line_column(&file.text, base + start);
+        findings.push(Finding {
+            kind,
+            file: file.relative.clone(),
+            line,
+            column,
+            detail,
+            secret: None,
+            reason: None,
+            accept_key: None,
+            option: None,
+            range,
+            context: Context::Comment,
+        });
+    };
+    for address in crate::facts::addresses(text) {
+        if address.left_because.is_none() {
+            push(
+                FindingKind::IpAddress,
+                address.start,
+                address.end,
+                address.text,
+            );
+        }
+    }
+    for (start, end, email) in crate::facts::foreign_emails(text, domain) {
+        push(FindingKind::ForeignEmail, start, end, email);
+    }
+}
+
+/// IP addresses, e-mail addresses outside the domain and key material in
+/// one string part.
+fn facts_and_literals(
+    file: &NixFile,
+    token: &rnix::SyntaxToken,
+    whole_string: Option<TextRange>,
+    domain: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let text = token.text();
+    let base = usize::from(token.text_range().start());
+    let at = |start: usize, end: usize| {
+        TextRange::new(
+            u32::try_from(base + start).unwrap_or(u32::MAX).into(),
+            u32::try_from(base + end).unwrap_or(u32::MAX).into(),
+        )
+    };
+    let push = |findings: &mut Vec<Finding>,
+                kind,
+                range: TextRange,
+                detail: String,
+                _secret: Option<String>,
+                context| {
+        let (line, column) = line_column(&file.text, usize::from(range.start()));
+        findings.push(Finding {
+            kind,
+            file: file.relative.clone(),
+            line,
+            column,
+            detail,
+            secret: None,
+            reason: None,
+            accept_key: None,
+            option: None,
+            range,
+            context,
+        });
+    };
+    let whole = |start: usize, end: usize| match whole_string {
+        Some(range) if start == 0 && end == text.len() => (range, Context::WholeString),
+        _ => (at(start, end), Context::StringContent),
+    };
+    for address in crate::facts::addresses(text) {
+        let (range, context) = whole(address.start, address.end);
+        push(
+            findings,
+            FindingKind::IpAddress,
+            range,
+            address.text,
+            None,
+            context,
+        );
+        if let Some(finding) = findings.last_mut() {
+            finding.reason = address.left_because.map(str::to_owned);
+            finding.accept_key = Some(accept_key(&finding.detail));
+        }
+    }
+    for (start, end, email) in crate::facts::foreign_emails(text, domain) {
+        let (range, context) = whole(start, end);
+        push(
+            findings,
+            FindingKind::ForeignEmail,
+            range,
+            email,
+            None,
+            context,
+        );
+        if let Some(finding) = findings.last_mut() {
+            finding.accept_key = Some(accept_key(&finding.detail));
+        }
+    }
+    let option = binding_option(token);
+    for literal in literals(text, option.as_deref(), whole_string.is_some()) {
+        push(
+            findings,
+            literal.kind,
+            at(literal.start, literal.end),
+            literal.detail,
+            None,
+            Context::StringContent,
+        );
+        if let Some(finding) = findings.last_mut() {
+            finding.reason = Some(literal.reason);
+            finding.accept_key = Some(accept_key(&text[literal.start..literal.end]));
+            finding.option.clone_from(&option);
+        }
+    }
 }
 
 /// The range of the whole string node (quotes included) when `token` is its
@@ -457,24 +585,6 @@ fn whole_string_range(token: &rnix::SyntaxToken) -> Option<TextRange> {
         .parent()
         .is_some_and(|p| p.kind() == SyntaxKind::NODE_ATTRPATH);
     (parts == 1 && !is_attribute_name).then(|| parent.text_range())
-}
-
-static IPV4: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").ok()
-});
-
-fn ip_addresses(text: &str) -> Vec<(usize, usize, String)> {
-    let Some(v4) = IPV4.as_ref() else {
-        return Vec::new();
-    };
-    v4.find_iter(text)
-        .filter(|m| {
-            // Version strings like `1.2.3.4-beta` and loopback/any are not instance facts.
-            !matches!(m.as_str(), "127.0.0.1" | "0.0.0.0")
-                && !text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
-        })
-        .map(|m| (m.start(), m.end(), m.as_str().to_owned()))
-        .collect()
 }
 
 /// The acceptance key of a literal value: its SHA-256, never the value.

@@ -148,13 +148,11 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     let plan = read_plan(&request)?;
     let instance_exists = args.instance.exists();
     let nothing_left = plan.findings.iter().all(|f| {
-        matches!(
-            f.kind,
-            FindingKind::IpAddress
-                | FindingKind::SecretDirectory
-                | FindingKind::PublicValue
-                | FindingKind::Accepted
-        )
+        (f.kind == FindingKind::IpAddress && f.reason.is_some())
+            || matches!(
+                f.kind,
+                FindingKind::SecretDirectory | FindingKind::PublicValue | FindingKind::Accepted
+            )
     });
     if nothing_left && instance_exists && is_our_instance(&args.instance, &args.split.domain) {
         fromgit_cli::write_stdout(
