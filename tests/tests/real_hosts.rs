@@ -590,3 +590,42 @@ fn addresses_and_emails_become_instance_facts_in_any_case() {
     let planted = scan(NAME);
     assert_eq!(planted.status.code(), Some(1), "{}", stdout(&planted));
 }
+
+static FLEET: Fixture = Fixture {
+    dir: "fleet",
+    domain: "example.com",
+    secrets: &[("tls/crt", "status.crt"), ("tls/key", "status.key")],
+    module: "hosts/web1.nix",
+    hosts: &[&["hosts/web1.nix"], &["hosts/build.nix"]],
+};
+
+#[test]
+fn a_fleet_flake_changes_only_the_chosen_host() {
+    let Some(run) = Run::new(&FLEET) else { return };
+    let report = run.round_trip();
+    assert!(
+        report.contains("Other hosts of the flake, left as they are: build"),
+        "{report}"
+    );
+    for untouched in ["hosts/build.nix", "roles/common.nix"] {
+        assert_eq!(
+            fs_err::read(run.path(NAME).join(untouched)).unwrap(),
+            fs_err::read(run.path("monolith").join(untouched)).unwrap(),
+            "`{untouched}` changed"
+        );
+    }
+    let entry = fs_err::read_to_string(run.path("site/hosts/web1.nix")).unwrap();
+    assert!(entry.contains("../instance-options.nix"), "{entry}");
+    let flake = fs_err::read_to_string(run.path("site/flake.nix")).unwrap();
+    assert!(
+        flake.contains(
+            "description = \"Fleet of <instance domain>: the web host and the builder\";"
+        ),
+        "{flake}"
+    );
+    assert_eq!(
+        flake.matches("instance.nixosModules.instance").count(),
+        1,
+        "only web1 is wired:\n{flake}"
+    );
+}

@@ -15,6 +15,7 @@ use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 
 use crate::facts::{Facts, Group};
+use crate::hosts::{self, Hosts};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
 use crate::rewrite::{self, Edit};
 
@@ -149,6 +150,8 @@ pub struct Changes {
     pub left: Vec<Finding>,
     /// Wiring the flake could not get automatically, for the operator.
     pub manual: Vec<String>,
+    /// The flake's other hosts, whose modules were left as they are.
+    pub other_hosts: Vec<String>,
 }
 
 /// Computes the base rewrite and the instance repo; writes nothing.
@@ -167,7 +170,20 @@ pub fn changes(
     if !plan.files.iter().any(|f| f.relative == entry) {
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
     }
+    let hosts = Hosts::new(&plan.files, &entry);
     for file in &plan.files {
+        if hosts.others_only.contains(&file.relative) {
+            left.extend(
+                plan.findings
+                    .iter()
+                    .filter(|f| f.file == file.relative)
+                    .map(|f| Finding {
+                        reason: Some("in a file only other hosts use; left as it is".to_owned()),
+                        ..f.clone()
+                    }),
+            );
+            continue;
+        }
         let mut edits = finding_edits(
             request,
             plan,
@@ -182,7 +198,7 @@ pub fn changes(
             edits.extend(import_options_module(file)?);
         }
         if file.relative == Path::new("flake.nix") {
-            edits.extend(wire_flake(file, instance_url, &mut manual));
+            edits.extend(wire_flake(file, &hosts, instance_url, &mut manual));
         }
         if !edits.is_empty() {
             let after = rewrite::apply(&file.text, &edits);
@@ -227,6 +243,12 @@ pub fn changes(
         rewritten,
         moved,
         options,
+        other_hosts: hosts
+            .lists
+            .iter()
+            .filter(|l| !l.chosen)
+            .map(|l| l.host.clone())
+            .collect(),
         left,
         manual,
     })
@@ -270,6 +292,19 @@ fn finding_edits(
                 let body =
                     nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
                 Edit::replace(finding.range, format!("\"{body}\""))
+            }
+            (FindingKind::Domain | FindingKind::Email, context)
+                if hosts::in_description(file, finding.range.start()) =>
+            {
+                // The flake's description is read without evaluation: plain text only.
+                let text = if context == Context::WholeString {
+                    "\"<instance domain>\""
+                } else {
+                    "<instance domain>"
+                };
+                edits.push(Edit::replace(finding.range, text));
+                outcome.rewritten.push((*finding).clone());
+                continue;
             }
             (FindingKind::Domain, Context::WholeString) => {
                 Edit::replace(finding.range, domain_expr.clone())
@@ -407,9 +442,10 @@ fn refuse_in_let(file: &NixFile, finding: &Finding) -> Result<(), ExtractError> 
     Ok(())
 }
 
-/// Adds `./instance-options.nix` to the entry module's `imports`.
+/// Adds the options module to the entry module's `imports`, as a path that
+/// resolves from the entry module's own directory.
 fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
-    let element = format!("./{OPTIONS_MODULE}");
+    let element = hosts::path_literal(&file.relative, OPTIONS_MODULE);
     if file.text.contains(&element) {
         return Ok(Vec::new());
     }
@@ -424,6 +460,14 @@ fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
                 lambda.children().last()
             } else {
                 Some(lambda)
+            }
+        })
+        // `let … in { … }`: the set is the body after `in`.
+        .and_then(|body| {
+            if body.kind() == SyntaxKind::NODE_LET_IN {
+                body.children().last()
+            } else {
+                Some(body)
             }
         })
         .filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
@@ -447,7 +491,12 @@ fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
 /// Wires the base flake: an `instance` input (and sops-nix when the base does
 /// not use it yet), the formal arguments of `outputs`, and the modules of
 /// each `nixosConfigurations` entry.
-fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> Vec<Edit> {
+fn wire_flake(
+    file: &NixFile,
+    hosts: &Hosts,
+    instance_url: &str,
+    manual: &mut Vec<String>,
+) -> Vec<Edit> {
     let mut edits = Vec::new();
     let Some(top) =
         rewrite::top_expression(&file.root).filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
@@ -532,7 +581,11 @@ fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> V
         else {
             continue;
         };
-        if !in_configurations {
+        let other_host = hosts
+            .lists
+            .iter()
+            .any(|l| !l.chosen && l.list.text_range() == list.text_range());
+        if !in_configurations || other_host {
             continue;
         }
         let text = list.text().to_string();

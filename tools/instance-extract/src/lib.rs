@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 mod extract;
 mod facts;
+mod hosts;
 mod nesting;
 pub mod nixsrc;
 mod rewrite;

@@ -139,6 +139,7 @@ struct ApplyReport<'a> {
     secrets: &'a [extract::MovedSecret],
     left_as_is: &'a [Finding],
     manual: &'a [String],
+    other_hosts: &'a [String],
     files: Vec<String>,
 }
 
@@ -248,6 +249,7 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             secrets: &changes.moved,
             left_as_is: &changes.left,
             manual: &changes.manual,
+            other_hosts: &changes.other_hosts,
             files,
         })
         .map_err(Into::into);
@@ -279,6 +281,13 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             text.push_str("- ");
             text.push_str(&finding_line(finding));
         }
+    }
+    if !changes.other_hosts.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nOther hosts of the flake, left as they are: {}",
+            changes.other_hosts.join(", ")
+        );
     }
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
