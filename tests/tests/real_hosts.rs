@@ -629,3 +629,91 @@ fn a_fleet_flake_changes_only_the_chosen_host() {
         "only web1 is wired:\n{flake}"
     );
 }
+
+static ACME: Fixture = Fixture {
+    dir: "acme",
+    domain: "example.org",
+    secrets: &[
+        ("acme/cloudflare", "cloudflare.env"),
+        ("ddns/token", "ddns-token"),
+    ],
+    module: "configuration.nix",
+    hosts: &[&["configuration.nix", "ddns.nix"]],
+};
+
+#[test]
+fn dns01_credentials_and_load_credential_round_trip() {
+    let Some(run) = Run::new(&ACME) else { return };
+    run.round_trip();
+    let ddns = fs_err::read_to_string(run.path("site/ddns.nix")).unwrap();
+    assert!(
+        ddns.contains("\"token:${config.sops.secrets.\"ddns/token\".path}\""),
+        "{ddns}"
+    );
+}
+
+#[test]
+fn secrets_read_at_evaluation_time_become_file_options_or_are_refused() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let db_pass = run.path("host-secrets/db-pass");
+    fs_err::write(&db_pass, "correct horse\n").unwrap();
+    fs_err::write(
+        run.path("site/db.nix"),
+        format!(
+            "{{ ... }}:\n{{\n  services.app.database.password = builtins.readFile {};\n}}\n",
+            db_pass.display()
+        ),
+    )
+    .unwrap();
+    let mut args = run.split_args("apply", PROXY.domain);
+    args.extend([
+        "--secret".to_owned(),
+        format!("db/pass={}", db_pass.display()),
+    ]);
+    let plan = run.ours(&{
+        let mut plan = run.split_args("plan", PROXY.domain);
+        plan.extend([
+            "--secret".to_owned(),
+            format!("db/pass={}", db_pass.display()),
+        ]);
+        plan
+    });
+    assert!(
+        success(&plan, "plan").contains("eval-time-read: `builtins.readFile` of"),
+        "{}",
+        stdout(&plan)
+    );
+    let report = success(&run.ours(&args), "apply");
+    assert!(
+        report.contains("now `passwordFile` with the sops-nix path"),
+        "{report}"
+    );
+    let db = fs_err::read_to_string(run.path("site/db.nix")).unwrap();
+    assert_eq!(
+        db,
+        "{ config, ... }:\n{\n  services.app.database.passwordFile = config.sops.secrets.\"db/pass\".path;\n}\n"
+    );
+    run.assert_every_nix_file_parses(NAME);
+
+    // A read with no runtime-file form, and an import of a secrets file: refused, named.
+    for (module, needle) in [
+        (
+            "{ lib, ... }:\n{\n  services.app.settings = \"token=${lib.fileContents \"/etc/secrets/app-token\"}\";\n}\n",
+            "late.nix` line 3: `lib.fileContents` of `/etc/secrets/app-token` is read when the configuration is evaluated",
+        ),
+        (
+            "{ ... }:\n{\n  services.app.settings = import ./secrets.nix;\n}\n",
+            "late.nix` line 3: `import` of `./secrets.nix` is read when the configuration is evaluated",
+        ),
+    ] {
+        let fresh = Run::new(&PROXY).unwrap();
+        fs_err::write(fresh.path("site/late.nix"), module).unwrap();
+        fs_err::write(fresh.path("site/secrets.nix"), "{ token = \"x\"; }\n").unwrap();
+        let before = snapshot(&fresh.path(NAME));
+        let output = fresh.apply();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(needle), "{}", stderr(&output));
+        assert_eq!(snapshot(&fresh.path(NAME)), before);
+        assert!(!fresh.path("instance").exists());
+    }
+}

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 
+use crate::evalread;
 use crate::facts::{Facts, Group};
 use crate::hosts::{self, Hosts};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
@@ -74,6 +75,8 @@ pub enum ExtractError {
     Accept(#[from] crate::accept::AcceptError),
 }
 
+const EVAL_READ_REASON: &str = "read when the configuration is evaluated: pure evaluation cannot read it, and its value would be copied into the world-readable store; sops-nix decrypts only at activation";
+
 /// Every finding in the base, file by file.
 pub struct Plan {
     pub files: Vec<NixFile>,
@@ -98,6 +101,29 @@ impl Plan {
             .filter(|file| file.relative != Path::new(OPTIONS_MODULE))
             .flat_map(|file| nixsrc::scan(file, &needles))
             .collect();
+        for file in &files {
+            if file.relative == Path::new(OPTIONS_MODULE) {
+                continue;
+            }
+            for read in evalread::find(file, request.secrets) {
+                let (line, column) =
+                    nixsrc::line_column(&file.text, usize::from(read.range.start()));
+                findings.push(Finding {
+                    kind: FindingKind::EvalTimeRead,
+                    file: file.relative.clone(),
+                    line,
+                    column,
+                    detail: format!("`{}` of `{}`", read.reader, read.target),
+                    secret: read.secret.clone(),
+                    reason: Some(EVAL_READ_REASON.to_owned()),
+                    accept_key: None,
+                    option: None,
+                    range: read.range,
+                    context: Context::StringContent,
+                });
+            }
+        }
+        findings.sort_by(|a, b| (&a.file, a.range.start()).cmp(&(&b.file, b.range.start())));
         for finding in &mut findings {
             let entry = accepted
                 .iter()
@@ -277,7 +303,45 @@ fn finding_edits(
         .collect();
     let mut edits = Vec::new();
     let mut needs_config = false;
+    let reads = evalread::find(file, request.secrets);
+    for read in &reads {
+        let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
+        let (Some(name), Some((option_range, form))) = (&read.secret, read.file_form) else {
+            let instead = if read.secret.is_some() {
+                "bind the secret to the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …) by hand"
+            } else {
+                "pass the file with `--secret NAME=PATH` and use the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …)"
+            };
+            return Err(ExtractError::Unrewritable {
+                file: request.base.join(&file.relative),
+                line,
+                reason: format!(
+                    "`{}` of `{}` is {EVAL_READ_REASON}; {instead}",
+                    read.reader, read.target
+                ),
+            });
+        };
+        edits.push(Edit::replace(option_range, form));
+        edits.push(Edit::replace(read.range, Request::secret_expression(name)));
+        needs_config = true;
+        if let Some(finding) = findings
+            .iter()
+            .find(|f| f.kind == FindingKind::EvalTimeRead && f.range == read.range)
+        {
+            outcome.rewritten.push(Finding {
+                reason: Some(format!(
+                    "now `{form}` with the sops-nix path, read at activation; check that the service has `{form}`"
+                )),
+                ..(*finding).clone()
+            });
+        }
+    }
     for finding in &findings {
+        if finding.kind == FindingKind::EvalTimeRead
+            || reads.iter().any(|r| r.range.contains_range(finding.range))
+        {
+            continue;
+        }
         let edit = match (finding.kind, finding.context) {
             (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
             (FindingKind::IpAddress, Context::Comment) => {
@@ -356,7 +420,8 @@ fn finding_edits(
                 FindingKind::IpAddress
                 | FindingKind::SecretDirectory
                 | FindingKind::PublicValue
-                | FindingKind::Accepted,
+                | FindingKind::Accepted
+                | FindingKind::EvalTimeRead,
                 _,
             ) => {
                 outcome.left.push((*finding).clone());

@@ -5,6 +5,7 @@
 mod accept;
 pub mod classify;
 pub mod cli;
+mod evalread;
 mod extract;
 mod facts;
 mod hosts;

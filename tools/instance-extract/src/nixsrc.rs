@@ -140,6 +140,9 @@ pub enum FindingKind {
     PublicValue,
     /// A literal the operator accepted in `instance-extract.toml`.
     Accepted,
+    /// A secret read while the configuration is evaluated
+    /// (`builtins.readFile`, `import` of a secret file).
+    EvalTimeRead,
 }
 
 /// One place in the base that carries instance data.
