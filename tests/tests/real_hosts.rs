@@ -717,3 +717,24 @@ fn secrets_read_at_evaluation_time_become_file_options_or_are_refused() {
         assert!(!fresh.path("instance").exists());
     }
 }
+
+#[test]
+fn a_module_symlinked_from_outside_the_base_is_refused() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    std::os::unix::fs::symlink(
+        run.path("monolith/services/nginx.nix"),
+        run.path("site/services/shared.nix"),
+    )
+    .unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("services/shared.nix` is a symbolic link to `"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&run.path(NAME)), before);
+    assert!(run.path("site/services/shared.nix").is_symlink());
+    assert!(!run.path("instance").exists());
+}

@@ -34,6 +34,8 @@ pub enum SourceError {
         line: usize,
         limit: usize,
     },
+    #[error("`{path}` is a symbolic link to `{target}`, outside the base; `apply` would copy it into the base (replace it with the file itself or drop it)")]
+    SymlinkOutside { path: PathBuf, target: PathBuf },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -86,7 +88,8 @@ impl NixFile {
 /// directories), parsed, in path order.
 pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
     let mut paths = Vec::new();
-    collect(base, base, &mut paths)?;
+    let root = fs_err::canonicalize(base)?;
+    collect(base, &root, base, &mut paths)?;
     paths.sort();
     paths
         .into_iter()
@@ -97,7 +100,12 @@ pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
         .collect()
 }
 
-fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect(
+    base: &Path,
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), SourceError> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -105,8 +113,16 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
         if name.starts_with('.') || name.starts_with("result") {
             continue;
         }
+        if entry.file_type()?.is_symlink() {
+            let target = fs_err::canonicalize(&path)?;
+            if !target.starts_with(root) {
+                return Err(SourceError::SymlinkOutside { path, target });
+            }
+            // A link within the base: its target is read where it lives.
+            continue;
+        }
         if entry.file_type()?.is_dir() {
-            collect(base, &path, out)?;
+            collect(base, root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "nix") {
             out.push(path.strip_prefix(base).unwrap_or(&path).to_path_buf());
         }
