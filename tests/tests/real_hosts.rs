@@ -31,6 +31,9 @@ struct Fixture {
     module: &'static str,
     /// The entry modules of each host to evaluate, relative to the base.
     hosts: &'static [&'static [&'static str]],
+    /// Options whose inline secret moved to a runtime-file form:
+    /// `(monolith option, composed option)`, compared apart.
+    moved: &'static [(&'static str, &'static str)],
 }
 
 fn fixtures() -> PathBuf {
@@ -89,6 +92,21 @@ struct Run {
     sops: PathBuf,
     nix_instantiate: PathBuf,
     fixture: &'static Fixture,
+}
+
+/// Removes the value at a dotted option path and returns it.
+fn take(value: &mut serde_json::Value, path: &str) -> serde_json::Value {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap();
+    let mut here = value;
+    for part in parts {
+        here = here
+            .get_mut(part)
+            .unwrap_or_else(|| panic!("no `{part}` in `{path}`"));
+    }
+    here.as_object_mut()
+        .and_then(|object| object.remove(last))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn stdout(output: &Output) -> String {
@@ -245,6 +263,17 @@ impl Run {
                 &format!("[ {} {instance} ]", list(NAME)),
                 &format!("[ \"{NAME}\" \"sops\" ]"),
             );
+            let mut monolith: serde_json::Value = serde_json::from_str(&monolith).unwrap();
+            let mut composed: serde_json::Value = serde_json::from_str(&composed).unwrap();
+            for (inline, file) in self.fixture.moved {
+                let taken = take(&mut monolith, inline);
+                assert!(taken.is_string(), "`{inline}` is not in the monolith");
+                let path = take(&mut composed, file);
+                assert!(
+                    path.as_str().is_some_and(|p| p.starts_with("/run/secrets")),
+                    "`{file}` is {path}, not a sops-nix path"
+                );
+            }
             assert_eq!(
                 monolith, composed,
                 "{entries:?}: the composed configuration differs from the monolith"
@@ -351,6 +380,7 @@ static PROXY: Fixture = Fixture {
     secrets: &[("acme/rfc2136", "acme-rfc2136.env")],
     module: "configuration.nix",
     hosts: &[&["configuration.nix"]],
+    moved: &[],
 };
 
 #[test]
@@ -418,6 +448,7 @@ static USERS: Fixture = Fixture {
     ],
     module: "configuration.nix",
     hosts: &[&["configuration.nix"]],
+    moved: &[],
 };
 
 #[test]
@@ -452,7 +483,7 @@ fn public_keys_hashes_and_recipients_never_stop_apply() {
 }
 
 #[test]
-fn an_inline_password_hash_is_refused_with_the_option_to_use() {
+fn an_inline_user_password_is_refused_with_the_option_to_use() {
     let Some(run) = Run::new(&USERS) else { return };
     let users = run.path("site/users.nix");
     let text = fs_err::read_to_string(&users).unwrap();
@@ -460,7 +491,7 @@ fn an_inline_password_hash_is_refused_with_the_option_to_use() {
         &users,
         text.replace(
             "isNormalUser = true;",
-            "isNormalUser = true;\n    hashedPassword = \"$6$Qx9rTz$kV3b8QeWmP1d2xYz7LhN5sJ0uRtA4cF6gH8iK2lM9nO3pQ5rS7tU1vW3xY5zA7bC9dE1fG3hI5jK7lM9nO1pQ\";",
+            "isNormalUser = true;\n    password = \"kV3b8QeWmP1d\";",
         ),
     )
     .unwrap();
@@ -470,7 +501,7 @@ fn an_inline_password_hash_is_refused_with_the_option_to_use() {
     let message = stderr(&output);
     for needle in [
         "users.nix` line 14",
-        "password hash",
+        "inline value (12 chars): the value of `password`",
         "hashedPasswordFile",
         "neededForUsers = true",
         "accept it in `instance-extract.toml` with key `sha256:",
@@ -524,6 +555,7 @@ static MAIL: Fixture = Fixture {
     secrets: &[("mail/alice", "alice.hash"), ("mail/lists", "lists.hash")],
     module: "configuration.nix",
     hosts: &[&["configuration.nix"]],
+    moved: &[],
 };
 
 #[test]
@@ -597,6 +629,7 @@ static FLEET: Fixture = Fixture {
     secrets: &[("tls/crt", "status.crt"), ("tls/key", "status.key")],
     module: "hosts/web1.nix",
     hosts: &[&["hosts/web1.nix"], &["hosts/build.nix"]],
+    moved: &[],
 };
 
 #[test]
@@ -639,6 +672,7 @@ static ACME: Fixture = Fixture {
     ],
     module: "configuration.nix",
     hosts: &[&["configuration.nix", "ddns.nix"]],
+    moved: &[],
 };
 
 #[test]
@@ -737,4 +771,91 @@ fn a_module_symlinked_from_outside_the_base_is_refused() {
     assert_eq!(snapshot(&run.path(NAME)), before);
     assert!(run.path("site/services/shared.nix").is_symlink());
     assert!(!run.path("instance").exists());
+}
+
+static TOKENS: Fixture = Fixture {
+    dir: "tokens",
+    domain: "example.io",
+    secrets: &[],
+    module: "configuration.nix",
+    hosts: &[&["configuration.nix"]],
+    moved: &[
+        (
+            "users.users.root.hashedPassword",
+            "users.users.root.hashedPasswordFile",
+        ),
+        (
+            "users.users.ops.hashedPassword",
+            "users.users.ops.hashedPasswordFile",
+        ),
+        (
+            "networking.wireguard.interfaces.wg0.privateKey",
+            "networking.wireguard.interfaces.wg0.privateKeyFile",
+        ),
+        (
+            "services.ddclient.password",
+            "services.ddclient.passwordFile",
+        ),
+    ],
+};
+
+#[test]
+fn inline_secrets_move_into_the_sops_file() {
+    let Some(run) = Run::new(&TOKENS) else { return };
+    let monolith = fs_err::read_to_string(run.path("monolith/configuration.nix")).unwrap();
+    let report = run.round_trip();
+    assert!(
+        report.contains("- users/users/ops/hashedPassword from inline at configuration.nix:12"),
+        "{report}"
+    );
+    let options = fs_err::read_to_string(run.path("site/instance-options.nix")).unwrap();
+    assert!(
+        options.contains(
+            "config.sops.secrets.\"users/users/root/hashedPassword\" = { neededForUsers = true; };"
+        ),
+        "{options}"
+    );
+    assert!(
+        options.contains("config.sops.secrets.\"services/ddclient/password\" = { };"),
+        "{options}"
+    );
+    // Each value decrypts, with the real sops, to the bytes that were inline.
+    for (name, option) in [
+        (
+            "[\"users\"][\"users\"][\"ops\"][\"hashedPassword\"]",
+            "hashedPassword = \"",
+        ),
+        (
+            "[\"services\"][\"ddclient\"][\"password\"]",
+            "password = \"",
+        ),
+        (
+            "[\"networking\"][\"wireguard\"][\"interfaces\"][\"wg0\"][\"privateKey\"]",
+            "privateKey = \"",
+        ),
+    ] {
+        let inline = monolith
+            .split(option)
+            .last()
+            .and_then(|rest| rest.split('"').next())
+            .unwrap();
+        let output = run_program(
+            &run.sops,
+            ["-d", "--extract", name, "instance/secrets/secrets.yaml"],
+            run.dir.path(),
+            &[("SOPS_AGE_KEY_FILE", run.key.file.as_os_str())],
+            b"",
+        );
+        assert_eq!(success(&output, "sops -d --extract"), inline, "{name}");
+        assert!(!report.contains(inline), "a secret in the report");
+    }
+    let base: String = snapshot(&run.path(NAME))
+        .values()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    assert!(!base.contains("$6$"), "a password hash stays in the base");
+    assert!(
+        !base.contains("Zk4mR8vQ"),
+        "the ddclient token stays in the base"
+    );
 }

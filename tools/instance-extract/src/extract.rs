@@ -17,6 +17,7 @@ use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 use crate::evalread;
 use crate::facts::{Facts, Group};
 use crate::hosts::{self, Hosts};
+use crate::inline::{self, InlineSecret};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
 use crate::rewrite::{self, Edit};
 
@@ -192,6 +193,7 @@ pub fn changes(
     let mut left = Vec::new();
     let mut manual = Vec::new();
     let mut facts = Facts::default();
+    let mut inline = Vec::new();
     let entry = request.module.to_path_buf();
     if !plan.files.iter().any(|f| f.relative == entry) {
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
@@ -215,6 +217,7 @@ pub fn changes(
             plan,
             file,
             &mut Outcome {
+                inline: &mut inline,
                 rewritten: &mut rewritten,
                 left: &mut left,
                 facts: &mut facts,
@@ -238,7 +241,7 @@ pub fn changes(
         }
     }
     let options_path = request.base.join(OPTIONS_MODULE);
-    let options_text = options_module(request);
+    let options_text = options_module(request, &inline);
     let existing = fs_err::read_to_string(&options_path).ok();
     if existing.as_deref() != Some(options_text.as_str()) {
         base.push(FileChange {
@@ -247,7 +250,7 @@ pub fn changes(
             after: options_text,
         });
     }
-    let (instance, moved) = instance_repo(request, recipients, &facts)?;
+    let (instance, moved) = instance_repo(request, recipients, &facts, &inline)?;
     let mut options = vec![format!("{}.instance.domain", request.name)];
     options.extend(
         facts
@@ -284,6 +287,7 @@ pub fn changes(
 /// the sops-nix paths; findings left as they are go to `left`.
 /// Where `finding_edits` sorts the findings of a file.
 struct Outcome<'a> {
+    inline: &'a mut Vec<InlineSecret>,
     rewritten: &'a mut Vec<Finding>,
     left: &'a mut Vec<Finding>,
     facts: &'a mut Facts,
@@ -304,37 +308,9 @@ fn finding_edits(
     let mut edits = Vec::new();
     let mut needs_config = false;
     let reads = evalread::find(file, request.secrets);
-    for read in &reads {
-        let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
-        let (Some(name), Some((option_range, form))) = (&read.secret, read.file_form) else {
-            let instead = if read.secret.is_some() {
-                "bind the secret to the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …) by hand"
-            } else {
-                "pass the file with `--secret NAME=PATH` and use the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …)"
-            };
-            return Err(ExtractError::Unrewritable {
-                file: request.base.join(&file.relative),
-                line,
-                reason: format!(
-                    "`{}` of `{}` is {EVAL_READ_REASON}; {instead}",
-                    read.reader, read.target
-                ),
-            });
-        };
-        edits.push(Edit::replace(option_range, form));
-        edits.push(Edit::replace(read.range, Request::secret_expression(name)));
+    if !reads.is_empty() {
+        edits.extend(eval_read_edits(request, file, &reads, &findings, outcome)?);
         needs_config = true;
-        if let Some(finding) = findings
-            .iter()
-            .find(|f| f.kind == FindingKind::EvalTimeRead && f.range == read.range)
-        {
-            outcome.rewritten.push(Finding {
-                reason: Some(format!(
-                    "now `{form}` with the sops-nix path, read at activation; check that the service has `{form}`"
-                )),
-                ..(*finding).clone()
-            });
-        }
     }
     for finding in &findings {
         if finding.kind == FindingKind::EvalTimeRead
@@ -386,6 +362,15 @@ fn finding_edits(
                     }
                     _ => Edit::replace(finding.range, format!("${{{expression}}}")),
                 }
+            }
+            (FindingKind::LiteralSecret, _) if inline::plan_move(file, finding).is_some() => {
+                if let Some((moves, secret)) = inline::plan_move(file, finding) {
+                    edits.extend(moves);
+                    outcome.inline.push(secret);
+                }
+                needs_config = true;
+                outcome.rewritten.push((*finding).clone());
+                continue;
             }
             (FindingKind::LiteralSecret, _) => {
                 let instead = finding
@@ -446,6 +431,50 @@ fn finding_edits(
                     reason: "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned(),
                 });
             }
+        }
+    }
+    Ok(edits)
+}
+
+/// The edits that turn each evaluation-time read of a `--secret` into the
+/// option's runtime-file form; any other read refuses the split.
+fn eval_read_edits(
+    request: &Request<'_>,
+    file: &NixFile,
+    reads: &[evalread::EvalRead],
+    findings: &[&Finding],
+    outcome: &mut Outcome<'_>,
+) -> Result<Vec<Edit>, ExtractError> {
+    let mut edits = Vec::new();
+    for read in reads {
+        let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
+        let (Some(name), Some((option_range, form))) = (&read.secret, read.file_form) else {
+            let instead = if read.secret.is_some() {
+                "bind the secret to the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …) by hand"
+            } else {
+                "pass the file with `--secret NAME=PATH` and use the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …)"
+            };
+            return Err(ExtractError::Unrewritable {
+                file: request.base.join(&file.relative),
+                line,
+                reason: format!(
+                    "`{}` of `{}` is {EVAL_READ_REASON}; {instead}",
+                    read.reader, read.target
+                ),
+            });
+        };
+        edits.push(Edit::replace(option_range, form));
+        edits.push(Edit::replace(read.range, Request::secret_expression(name)));
+        if let Some(finding) = findings
+            .iter()
+            .find(|f| f.kind == FindingKind::EvalTimeRead && f.range == read.range)
+        {
+            outcome.rewritten.push(Finding {
+                reason: Some(format!(
+                    "now `{form}` with the sops-nix path, read at activation; check that the service has `{form}`"
+                )),
+                ..(*finding).clone()
+            });
         }
     }
     Ok(edits)
@@ -671,7 +700,7 @@ fn wire_flake(
     edits
 }
 
-fn options_module(request: &Request<'_>) -> String {
+fn options_module(request: &Request<'_>, inline: &[InlineSecret]) -> String {
     let name = rewrite::attr_name(request.name);
     let mut text = format!(
         "# Generated by `instance-extract apply`: the instance's facts, declared once.\n\
@@ -695,6 +724,21 @@ fn options_module(request: &Request<'_>) -> String {
             );
         }
         text.push_str("  };\n");
+    }
+    if !inline.is_empty() {
+        text.push_str("\n  # Secrets that were written into the Nix source, now in the instance's\n  # sops file; a user's password hash is needed before users exist.\n");
+        for secret in inline {
+            let needed = if secret.needed_for_users {
+                " neededForUsers = true; "
+            } else {
+                " "
+            };
+            let _ = writeln!(
+                text,
+                "  config.sops.secrets.{} = {{{needed}}};",
+                nix_string(&secret.name)
+            );
+        }
     }
     text.push_str("}\n");
     text
@@ -728,6 +772,7 @@ fn instance_repo(
     request: &Request<'_>,
     recipients: &[Recipient],
     facts: &Facts,
+    inline: &[InlineSecret],
 ) -> Result<(Vec<FileChange>, Vec<MovedSecret>), ExtractError> {
     let mut tree: Value = Value::Map(Map::new());
     let mut moved = Vec::new();
@@ -759,6 +804,24 @@ fn instance_repo(
             Value::Scalar(Scalar {
                 kind: fromgit_sops::Kind::Str,
                 text,
+            }),
+        );
+    }
+    for secret in inline {
+        moved.push(MovedSecret {
+            name: secret.name.clone(),
+            source: format!("inline at {}", secret.location),
+            sha256: hex::encode(Sha256::digest(secret.value.as_bytes())),
+        });
+        let mut key_path = fromgit_sops::KeyPath::default();
+        for part in secret.name.split('/') {
+            key_path.push(fromgit_sops::value::PathStep::Key(part.to_owned()));
+        }
+        tree.set(
+            &key_path,
+            Value::Scalar(Scalar {
+                kind: fromgit_sops::Kind::Str,
+                text: secret.value.clone(),
             }),
         );
     }
@@ -799,7 +862,7 @@ fn instance_repo(
             after,
         })
         .collect();
-    if !request.secrets.is_empty() {
+    if !request.secrets.is_empty() || !inline.is_empty() {
         let written = fromgit_sops::encrypt_new(
             Format::Yaml,
             &tree,

@@ -9,6 +9,7 @@ mod evalread;
 mod extract;
 mod facts;
 mod hosts;
+mod inline;
 mod nesting;
 pub mod nixsrc;
 mod rewrite;

@@ -728,6 +728,7 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
                 format!("age secret key ({} chars)", word.len()),
             ));
         } else if word.len() >= 32
+            && !is_name_path(word)
             && shannon_entropy(word) >= 4.0
             && !word.starts_with('/')
             && !word.contains('.')
@@ -740,6 +741,19 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
         }
     }
     out
+}
+
+/// `networking/wireguard/interfaces/wg0/privateKey`: a path of names (a
+/// sops-nix secret name), long but not random. Random base64 has many
+/// capitals and digits in each segment.
+fn is_name_path(word: &str) -> bool {
+    word.matches('/').count() >= 2
+        && word.split('/').all(|segment| {
+            segment.len() <= 32
+                && segment.bytes().filter(u8::is_ascii_uppercase).count() <= 2
+                && segment.bytes().filter(u8::is_ascii_digit).count() <= 3
+                && !segment.contains(['+', '='])
+        })
 }
 
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -781,6 +795,12 @@ mod tests {
             .map(|(s, e)| &text[s..e])
             .collect();
         assert_eq!(found.len(), 4, "{found:?}");
+        assert!(is_name_path(
+            "networking/wireguard/interfaces/wg0/privateKey"
+        ));
+        assert!(!is_name_path(
+            "Nt1n1igEsHK/DWteidQMRAJmjpUgvmpmjUfUeE/DGGs="
+        ));
     }
 
     #[test]
