@@ -391,6 +391,14 @@ fn reverse_proxy_with_many_subdomains_round_trips() {
         report.contains("10.0.0.0"),
         "the lab network is reported: {report}"
     );
+    assert!(
+        report.contains("Renamed (the name carried the domain):"),
+        "{report}"
+    );
+    assert!(run.path("site/sites/instance.nix").is_file());
+    assert!(!run.path("site/sites/lab.example.org.nix").exists());
+    let entry = fs_err::read_to_string(run.path("site/configuration.nix")).unwrap();
+    assert!(entry.contains("./sites/instance.nix"), "{entry}");
 }
 
 #[test]

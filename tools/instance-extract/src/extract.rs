@@ -19,6 +19,7 @@ use crate::facts::{Facts, Group};
 use crate::hosts::{self, Hosts};
 use crate::inline::{self, InlineSecret};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
+use crate::renames;
 use crate::rewrite::{self, Edit};
 
 /// The module the base gains: the instance option, declared once, and the
@@ -169,6 +170,9 @@ pub struct MovedSecret {
 /// Everything `apply` would do.
 pub struct Changes {
     pub base: Vec<FileChange>,
+    /// Base files named after the instance: `(old, new)`, both absolute.
+    /// The new file is among `base`; the old one is removed last.
+    pub renamed: Vec<(PathBuf, PathBuf)>,
     pub instance: Vec<FileChange>,
     pub rewritten: Vec<Finding>,
     pub moved: Vec<MovedSecret>,
@@ -199,6 +203,25 @@ pub fn changes(
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
     }
     let hosts = Hosts::new(&plan.files, &entry);
+    let mut renamed = Vec::new();
+    for old in
+        renames::named_files(request.base, request.domain).map_err(nixsrc::SourceError::from)?
+    {
+        let Some(new) = renames::renamed(&old, request.domain) else {
+            continue;
+        };
+        if request.base.join(&new).exists() {
+            return Err(ExtractError::Unrewritable {
+                file: request.base.join(&old),
+                line: 1,
+                reason: format!(
+                    "its name carries the domain, and the generic name `{}` is taken",
+                    new.display()
+                ),
+            });
+        }
+        renamed.push((old, new));
+    }
     for file in &plan.files {
         if hosts.others_only.contains(&file.relative) {
             left.extend(
@@ -223,11 +246,20 @@ pub fn changes(
                 facts: &mut facts,
             },
         )?;
+        edits.extend(renames::path_literal_edits(file, request.domain));
         if file.relative == entry {
             edits.extend(import_options_module(file)?);
         }
         if file.relative == Path::new("flake.nix") {
             edits.extend(wire_flake(file, &hosts, instance_url, &mut manual));
+        }
+        if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == file.relative) {
+            base.push(FileChange {
+                path: request.base.join(new),
+                before: None,
+                after: rewrite::apply(&file.text, &edits),
+            });
+            continue;
         }
         if !edits.is_empty() {
             let after = rewrite::apply(&file.text, &edits);
@@ -239,6 +271,24 @@ pub fn changes(
                 });
             }
         }
+    }
+    for (old, new) in &renamed {
+        if old.extension().is_some_and(|e| e == "nix") {
+            continue;
+        }
+        let text = fs_err::read_to_string(request.base.join(old)).map_err(|_| {
+            ExtractError::Unrewritable {
+                file: request.base.join(old),
+                line: 1,
+                reason: "its name carries the domain and it is not text; rename it by hand"
+                    .to_owned(),
+            }
+        })?;
+        base.push(FileChange {
+            path: request.base.join(new),
+            before: None,
+            after: text,
+        });
     }
     let options_path = request.base.join(OPTIONS_MODULE);
     let options_text = options_module(request, &inline);
@@ -268,6 +318,10 @@ pub fn changes(
     );
     Ok(Changes {
         base,
+        renamed: renamed
+            .into_iter()
+            .map(|(old, new)| (request.base.join(old), request.base.join(new)))
+            .collect(),
         instance,
         rewritten,
         moved,

@@ -12,6 +12,7 @@ mod hosts;
 mod inline;
 mod nesting;
 pub mod nixsrc;
+mod renames;
 mod rewrite;
 mod secrets;
 mod split;

@@ -192,6 +192,9 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         })?;
     if args.dry_run {
         let mut text = String::new();
+        for (old, new) in &changes.renamed {
+            let _ = writeln!(text, "rename `{}` → `{}`", old.display(), new.display());
+        }
         for change in changes.base.iter().chain(&changes.instance) {
             let path = if change.path.is_absolute() || change.path.starts_with(&args.split.base) {
                 change.path.clone()
@@ -282,6 +285,12 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             text.push_str(&finding_line(finding));
         }
     }
+    if !changes.renamed.is_empty() {
+        let _ = writeln!(text, "\nRenamed (the name carried the domain):");
+        for (old, new) in &changes.renamed {
+            let _ = writeln!(text, "- `{}` → `{}`", old.display(), new.display());
+        }
+    }
     if !changes.other_hosts.is_empty() {
         let _ = writeln!(
             text,
@@ -302,6 +311,7 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
     let mut staged = Vec::new();
     for change in &changes.base {
         let dir = change.path.parent().unwrap_or(Path::new("."));
+        fs_err::create_dir_all(dir)?;
         let mut temp = tempfile::Builder::new()
             .prefix(".fromgit-")
             .tempfile_in(dir)
@@ -316,6 +326,11 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
                 .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         }
         staged.push((temp, change));
+    }
+    for (_, new) in &changes.renamed {
+        if let Some(dir) = new.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
     }
     // Assemble the instance repo in a temporary sibling directory.
     let absolute = std::path::absolute(instance)?;
@@ -355,6 +370,18 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
             });
         }
         done.push(change);
+    }
+    // Last, the files whose names carried the domain, and the directories
+    // they leave empty.
+    for (old, _) in &changes.renamed {
+        fs_err::remove_file(old)?;
+        let mut dir = old.parent();
+        while let Some(parent) = dir {
+            if fs_err::remove_dir(parent).is_err() {
+                break;
+            }
+            dir = parent.parent();
+        }
     }
     Ok(())
 }
