@@ -867,3 +867,37 @@ fn inline_secrets_move_into_the_sops_file() {
         "the ddclient token stays in the base"
     );
 }
+
+#[test]
+fn verify_fails_on_a_fact_an_unresolved_import_or_an_evaluation_time_read() {
+    let Some(run) = Run::new(&MAIL) else { return };
+    success(&run.apply(), "apply");
+    assert!(run.verify().status.success(), "{}", stdout(&run.verify()));
+    let entry = run.path("site/configuration.nix");
+    let original = fs_err::read_to_string(&entry).unwrap();
+    for (broken, needle) in [
+        (
+            original.replace("./mailserver.nix", "./elsewhere/mailserver.nix"),
+            "FAIL base: every relative path resolves: missing: configuration.nix:",
+        ),
+        (
+            original.replace("hostName = \"mx1\";", "hostName = \"mx1\";\n    extraHosts = \"198.51.100.4 relay\";"),
+            "FAIL base: no instance fact: still in configuration.nix (fact ",
+        ),
+        (
+            original.replace(
+                "hostName = \"mx1\";",
+                "hostName = \"mx1\";\n    hostId = builtins.readFile config.sops.secrets.\"mail/alice\".path;",
+            ),
+            "FAIL base: no secret read at evaluation time: read at evaluation time: configuration.nix:",
+        ),
+    ] {
+        fs_err::write(&entry, broken).unwrap();
+        let output = run.verify();
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        assert!(stdout(&output).contains(needle), "{}", stdout(&output));
+        assert!(!stdout(&output).contains("198.51.100.4"), "a fact in the report");
+    }
+    fs_err::write(&entry, original).unwrap();
+    assert!(run.verify().status.success());
+}

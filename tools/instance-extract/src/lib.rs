@@ -3,6 +3,7 @@
 //! command-line face of the `fromgit-sops` library, compatible with sops.
 
 mod accept;
+mod basecheck;
 pub mod classify;
 pub mod cli;
 mod evalread;

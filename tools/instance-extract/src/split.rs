@@ -589,7 +589,7 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
             }
         }
     }
-    Ok(vec![
+    let mut checks = vec![
         Check {
             name: "base: no instance domain".into(),
             ok: domain_hits.is_empty(),
@@ -611,7 +611,17 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
                 )
             },
         },
-    ])
+    ];
+    checks.extend(
+        crate::basecheck::run(base, &instance_nix, &text_files)
+            .into_iter()
+            .map(|outcome| Check {
+                name: outcome.name.into(),
+                ok: outcome.ok,
+                detail: outcome.detail,
+            }),
+    );
+    Ok(checks)
 }
 
 fn collect_text_files(
