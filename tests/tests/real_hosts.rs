@@ -901,3 +901,81 @@ fn verify_fails_on_a_fact_an_unresolved_import_or_an_evaluation_time_read() {
     fs_err::write(&entry, original).unwrap();
     assert!(run.verify().status.success());
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let git = peer("git").unwrap();
+    let mut all = vec![
+        "-c",
+        "user.name=Operator",
+        "-c",
+        "user.email=operator@home.example.com",
+    ];
+    all.extend(args);
+    success(
+        &run_program(&git, &all, dir, &[], b""),
+        &format!("git {args:?}"),
+    )
+}
+
+#[test]
+fn a_new_history_leaves_no_fact_reachable_in_the_base() {
+    let Some(run) = Run::new(&USERS) else { return };
+    let base = run.path(NAME);
+    git(&base, &["init", "-q"]);
+    git(&base, &["add", "-A"]);
+    git(&base, &["commit", "-q", "-m", "nas for home.example.com"]);
+    let mut args = run.split_args("apply", USERS.domain);
+    args.push("--new-history".to_owned());
+    let report = success(&run.ours(&args), "apply --new-history");
+    assert!(
+        report.contains("New history: `site` starts a new git history: one commit"),
+        "{report}"
+    );
+    assert_eq!(git(&base, &["rev-list", "--all", "--count"]).trim(), "1");
+    assert!(git(&base, &["status", "--porcelain"]).trim().is_empty());
+    let kept = run.path("site.monolith.git");
+    assert!(
+        git(
+            run.dir.path(),
+            &["--git-dir", kept.to_str().unwrap(), "log", "-p"]
+        )
+        .contains("home.example.com"),
+        "the monolith's history is kept aside"
+    );
+    // leak-scan, with every fact of the instance enrolled, finds nothing in the new history.
+    let leak_scan = fromgit_bin("leak-scan");
+    success(
+        &run_program(
+            &leak_scan,
+            [
+                OsStr::new("enroll"),
+                OsStr::new("--instance"),
+                OsStr::new("instance"),
+                OsStr::new("--identity"),
+                run.key.file.as_os_str(),
+                OsStr::new("-o"),
+                OsStr::new("fingerprints.json"),
+            ],
+            run.dir.path(),
+            &[],
+            b"",
+        ),
+        "leak-scan enroll",
+    );
+    let history = run_program(
+        &leak_scan,
+        [NAME, "--history", "--fingerprints", "fingerprints.json"],
+        run.dir.path(),
+        &[],
+        b"",
+    );
+    assert_eq!(history.status.code(), Some(0), "{}", stdout(&history));
+    // A second split over a base whose old history is still kept aside is refused before writing.
+    let again = Run::new(&USERS).unwrap();
+    git(&again.path(NAME), &["init", "-q"]);
+    fs_err::create_dir_all(again.path("site.monolith.git")).unwrap();
+    let mut args = again.split_args("apply", USERS.domain);
+    args.push("--new-history".to_owned());
+    let output = again.ours(&args);
+    again.assert_refused_untouched(&output, 2, "site.monolith.git` already exists");
+}

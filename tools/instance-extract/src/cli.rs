@@ -115,6 +115,10 @@ pub struct ApplyArgs {
     /// Print the unified diff of every change and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Start the base's git history anew: one commit of the generic tree; the
+    /// monolith's git directory is kept beside the base as `<base>.monolith.git`
+    #[arg(long)]
+    pub new_history: bool,
 }
 
 #[derive(Args, Debug)]

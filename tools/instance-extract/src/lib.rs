@@ -9,6 +9,7 @@ pub mod cli;
 mod evalread;
 mod extract;
 mod facts;
+mod history;
 mod hosts;
 mod inline;
 mod nesting;

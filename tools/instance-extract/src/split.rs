@@ -140,6 +140,8 @@ struct ApplyReport<'a> {
     left_as_is: &'a [Finding],
     manual: &'a [String],
     other_hosts: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_history: Option<&'a str>,
     files: Vec<String>,
 }
 
@@ -210,8 +212,27 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         fromgit_cli::write_stdout(text.as_bytes())?;
         return Ok(ExitStatus::Success);
     }
+    if args.new_history {
+        crate::history::check(&args.split.base)?;
+    }
     write_all(&changes, &args.instance)?;
-    report_apply(global, args, &changes)?;
+    let history = if args.new_history {
+        let (commit, kept) = crate::history::restart(&args.split.base)
+            .context("The split is written, but the new history could not be made")?;
+        let kept = kept.map_or_else(String::new, |k| {
+            format!(
+                "; the monolith's history is kept in `{}` (it names the instance: keep it private)",
+                k.display()
+            )
+        });
+        Some(format!(
+            "`{}` starts a new git history: one commit, {commit}{kept}",
+            args.split.base.display()
+        ))
+    } else {
+        None
+    };
+    report_apply(global, args, &changes, history.as_deref())?;
     Ok(ExitStatus::Success)
 }
 
@@ -229,7 +250,12 @@ fn unified_diff(path: &Path, before: Option<&str>, after: &str) -> String {
         .to_string()
 }
 
-fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> anyhow::Result<()> {
+fn report_apply(
+    global: &GlobalArgs,
+    args: &ApplyArgs,
+    changes: &Changes,
+    history: Option<&str>,
+) -> anyhow::Result<()> {
     let files: Vec<String> = changes
         .base
         .iter()
@@ -253,6 +279,7 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             left_as_is: &changes.left,
             manual: &changes.manual,
             other_hosts: &changes.other_hosts,
+            new_history: history,
             files,
         })
         .map_err(Into::into);
@@ -297,6 +324,9 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             "\nOther hosts of the flake, left as they are: {}",
             changes.other_hosts.join(", ")
         );
+    }
+    if let Some(history) = history {
+        let _ = writeln!(text, "\nNew history: {history}");
     }
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
