@@ -979,3 +979,54 @@ fn a_new_history_leaves_no_fact_reachable_in_the_base() {
     let output = again.ours(&args);
     again.assert_refused_untouched(&output, 2, "site.monolith.git` already exists");
 }
+
+const NIXPKGS_ONLY_LOCK: &str = r#"{
+  "nodes": {
+    "nixpkgs": {
+      "locked": {
+        "lastModified": 1764000000,
+        "narHash": "sha256-AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "owner": "NixOS",
+        "repo": "nixpkgs",
+        "rev": "5e2a59a5b1a82f89f2c7e598302a9cacebb72a67",
+        "type": "github"
+      },
+      "original": {
+        "owner": "NixOS",
+        "ref": "nixos-25.11",
+        "repo": "nixpkgs",
+        "type": "github"
+      }
+    },
+    "root": { "inputs": { "nixpkgs": "nixpkgs" } }
+  },
+  "root": "root",
+  "version": 7
+}
+"#;
+
+#[test]
+fn a_lock_without_the_new_inputs_is_reported_and_leaves_verify_unproven() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    fs_err::write(run.path("site/flake.lock"), NIXPKGS_ONLY_LOCK).unwrap();
+    let report = success(&run.apply(), "apply");
+    assert!(
+        report.contains("manual: flake.lock is stale: it does not lock `instance`, `sops-nix`"),
+        "{report}"
+    );
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(3), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("UNPROVEN base: flake.lock does not lock `instance`, `sops-nix`"),
+        "{}",
+        stdout(&verify)
+    );
+    // Once locked (written here as `nix flake lock` would), verify passes.
+    let locked = NIXPKGS_ONLY_LOCK.replace(
+        "\"root\": { \"inputs\": { \"nixpkgs\": \"nixpkgs\" } }",
+        "\"instance\": { \"locked\": { \"path\": \"../instance\", \"type\": \"path\" }, \"original\": { \"path\": \"../instance\", \"type\": \"path\" } },\n    \"sops-nix\": { \"locked\": { \"owner\": \"Mic92\", \"repo\": \"sops-nix\", \"rev\": \"0123456789abcdef0123456789abcdef01234567\", \"type\": \"github\" }, \"original\": { \"owner\": \"Mic92\", \"repo\": \"sops-nix\", \"type\": \"github\" } },\n    \"root\": { \"inputs\": { \"nixpkgs\": \"nixpkgs\", \"instance\": \"instance\", \"sops-nix\": \"sops-nix\" } }",
+    );
+    fs_err::write(run.path("site/flake.lock"), locked).unwrap();
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}

@@ -12,6 +12,7 @@ mod facts;
 mod history;
 mod hosts;
 mod inline;
+mod lock;
 mod nesting;
 pub mod nixsrc;
 mod renames;

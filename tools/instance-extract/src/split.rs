@@ -185,8 +185,8 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     if recipients.is_empty() {
         bail!("no recipient for the instance secrets\nhint: pass `--recipient AGE1…` (the bootstrap key) and `--recipient-ssh HOST_KEY.pub`");
     }
-    let changes =
-        extract::changes(&request, &plan, &recipients, &args.instance_url).with_context(|| {
+    let mut changes = extract::changes(&request, &plan, &recipients, &args.instance_url)
+        .with_context(|| {
             format!(
                 "Failed to plan the split of `{}`",
                 args.split.base.display()
@@ -216,6 +216,15 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         crate::history::check(&args.split.base)?;
     }
     write_all(&changes, &args.instance)?;
+    let (stale, why) = crate::lock::try_lock(&args.split.base);
+    if !stale.is_empty() {
+        changes.manual.push(format!(
+            "flake.lock is stale: it does not lock {}; run `nix flake lock` in `{}` (`verify` calls the base unproven until then){}",
+            stale.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+            args.split.base.display(),
+            why.map_or_else(String::new, |why| format!("; {why}"))
+        ));
+    }
     let history = if args.new_history {
         let (commit, kept) = crate::history::restart(&args.split.base)
             .context("The split is written, but the new history could not be made")?;
@@ -439,6 +448,9 @@ struct VerifyReport<'a> {
     instance: String,
     ok: bool,
     checks: &'a [Check],
+    /// Inputs the base's `flake.lock` does not lock: exit 3 (unproven).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stale_lock: &'a [String],
 }
 
 pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -471,15 +483,28 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         checks.extend(verify_base(base, &args.instance)?);
     }
     let ok = checks.iter().all(|c| c.ok);
+    let stale_lock = args
+        .base
+        .as_deref()
+        .map(crate::lock::stale_inputs)
+        .unwrap_or_default();
     if global.json {
         fromgit_cli::write_json(&VerifyReport {
             schema_version: 1,
             instance: args.instance.display().to_string(),
             ok,
             checks: &checks,
+            stale_lock: &stale_lock,
         })?;
     } else {
         let mut text = String::new();
+        if !stale_lock.is_empty() {
+            let _ = writeln!(
+                text,
+                "UNPROVEN base: flake.lock does not lock {}: the inputs would be locked at the first build; run `nix flake lock`",
+                stale_lock.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
         for check in &checks {
             let _ = writeln!(
                 text,
@@ -492,18 +517,22 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         let _ = writeln!(
             text,
             "{}",
-            if ok {
+            if !ok {
+                "not proven: see the failures above"
+            } else if stale_lock.is_empty() {
                 "the bootstrap identity is the only secret outside git"
             } else {
-                "not proven: see the failures above"
+                "unproven: the base's lock is stale"
             }
         );
         fromgit_cli::write_stdout(text.as_bytes())?;
     }
-    Ok(if ok {
+    Ok(if !ok {
+        ExitStatus::Failure
+    } else if stale_lock.is_empty() {
         ExitStatus::Success
     } else {
-        ExitStatus::Failure
+        ExitStatus::Unproven
     })
 }
 
