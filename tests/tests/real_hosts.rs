@@ -1030,3 +1030,33 @@ fn a_lock_without_the_new_inputs_is_reported_and_leaves_verify_unproven() {
     let verify = run.verify();
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
 }
+
+#[test]
+fn a_plain_function_file_naming_the_domain_is_refused_not_broken() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    fs_err::write(
+        run.path("site/services/status.nix"),
+        "{ }:\n{\n  enable = true;\n  virtualHosts.\"status.lab.example.org\".root = \"/srv/status\";\n}\n",
+    )
+    .unwrap();
+    let entry = run.path("site/configuration.nix");
+    let text = fs_err::read_to_string(&entry).unwrap();
+    fs_err::write(
+        &entry,
+        text.replace(
+            "networking.hostName = \"edge\";",
+            "networking.hostName = \"edge\";\n  services.caddy = import ./services/status.nix { };",
+        ),
+    )
+    .unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("services/status.nix` line 4: the file is a plain function called by `configuration.nix` line 7"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&run.path(NAME)), before);
+    assert!(!run.path("instance").exists());
+}

@@ -475,7 +475,19 @@ fn finding_edits(
     }
     if needs_config {
         match rewrite::ensure_formal(&file.root, "config") {
-            Ok(Some(edit)) => edits.push(edit),
+            Ok(Some(edit)) => {
+                if let Some((caller, line)) = hosts::function_caller(&plan.files, &file.relative) {
+                    return Err(ExtractError::Unrewritable {
+                        file: request.base.join(&file.relative),
+                        line: findings.first().map_or(1, |f| f.line),
+                        reason: format!(
+                            "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: giving it a `config` argument would break that call; pass the instance's values to it from the caller by hand",
+                            caller.display()
+                        ),
+                    });
+                }
+                edits.push(edit);
+            }
             Ok(None) => {}
             Err(()) => {
                 let first = findings.first().map_or(1, |f| f.line);

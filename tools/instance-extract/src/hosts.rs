@@ -145,6 +145,46 @@ fn module_lists(root: &SyntaxNode) -> Vec<(String, SyntaxNode)> {
     out
 }
 
+/// The first file (and line) that calls `target` as a plain function:
+/// `import ./target.nix { … }`. Such a file is no module, and its caller
+/// passes exactly the arguments it names.
+pub fn function_caller(files: &[NixFile], target: &Path) -> Option<(PathBuf, usize)> {
+    let known: BTreeSet<PathBuf> = files.iter().map(|f| f.relative.clone()).collect();
+    files.iter().find_map(|file| {
+        let dir = file.relative.parent().unwrap_or(Path::new(""));
+        file.root
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
+            .find(|outer| {
+                let Some(inner) = outer
+                    .children()
+                    .next()
+                    .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
+                else {
+                    return false;
+                };
+                let mut parts = inner.children();
+                let is_import = parts.next().is_some_and(|f| f.text() == "import");
+                let path = parts
+                    .next()
+                    .filter(|p| p.kind() == SyntaxKind::NODE_PATH_REL);
+                is_import
+                    && path.is_some_and(|path| {
+                        named_files(&path, dir, &known)
+                            .first()
+                            .map(PathBuf::as_path)
+                            == Some(target)
+                    })
+            })
+            .map(|call| {
+                let line =
+                    crate::nixsrc::line_column(&file.text, usize::from(call.text_range().start()))
+                        .0;
+                (file.relative.clone(), line)
+            })
+    })
+}
+
 /// Whether the string at `offset` is the value of the flake's `description`.
 pub fn in_description(file: &NixFile, offset: rnix::TextSize) -> bool {
     file.relative == Path::new("flake.nix")
