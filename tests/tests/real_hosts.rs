@@ -1060,3 +1060,45 @@ fn a_plain_function_file_naming_the_domain_is_refused_not_broken() {
     assert_eq!(snapshot(&run.path(NAME)), before);
     assert!(!run.path("instance").exists());
 }
+
+#[test]
+fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
+    let Some(run) = Run::new(&MAIL) else { return };
+    let key = |value: &str| {
+        use sha2::Digest as _;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(value.as_bytes()))
+        )
+    };
+    let plan = success(&run.ours(&run.split_args("plan", MAIL.domain)), "plan");
+    assert!(
+        plan.contains(&format!("203.0.113.25 [key `{}`]", key("203.0.113.25"))),
+        "{plan}"
+    );
+    fs_err::write(
+        run.path("site/instance-extract.toml"),
+        format!(
+            "[[fact]]\nkey = \"{}\"\nname = \"mx\"\n\n[[accept]]\nkey = \"{}\"\nreason = \"the old relay is decommissioned and public knowledge\"\n",
+            key("203.0.113.25"),
+            key("198.51.100.4")
+        ),
+    )
+    .unwrap();
+    let report = success(&run.apply(), "apply");
+    assert!(report.contains("site.instance.addresses.mx"), "{report}");
+    assert!(
+        report.contains("198.51.100.4 — accepted in `instance-extract.toml`: the old relay"),
+        "{report}"
+    );
+    let facts = fs_err::read_to_string(run.path("instance/instance.nix")).unwrap();
+    assert!(facts.contains("mx = \"203.0.113.25\";"), "{facts}");
+    let entry = fs_err::read_to_string(run.path("site/configuration.nix")).unwrap();
+    assert!(
+        entry.contains("address = config.site.instance.addresses.mx;"),
+        "{entry}"
+    );
+    run.assert_every_nix_file_parses(NAME);
+    run.assert_evaluates_equal();
+    assert!(run.verify().status.success(), "{}", stdout(&run.verify()));
+}

@@ -13,11 +13,25 @@ use serde::Deserialize;
 /// The file's name in the base.
 pub const ACCEPT_FILE: &str = "instance-extract.toml";
 
+/// The file: accepted findings, and names for instance facts.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub struct Config {
     #[serde(default)]
-    accept: Vec<Entry>,
+    pub accept: Vec<Entry>,
+    #[serde(default)]
+    pub fact: Vec<FactName>,
+}
+
+/// The operator's name for an address or e-mail address that moves into
+/// `instance.nix` (instead of `a1`, `e1`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactName {
+    /// `sha256:<hex>` of the value, as `plan` prints it.
+    pub key: String,
+    /// An attribute name: a letter, then letters, digits, `_` or `-`.
+    pub name: String,
 }
 
 /// One accepted finding.
@@ -39,21 +53,37 @@ pub enum AcceptError {
     Io(#[from] std::io::Error),
 }
 
-/// The accepted findings of a base (none when it has no accept file).
-pub fn read(base: &Path) -> Result<Vec<Entry>, AcceptError> {
+fn is_key(key: &str) -> bool {
+    let hex = key.strip_prefix("sha256:").unwrap_or_default();
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The base's accept file (empty when it has none).
+pub fn read(base: &Path) -> Result<Config, AcceptError> {
     let path = base.join(ACCEPT_FILE);
     if !path.exists() {
-        return Ok(Vec::new());
+        return Ok(Config::default());
     }
     let text = fs_err::read_to_string(&path)?;
     let invalid = |reason: String| AcceptError::Invalid {
         path: path.clone(),
         reason,
     };
-    let file: File = toml::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+    let file: Config = toml::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+    for (index, fact) in file.fact.iter().enumerate() {
+        let identifier = fact.name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && fact
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !is_key(&fact.key) || !identifier {
+            return Err(invalid(format!(
+                "`fact[{index}]` needs `key = \"sha256:<64 hex digits>\"` and a `name` that is an attribute name"
+            )));
+        }
+    }
     for (index, entry) in file.accept.iter().enumerate() {
-        let hex = entry.key.strip_prefix("sha256:").unwrap_or_default();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_key(&entry.key) {
             return Err(invalid(format!(
                 "`accept[{index}].key` is not `sha256:<64 hex digits>` as `plan` prints it"
             )));
@@ -64,7 +94,7 @@ pub fn read(base: &Path) -> Result<Vec<Entry>, AcceptError> {
             )));
         }
     }
-    Ok(file.accept)
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -74,7 +104,7 @@ mod tests {
     #[test]
     fn entries_need_a_key_and_a_reason() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(read(dir.path()).expect("no file").is_empty());
+        assert!(read(dir.path()).expect("no file").accept.is_empty());
         let key = format!("sha256:{}", "ab".repeat(32));
         let path = dir.path().join(ACCEPT_FILE);
         fs_err::write(
@@ -82,7 +112,7 @@ mod tests {
             format!("[[accept]]\nkey = \"{key}\"\nreason = \"the deploy key is public\"\n"),
         )
         .expect("write");
-        assert_eq!(read(dir.path()).expect("valid")[0].key, key);
+        assert_eq!(read(dir.path()).expect("valid").accept[0].key, key);
         fs_err::write(
             &path,
             format!("[[accept]]\nkey = \"{key}\"\nreason = \" \"\n"),

@@ -83,6 +83,8 @@ const EVAL_READ_REASON: &str = "read when the configuration is evaluated: pure e
 pub struct Plan {
     pub files: Vec<NixFile>,
     pub findings: Vec<Finding>,
+    /// `(key, name)` of the facts the operator named in `instance-extract.toml`.
+    pub fact_names: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -95,7 +97,8 @@ impl Plan {
             domain: request.domain,
             secrets: request.secrets,
         };
-        let accepted = crate::accept::read(request.base)?;
+        let config = crate::accept::read(request.base)?;
+        let accepted = config.accept;
         let mut findings: Vec<Finding> = files
             .iter()
             // The generated module declares where sops-nix puts each secret:
@@ -139,7 +142,15 @@ impl Plan {
                 ));
             }
         }
-        Ok(Plan { files, findings })
+        Ok(Plan {
+            files,
+            findings,
+            fact_names: config
+                .fact
+                .into_iter()
+                .map(|fact| (fact.key, fact.name))
+                .collect(),
+        })
     }
 
     pub fn mentions_domain(&self) -> bool {
@@ -196,7 +207,7 @@ pub fn changes(
     let mut rewritten = Vec::new();
     let mut left = Vec::new();
     let mut manual = Vec::new();
-    let mut facts = Facts::default();
+    let mut facts = Facts::with_names(plan.fact_names.clone());
     let mut inline = Vec::new();
     let entry = request.module.to_path_buf();
     if !plan.files.iter().any(|f| f.relative == entry) {
@@ -302,20 +313,13 @@ pub fn changes(
     }
     let (instance, moved) = instance_repo(request, recipients, &facts, &inline)?;
     let mut options = vec![format!("{}.instance.domain", request.name)];
-    options.extend(
-        facts
-            .addresses
-            .iter()
-            .enumerate()
-            .map(|(i, _)| format!("{}.instance.addresses.a{}", request.name, i + 1)),
-    );
-    options.extend(
-        facts
-            .emails
-            .iter()
-            .enumerate()
-            .map(|(i, _)| format!("{}.instance.emails.e{}", request.name, i + 1)),
-    );
+    for (group, values) in [("addresses", &facts.addresses), ("emails", &facts.emails)] {
+        options.extend(
+            values
+                .iter()
+                .map(|(_, name)| format!("{}.instance.{group}.{name}", request.name)),
+        );
+    }
     Ok(Changes {
         base,
         renamed: renamed
@@ -816,16 +820,18 @@ fn instance_facts(domain: &str, facts: &Facts) -> String {
         "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n",
         nix_string(domain)
     );
-    for (group, prefix, values) in [
-        ("addresses", 'a', &facts.addresses),
-        ("emails", 'e', &facts.emails),
-    ] {
+    for (group, values) in [("addresses", &facts.addresses), ("emails", &facts.emails)] {
         if values.is_empty() {
             continue;
         }
         let _ = writeln!(text, "  {group} = {{");
-        for (index, value) in values.iter().enumerate() {
-            let _ = writeln!(text, "    {prefix}{} = {};", index + 1, nix_string(value));
+        for (value, name) in values {
+            let _ = writeln!(
+                text,
+                "    {} = {};",
+                rewrite::attr_name(name),
+                nix_string(value)
+            );
         }
         text.push_str("  };\n");
     }

@@ -111,26 +111,52 @@ pub fn foreign_emails(text: &str, domain: &str) -> Vec<(usize, usize, String)> {
         .collect()
 }
 
-/// Neutral names for the facts, in order of first appearance: `a1`, `a2`
-/// for addresses, `e1` for e-mail addresses.
+/// The facts' names: the operator's, from `instance-extract.toml`
+/// (`[[fact]]`, keyed on the value's SHA-256), else neutral ones in order
+/// of first appearance: `a1`, `a2` for addresses, `e1` for e-mail addresses.
 #[derive(Debug, Default)]
 pub struct Facts {
-    pub addresses: Vec<String>,
-    pub emails: Vec<String>,
+    /// `(value, name)` of each address.
+    pub addresses: Vec<(String, String)>,
+    /// `(value, name)` of each e-mail address.
+    pub emails: Vec<(String, String)>,
+    /// `(sha256:<hex> key, name)` given by the operator.
+    pub chosen: Vec<(String, String)>,
 }
 
 impl Facts {
+    pub fn with_names(chosen: Vec<(String, String)>) -> Self {
+        Facts {
+            chosen,
+            ..Facts::default()
+        }
+    }
+
     /// The attribute path under the instance option for `value`, adding it.
     pub fn name(&mut self, group: Group, value: &str) -> String {
+        let key = crate::nixsrc::accept_key(value);
+        let chosen = self
+            .chosen
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, name)| name.clone());
         let (list, prefix, attr) = match group {
             Group::Address => (&mut self.addresses, 'a', "addresses"),
             Group::Email => (&mut self.emails, 'e', "emails"),
         };
-        let index = list.iter().position(|v| v == value).unwrap_or_else(|| {
-            list.push(value.to_owned());
-            list.len() - 1
+        if let Some((_, name)) = list.iter().find(|(v, _)| v == value) {
+            return format!("{attr}.{name}");
+        }
+        let mut index = list.len() + 1;
+        let name = chosen.unwrap_or_else(|| loop {
+            let candidate = format!("{prefix}{index}");
+            if !list.iter().any(|(_, n)| *n == candidate) {
+                break candidate;
+            }
+            index += 1;
         });
-        format!("{attr}.{prefix}{}", index + 1)
+        list.push((value.to_owned(), name.clone()));
+        format!("{attr}.{name}")
     }
 }
 
@@ -167,10 +193,17 @@ mod tests {
 
     #[test]
     fn facts_get_stable_neutral_names() {
-        let mut facts = Facts::default();
+        let mut facts = Facts::with_names(vec![(
+            crate::nixsrc::accept_key("198.51.100.1"),
+            "gateway".to_owned(),
+        )]);
         assert_eq!(facts.name(Group::Address, "203.0.113.7"), "addresses.a1");
         assert_eq!(facts.name(Group::Email, "me@mail.test"), "emails.e1");
-        assert_eq!(facts.name(Group::Address, "2001:db8::10"), "addresses.a2");
+        assert_eq!(
+            facts.name(Group::Address, "198.51.100.1"),
+            "addresses.gateway"
+        );
+        assert_eq!(facts.name(Group::Address, "2001:db8::10"), "addresses.a3");
         assert_eq!(facts.name(Group::Address, "203.0.113.7"), "addresses.a1");
         assert_eq!(
             foreign_emails("a@lab.example.org b@Mail.Test", "example.org"),

@@ -61,6 +61,9 @@ fn finding_line(finding: &Finding) -> String {
         .map_or_else(String::new, |r| format!(" — {r}"));
     let key = match (finding.kind, &finding.accept_key) {
         (FindingKind::LiteralSecret, Some(key)) => format!(" [accept key `{key}`]"),
+        (FindingKind::IpAddress | FindingKind::ForeignEmail, Some(key)) => {
+            format!(" [key `{key}`]")
+        }
         _ => String::new(),
     };
     format!(
