@@ -1102,3 +1102,29 @@ fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
     run.assert_evaluates_equal();
     assert!(run.verify().status.success(), "{}", stdout(&run.verify()));
 }
+
+#[test]
+fn the_domain_elsewhere_in_flake_nix_is_refused_with_what_to_do() {
+    let Some(run) = Run::new(&FLEET) else { return };
+    let flake = run.path("site/flake.nix");
+    let text = fs_err::read_to_string(&flake).unwrap();
+    fs_err::write(
+        &flake,
+        text.replace(
+            "    nixosConfigurations = {",
+            "    colmena.web1.deployment.targetHost = \"web1.example.com\";\n    nixosConfigurations = {",
+        ),
+    )
+    .unwrap();
+    let output = run.apply();
+    assert_refused_with(
+        &output,
+        "flake.nix` line 9: the domain is used in `flake.nix` outside `description`",
+    );
+    assert!(!run.path("instance").exists());
+}
+
+fn assert_refused_with(output: &Output, needle: &str) {
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(output));
+    assert!(stderr(output).contains(needle), "{}", stderr(output));
+}

@@ -494,11 +494,22 @@ fn finding_edits(
             }
             Ok(None) => {}
             Err(()) => {
-                let first = findings.first().map_or(1, |f| f.line);
+                let first = findings
+                    .iter()
+                    .find(|f| {
+                        f.context != Context::Comment
+                            && !hosts::in_description(file, f.range.start())
+                    })
+                    .map_or(1, |f| f.line);
+                let reason = if file.relative == Path::new("flake.nix") {
+                    "the domain is used in `flake.nix` outside `description` (a colmena `deployment.targetHost`, a `specialArgs` value): the flake cannot read a NixOS option; move the value into a module or write it by hand"
+                } else {
+                    "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here"
+                };
                 return Err(ExtractError::Unrewritable {
                     file: request.base.join(&file.relative),
                     line: first,
-                    reason: "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned(),
+                    reason: reason.to_owned(),
                 });
             }
         }
