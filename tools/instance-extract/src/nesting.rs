@@ -17,34 +17,59 @@ pub const MAX_NESTING: usize = 512;
 /// Each bracket (`{`, `[`, `(`, `${`) opens a level; within a level every
 /// construct the parser nests to the right (`let`, `if`, `with`, `assert`, a
 /// lambda's `:`, `!`, a prefix `-`) and every binary operator count as one
-/// more, so the count bounds the depth of the syntax tree from above.
+/// more, so the count bounds the depth of the syntax tree from above. A `;`
+/// ends a binding, and with it what nested inside the binding, except the
+/// `;` of a `with` or `assert`, whose body nests on; a `let` counts until
+/// its bracket closes (so 512 sibling `let`s in one bracket are refused).
 pub fn too_deep_at(text: &str) -> Option<usize> {
-    let mut levels: Vec<usize> = vec![0];
+    let mut levels: Vec<Level> = vec![Level::default()];
     let mut depth = 0usize;
     let mut offset = 0usize;
     let mut previous_is_value = false;
     for (kind, token) in rnix::tokenize(text) {
         let at = offset;
         offset += token.len();
+        let level = levels.len() - 1;
         match kind {
             SyntaxKind::TOKEN_L_BRACE
             | SyntaxKind::TOKEN_L_BRACK
             | SyntaxKind::TOKEN_L_PAREN
             | SyntaxKind::TOKEN_INTERPOL_START => {
-                levels.push(0);
+                levels.push(Level::default());
                 depth += 1;
             }
             SyntaxKind::TOKEN_R_BRACE
             | SyntaxKind::TOKEN_R_BRACK
             | SyntaxKind::TOKEN_R_PAREN
             | SyntaxKind::TOKEN_INTERPOL_END
-                if levels.len() > 1 =>
+                if level > 0 =>
             {
-                depth -= 1 + levels.pop().unwrap_or(0);
+                let closed = levels.pop().unwrap_or_default();
+                depth -= 1 + closed.enclosing + closed.pending + closed.binding;
+            }
+            SyntaxKind::TOKEN_SEMICOLON => {
+                let here = &mut levels[level];
+                if here.pending > 0 {
+                    here.binding += here.pending;
+                    here.pending = 0;
+                } else {
+                    depth -= here.binding;
+                    here.binding = 0;
+                }
             }
             SyntaxKind::TOKEN_WHITESPACE | SyntaxKind::TOKEN_COMMENT => continue,
-            SyntaxKind::TOKEN_SUB if previous_is_value => count(&mut levels, &mut depth),
-            kind if nests(kind) => count(&mut levels, &mut depth),
+            SyntaxKind::TOKEN_LET => {
+                levels[level].enclosing += 1;
+                depth += 1;
+            }
+            SyntaxKind::TOKEN_WITH | SyntaxKind::TOKEN_ASSERT => {
+                levels[level].pending += 1;
+                depth += 1;
+            }
+            kind if nests(kind) || (kind == SyntaxKind::TOKEN_SUB && previous_is_value) => {
+                levels[level].binding += 1;
+                depth += 1;
+            }
             _ => {}
         }
         if depth > MAX_NESTING {
@@ -69,11 +94,15 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
     None
 }
 
-fn count(levels: &mut [usize], depth: &mut usize) {
-    if let Some(level) = levels.last_mut() {
-        *level += 1;
-        *depth += 1;
-    }
+/// What nests within one bracket.
+#[derive(Default)]
+struct Level {
+    /// `let`: open until the bracket closes.
+    enclosing: usize,
+    /// `with`, `assert` before their own `;`.
+    pending: usize,
+    /// Lambdas, conditionals and operators of the current binding.
+    binding: usize,
 }
 
 /// Tokens after which the parser descends one level within the same bracket.
@@ -81,10 +110,7 @@ fn nests(kind: SyntaxKind) -> bool {
     use SyntaxKind as K;
     matches!(
         kind,
-        K::TOKEN_LET
-            | K::TOKEN_IF
-            | K::TOKEN_WITH
-            | K::TOKEN_ASSERT
+        K::TOKEN_IF
             | K::TOKEN_COLON
             | K::TOKEN_INVERT
             | K::TOKEN_SUB
@@ -111,6 +137,7 @@ fn nests(kind: SyntaxKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn ordinary_modules_pass() {
@@ -126,8 +153,18 @@ mod tests {
         assert!(too_deep_at(&lambdas).is_some());
         let sums = "1 + ".repeat(10_000) + "1";
         assert!(too_deep_at(&sums).is_some());
-        // Siblings do not add up: a long flat list is fine.
+        let withs = "with x; ".repeat(10_000) + "x";
+        assert!(too_deep_at(&withs).is_some());
+        // Siblings do not add up: a long flat list or set is fine.
         let flat = format!("[ {} ]", "[ 1 ] ".repeat(100_000));
         assert_eq!(too_deep_at(&flat), None);
+        let bindings = (0..10_000).fold(String::new(), |mut text, i| {
+            let _ = writeln!(text, "a{i} = x: with x; x + {i} // {{ }};");
+            text
+        });
+        assert_eq!(
+            too_deep_at(&format!("{{ pkgs, ... }}: {{\n{bindings}}}")),
+            None
+        );
     }
 }
