@@ -536,7 +536,15 @@ fn facts_and_literals(
         Some(range) if start == 0 && end == text.len() => (range, Context::WholeString),
         _ => (at(start, end), Context::StringContent),
     };
+    let option = binding_option(token);
+    // `version = "1.2.3.4"` is a version, not an address.
+    let is_version = option
+        .as_deref()
+        .is_some_and(|o| o.to_ascii_lowercase().contains("version"));
     for address in crate::facts::addresses(text) {
+        if is_version {
+            continue;
+        }
         let (range, context) = whole(address.start, address.end);
         push(
             findings,
@@ -565,7 +573,6 @@ fn facts_and_literals(
             finding.accept_key = Some(accept_key(&finding.detail));
         }
     }
-    let option = binding_option(token);
     for literal in literals(text, option.as_deref(), whole_string.is_some()) {
         push(
             findings,
@@ -819,6 +826,7 @@ let host = "drone.example.net"; in {
   other = "/var/lib/certs/live/chain.pem";
   token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
   ip = "203.0.113.7";
+  version = "1.2.3.4";
 }
 "#;
         let file = NixFile::parse(Path::new("."), "m.nix".into(), text.to_owned()).expect("parses");
