@@ -449,6 +449,30 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
     findings
 }
 
+/// A finding at `range` of `file`, with its line and column.
+fn new_finding(
+    file: &NixFile,
+    kind: FindingKind,
+    range: TextRange,
+    detail: String,
+    context: Context,
+) -> Finding {
+    let (line, column) = line_column(&file.text, usize::from(range.start()));
+    Finding {
+        kind,
+        file: file.relative.clone(),
+        line,
+        column,
+        detail,
+        secret: None,
+        reason: None,
+        accept_key: None,
+        option: None,
+        range,
+        context,
+    }
+}
+
 /// Public addresses and foreign e-mail addresses in a comment; private
 /// addresses identify nothing and stay.
 fn comment_facts(
@@ -464,19 +488,9 @@ fn comment_facts(
             u32::try_from(base + start).unwrap_or(u32::MAX).into(),
             u32::try_from(base + end).unwrap_or(u32::MAX).into(),
         );
-        let (line, column) = line_column(&file.text, base + start);
         findings.push(Finding {
-            kind,
-            file: file.relative.clone(),
-            line,
-            column,
             accept_key: Some(accept_key(&detail)),
-            detail,
-            secret: None,
-            reason: None,
-            option: None,
-            range,
-            context: Context::Comment,
+            ..new_finding(file, kind, range, detail, Context::Comment)
         });
     };
     for address in crate::facts::addresses(text) {
@@ -511,27 +525,6 @@ fn facts_and_literals(
             u32::try_from(base + end).unwrap_or(u32::MAX).into(),
         )
     };
-    let push = |findings: &mut Vec<Finding>,
-                kind,
-                range: TextRange,
-                detail: String,
-                _secret: Option<String>,
-                context| {
-        let (line, column) = line_column(&file.text, usize::from(range.start()));
-        findings.push(Finding {
-            kind,
-            file: file.relative.clone(),
-            line,
-            column,
-            detail,
-            secret: None,
-            reason: None,
-            accept_key: None,
-            option: None,
-            range,
-            context,
-        });
-    };
     let whole = |start: usize, end: usize| match whole_string {
         Some(range) if start == 0 && end == text.len() => (range, Context::WholeString),
         _ => (at(start, end), Context::StringContent),
@@ -546,47 +539,33 @@ fn facts_and_literals(
             continue;
         }
         let (range, context) = whole(address.start, address.end);
-        push(
-            findings,
-            FindingKind::IpAddress,
-            range,
-            address.text,
-            None,
-            context,
-        );
-        if let Some(finding) = findings.last_mut() {
-            finding.reason = address.left_because.map(str::to_owned);
-            finding.accept_key = Some(accept_key(&finding.detail));
-        }
+        findings.push(Finding {
+            reason: address.left_because.map(str::to_owned),
+            accept_key: Some(accept_key(&address.text)),
+            ..new_finding(file, FindingKind::IpAddress, range, address.text, context)
+        });
     }
     for (start, end, email) in crate::facts::foreign_emails(text, domain) {
         let (range, context) = whole(start, end);
-        push(
-            findings,
-            FindingKind::ForeignEmail,
-            range,
-            email,
-            None,
-            context,
-        );
-        if let Some(finding) = findings.last_mut() {
-            finding.accept_key = Some(accept_key(&finding.detail));
-        }
+        findings.push(Finding {
+            accept_key: Some(accept_key(&email)),
+            ..new_finding(file, FindingKind::ForeignEmail, range, email, context)
+        });
     }
     for literal in literals(text, option.as_deref(), whole_string.is_some()) {
-        push(
-            findings,
-            literal.kind,
-            at(literal.start, literal.end),
-            literal.detail,
-            None,
-            Context::StringContent,
-        );
-        if let Some(finding) = findings.last_mut() {
-            finding.reason = Some(literal.reason);
-            finding.accept_key = Some(accept_key(&text[literal.start..literal.end]));
-            finding.option.clone_from(&option);
-        }
+        let range = at(literal.start, literal.end);
+        findings.push(Finding {
+            reason: Some(literal.reason),
+            accept_key: Some(accept_key(&text[literal.start..literal.end])),
+            option: option.clone(),
+            ..new_finding(
+                file,
+                literal.kind,
+                range,
+                literal.detail,
+                Context::StringContent,
+            )
+        });
     }
 }
 
