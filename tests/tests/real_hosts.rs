@@ -1128,3 +1128,30 @@ fn assert_refused_with(output: &Output, needle: &str) {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(output));
     assert!(stderr(output).contains(needle), "{}", stderr(output));
 }
+
+#[test]
+fn a_secret_directory_that_paths_are_built_from_is_reported_and_fails_verify() {
+    let Some(run) = Run::new(&ACME) else { return };
+    let ddns = run.path("site/ddns.nix");
+    let text = fs_err::read_to_string(&ddns).unwrap();
+    let secrets = run.path("host-secrets").display().to_string();
+    fs_err::write(
+        &ddns,
+        text.replace(
+            "{ config, ... }:\n\n{",
+            &format!("{{ config, ... }}:\nlet\n  secretDir = \"{secrets}\";\nin\n{{"),
+        )
+        .replace(
+            &format!("\"token:{secrets}/ddns-token\""),
+            "\"token:${secretDir}/ddns-token\"",
+        ),
+    )
+    .unwrap();
+    let report = success(&run.apply(), "apply");
+    assert!(
+        report.contains("a directory of secrets: paths built from it"),
+        "{report}"
+    );
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+}

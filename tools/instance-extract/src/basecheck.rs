@@ -58,6 +58,7 @@ pub fn run(base: &Path, instance_nix: &str, text_files: &[(PathBuf, String)]) ->
             }
         }
     }
+    let built = built_secret_paths(text_files);
     let mut missing = Vec::new();
     let mut reads = Vec::new();
     let files = nixsrc::read_tree(base).unwrap_or_default();
@@ -95,6 +96,18 @@ pub fn run(base: &Path, instance_nix: &str, text_files: &[(PathBuf, String)]) ->
     }
     vec![
         Outcome {
+            name: "base: no path built from a secret directory",
+            ok: built.is_empty(),
+            detail: if built.is_empty() {
+                "no reference to the directories of the sops-nix secrets other than their declared paths".to_owned()
+            } else {
+                format!(
+                    "out-of-band paths in a secret directory: {}",
+                    built.join("; ")
+                )
+            },
+        },
+        Outcome {
             name: "base: no instance fact",
             ok: fact_hits.is_empty(),
             detail: if fact_hits.is_empty() {
@@ -125,6 +138,52 @@ pub fn run(base: &Path, instance_nix: &str, text_files: &[(PathBuf, String)]) ->
             },
         },
     ]
+}
+
+/// References to the directory of a secret that the generated module
+/// declares (`secretDir = "/var/lib/secrets";`, `"/var/lib/secrets/other"`),
+/// other than the declared paths themselves: files there are placed by hand.
+fn built_secret_paths(text_files: &[(PathBuf, String)]) -> Vec<String> {
+    let Some((_, options)) = text_files
+        .iter()
+        .find(|(p, _)| p == Path::new(crate::extract::OPTIONS_MODULE))
+    else {
+        return Vec::new();
+    };
+    let declared: Vec<&str> = options
+        .split("path = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let mut dirs: Vec<&str> = declared
+        .iter()
+        .filter_map(|p| Path::new(p).parent()?.to_str())
+        .filter(|d| d.len() > 1)
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let mut out = Vec::new();
+    for (relative, text) in text_files {
+        if relative.extension().is_none_or(|e| e != "nix")
+            || relative == Path::new(crate::extract::OPTIONS_MODULE)
+        {
+            continue;
+        }
+        for dir in &dirs {
+            for (start, _) in text.match_indices(dir) {
+                let path: String = text[start..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !"\"';$".contains(*c))
+                    .collect();
+                let bounded = path.len() == dir.len() || path[dir.len()..].starts_with('/');
+                if bounded && !declared.contains(&path.as_str()) {
+                    let (line, _) = nixsrc::line_column(text, start);
+                    out.push(format!("{}:{line}: `{path}`", relative.display()));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -425,6 +425,17 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
             }
         }
         for dir in &secret_dirs {
+            // `secretDir = "/var/lib/secrets";` then `"${secretDir}/db.pass"`:
+            // the secret paths are built, not written, and cannot be rewritten.
+            if text.trim_end_matches('/') == *dir {
+                findings.push(Finding {
+                    reason: Some(
+                        "a directory of secrets: paths built from it (`\"${dir}/file\"`) are not rewritten; write the secret paths out so `--secret` finds them"
+                            .to_owned(),
+                    ),
+                    ..new_finding(file, FindingKind::SecretDirectory, at(0, text.len()), text.to_owned(), Context::StringContent)
+                });
+            }
             for (start, _) in text.match_indices(&format!("{dir}/")) {
                 let rest = &text[start..];
                 let path: String = rest
