@@ -970,6 +970,13 @@ fn a_new_history_leaves_no_fact_reachable_in_the_base() {
         b"",
     );
     assert_eq!(history.status.code(), Some(0), "{}", stdout(&history));
+    let verify = run.verify();
+    assert!(
+        stdout(&verify).contains("ok   base: history holds no fact or secret: none of"),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(verify.status.success());
     // A second split over a base whose old history is still kept aside is refused before writing.
     let again = Run::new(&USERS).unwrap();
     git(&again.path(NAME), &["init", "-q"]);
@@ -1154,4 +1161,30 @@ fn a_secret_directory_that_paths_are_built_from_is_reported_and_fails_verify() {
     );
     let verify = run.verify();
     assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+}
+
+#[test]
+fn verify_fails_while_the_base_history_still_names_the_instance() {
+    let Some(run) = Run::new(&TOKENS) else { return };
+    let base = run.path(NAME);
+    git(&base, &["init", "-q"]);
+    git(&base, &["add", "-A"]);
+    git(&base, &["commit", "-q", "-m", "vpn hub"]);
+    success(&run.apply(), "apply");
+    git(&base, &["add", "-A"]);
+    git(&base, &["commit", "-q", "-m", "generic now"]);
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    let report = stdout(&verify);
+    assert!(
+        report.contains(
+            "FAIL base: history holds no fact or secret: reachable in the repository: blob "
+        ),
+        "{report}"
+    );
+    assert!(report.contains("(a secret of the instance)"), "{report}");
+    assert!(
+        !report.contains("Zk4mR8vQ") && !report.contains("$6$"),
+        "{report}"
+    );
 }

@@ -10,6 +10,7 @@ mod evalread;
 mod extract;
 mod facts;
 mod history;
+mod historycheck;
 mod hosts;
 mod inline;
 mod lock;

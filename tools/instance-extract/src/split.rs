@@ -484,6 +484,13 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     }
     if let Some(base) = &args.base {
         checks.extend(verify_base(base, &args.instance)?);
+        if let Some(outcome) = crate::historycheck::check(base, &args.instance, &identities) {
+            checks.push(Check {
+                name: outcome.name.into(),
+                ok: outcome.ok,
+                detail: outcome.detail,
+            });
+        }
     }
     let ok = checks.iter().all(|c| c.ok);
     let stale_lock = args
