@@ -19,13 +19,25 @@ use crate::basecheck::Outcome;
 /// Values shorter than this match by chance (a port, `true`).
 const MIN_SECRET_LEN: usize = 8;
 
-fn scalars(value: &Value, out: &mut Vec<Zeroizing<Vec<u8>>>) {
-    match value {
-        Value::Scalar(scalar) if scalar.text.len() >= MIN_SECRET_LEN => {
-            out.push(Zeroizing::new(scalar.text.as_bytes().to_vec()));
+/// The decrypted values of the leaves that were `ENC[…]` in the file (clear,
+/// MAC-covered facts are not secrets).
+fn secret_leaves(encrypted: &Value, decrypted: &Value, out: &mut Vec<Zeroizing<Vec<u8>>>) {
+    match (encrypted, decrypted) {
+        (Value::Map(e), Value::Map(d)) => {
+            for ((_, ev), (_, dv)) in e.iter().zip(d) {
+                secret_leaves(ev, dv, out);
+            }
         }
-        Value::Map(map) => map.iter().for_each(|(_, v)| scalars(v, out)),
-        Value::List(list) => list.iter().for_each(|v| scalars(v, out)),
+        (Value::List(e), Value::List(d)) => {
+            for (ev, dv) in e.iter().zip(d) {
+                secret_leaves(ev, dv, out);
+            }
+        }
+        (Value::Scalar(e), Value::Scalar(d))
+            if e.text.starts_with("ENC[") && d.text.len() >= MIN_SECRET_LEN =>
+        {
+            out.push(Zeroizing::new(d.text.as_bytes().to_vec()));
+        }
         _ => {}
     }
 }
@@ -44,11 +56,12 @@ fn secret_values(instance: &Path, identities: &Identities) -> Vec<Zeroizing<Vec<
         let Ok(text) = fs_err::read_to_string(&path) else {
             continue;
         };
-        if let Ok(decrypted) =
-            EncryptedFile::parse(&text, format).and_then(|f| f.decrypt(identities))
-        {
-            for (_, value) in &decrypted.tree {
-                scalars(value, &mut out);
+        let Ok(file) = EncryptedFile::parse(&text, format) else {
+            continue;
+        };
+        if let Ok(decrypted) = file.decrypt(identities) {
+            for ((_, encrypted), (_, plain)) in file.tree.iter().zip(&decrypted.tree) {
+                secret_leaves(encrypted, plain, &mut out);
             }
         }
     }
