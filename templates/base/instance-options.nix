@@ -6,6 +6,16 @@
     type = lib.types.str;
     description = "The instance's domain, set by the private instance repo.";
   };
+  options.site.instance.addresses = lib.mkOption {
+    type = lib.types.attrsOf lib.types.str;
+    default = { };
+    description = "The instance's IP addresses, by neutral name.";
+  };
+  options.site.instance.emails = lib.mkOption {
+    type = lib.types.attrsOf lib.types.str;
+    default = { };
+    description = "The instance's e-mail addresses outside its domain, by neutral name.";
+  };
 
   # Secrets that used to be placed on the host by hand, now decrypted by
   # sops-nix from the instance repo to the same paths.

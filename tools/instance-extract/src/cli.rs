@@ -33,8 +33,8 @@ pub struct SplitArgs {
     /// The monolithic flake to make generic (the base repo)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub base: PathBuf,
-    /// The instance's domain, as written in the base
-    #[arg(long, value_name = "D")]
+    /// The instance's domain (a DNS name of two labels or more, matched in any letter case)
+    #[arg(long, value_name = "D", value_parser = parse_domain)]
     pub domain: String,
     /// A secret the host reads from a file placed there by hand: `NAME=HOSTPATH` (repeatable);
     /// `NAME` is the sops-nix key (`a/b` nests)
@@ -46,6 +46,39 @@ pub struct SplitArgs {
     /// The base's entry module, which imports the generated options module
     #[arg(long, value_name = "FILE", default_value = "configuration.nix")]
     pub module: PathBuf,
+}
+
+/// A DNS name of at least two labels, in lower case: labels of letters,
+/// digits and inner hyphens, 63 bytes at most, 253 in all, not all digits at
+/// the end (an IP address is not a domain).
+pub fn parse_domain(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |label: &&str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.is_empty() {
+        return Err("the domain is empty".to_owned());
+    }
+    if labels.len() < 2 {
+        return Err(format!(
+            "`{text}` is a single label; give the instance's domain, e.g. `example.org`"
+        ));
+    }
+    if name.len() > 253
+        || !labels.iter().all(label_ok)
+        || labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("`{text}` is not a DNS name"));
+    }
+    Ok(name)
 }
 
 fn parse_secret(text: &str) -> Result<(String, String), String> {
@@ -82,6 +115,10 @@ pub struct ApplyArgs {
     /// Print the unified diff of every change and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Start the base's git history anew: one commit of the generic tree; the
+    /// monolith's git directory is kept beside the base as `<base>.monolith.git`
+    #[arg(long)]
+    pub new_history: bool,
     #[command(flatten)]
     pub sops: SopsWiringArgs,
 }
@@ -294,4 +331,32 @@ pub struct RecipientArgs {
     /// The host's `ssh-ed25519` public key file (`-` for stdin)
     #[arg(long = "ssh", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
     pub ssh: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_dns_names_in_lower_case() {
+        assert_eq!(
+            parse_domain("CI.Example.NET."),
+            Ok("ci.example.net".to_owned())
+        );
+        for bad in [
+            "",
+            ".",
+            "localhost",
+            "a..b",
+            "-a.b",
+            "a.b-",
+            "a b.c",
+            "203.0.113.7",
+            "a/b.c",
+            "é.org",
+        ] {
+            assert!(parse_domain(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_domain(&format!("{}.org", "a".repeat(64))).is_err());
+    }
 }

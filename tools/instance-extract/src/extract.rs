@@ -14,7 +14,12 @@ use zeroize::Zeroizing;
 use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{Format, Map, Recipient, Scalar, Value};
 
+use crate::evalread;
+use crate::facts::{Facts, Group};
+use crate::hosts::{self, Hosts};
+use crate::inline::{self, InlineSecret};
 use crate::nixsrc::{self, Context, Finding, FindingKind, Needles, NixFile};
+use crate::renames;
 use crate::rewrite::{self, Edit};
 
 /// The module the base gains: the instance option, declared once, and the
@@ -70,12 +75,18 @@ pub enum ExtractError {
     SecretNotText(String),
     #[error(transparent)]
     Sops(#[from] fromgit_sops::SopsError),
+    #[error(transparent)]
+    Accept(#[from] crate::accept::AcceptError),
 }
+
+const EVAL_READ_REASON: &str = "read when the configuration is evaluated: pure evaluation cannot read it, and its value would be copied into the world-readable store; sops-nix decrypts only at activation";
 
 /// Every finding in the base, file by file.
 pub struct Plan {
     pub files: Vec<NixFile>,
     pub findings: Vec<Finding>,
+    /// `(key, name)` of the facts the operator named in `instance-extract.toml`.
+    pub fact_names: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -88,14 +99,60 @@ impl Plan {
             domain: request.domain,
             secrets: request.secrets,
         };
-        let findings = files
+        let config = crate::accept::read(request.base)?;
+        let accepted = config.accept;
+        let mut findings: Vec<Finding> = files
             .iter()
             // The generated module declares where sops-nix puts each secret:
             // those paths are sanctioned there.
             .filter(|file| file.relative != Path::new(OPTIONS_MODULE))
             .flat_map(|file| nixsrc::scan(file, &needles))
             .collect();
-        Ok(Plan { files, findings })
+        for file in &files {
+            if file.relative == Path::new(OPTIONS_MODULE) {
+                continue;
+            }
+            for read in evalread::find(file, request.secrets) {
+                let (line, column) =
+                    nixsrc::line_column(&file.text, usize::from(read.range.start()));
+                findings.push(Finding {
+                    kind: FindingKind::EvalTimeRead,
+                    file: file.relative.clone(),
+                    line,
+                    column,
+                    detail: format!("`{}` of `{}`", read.reader, read.target),
+                    secret: read.secret.clone(),
+                    reason: Some(EVAL_READ_REASON.to_owned()),
+                    accept_key: None,
+                    option: None,
+                    range: read.range,
+                    context: Context::StringContent,
+                });
+            }
+        }
+        findings.sort_by(|a, b| (&a.file, a.range.start()).cmp(&(&b.file, b.range.start())));
+        for finding in &mut findings {
+            let entry = accepted
+                .iter()
+                .find(|entry| finding.accept_key.as_deref() == Some(entry.key.as_str()));
+            if let Some(entry) = entry {
+                finding.kind = FindingKind::Accepted;
+                finding.reason = Some(format!(
+                    "accepted in `{}`: {}",
+                    crate::accept::ACCEPT_FILE,
+                    entry.reason
+                ));
+            }
+        }
+        Ok(Plan {
+            files,
+            findings,
+            fact_names: config
+                .fact
+                .into_iter()
+                .map(|fact| (fact.key, fact.name))
+                .collect(),
+        })
     }
 
     pub fn mentions_domain(&self) -> bool {
@@ -126,6 +183,9 @@ pub struct MovedSecret {
 /// Everything `apply` would do.
 pub struct Changes {
     pub base: Vec<FileChange>,
+    /// Base files named after the instance: `(old, new)`, both absolute.
+    /// The new file is among `base`; the old one is removed last.
+    pub renamed: Vec<(PathBuf, PathBuf)>,
     pub instance: Vec<FileChange>,
     pub rewritten: Vec<Finding>,
     pub moved: Vec<MovedSecret>,
@@ -136,6 +196,8 @@ pub struct Changes {
     pub manual: Vec<String>,
     /// Each moved secret's sops-nix owner, mode and units.
     pub settings: Vec<crate::wiring::SecretSettings>,
+    /// The flake's other hosts, whose modules were left as they are.
+    pub other_hosts: Vec<String>,
 }
 
 /// Computes the base rewrite and the instance repo; writes nothing.
@@ -149,17 +211,70 @@ pub fn changes(
     let mut rewritten = Vec::new();
     let mut left = Vec::new();
     let mut manual = Vec::new();
+    let mut facts = Facts::with_names(plan.fact_names.clone());
+    let mut inline = Vec::new();
     let entry = request.module.to_path_buf();
     if !plan.files.iter().any(|f| f.relative == entry) {
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
     }
+    let hosts = Hosts::new(&plan.files, &entry);
+    let mut renamed = Vec::new();
+    for old in
+        renames::named_files(request.base, request.domain).map_err(nixsrc::SourceError::from)?
+    {
+        let Some(new) = renames::renamed(&old, request.domain) else {
+            continue;
+        };
+        if request.base.join(&new).exists() {
+            return Err(ExtractError::Unrewritable {
+                file: request.base.join(&old),
+                line: 1,
+                reason: format!(
+                    "its name carries the domain, and the generic name `{}` is taken",
+                    new.display()
+                ),
+            });
+        }
+        renamed.push((old, new));
+    }
     for file in &plan.files {
-        let mut edits = finding_edits(request, plan, file, &mut rewritten, &mut left)?;
+        if hosts.others_only.contains(&file.relative) {
+            left.extend(
+                plan.findings
+                    .iter()
+                    .filter(|f| f.file == file.relative)
+                    .map(|f| Finding {
+                        reason: Some("in a file only other hosts use; left as it is".to_owned()),
+                        ..f.clone()
+                    }),
+            );
+            continue;
+        }
+        let mut edits = finding_edits(
+            request,
+            plan,
+            file,
+            &mut Outcome {
+                inline: &mut inline,
+                rewritten: &mut rewritten,
+                left: &mut left,
+                facts: &mut facts,
+            },
+        )?;
+        edits.extend(renames::path_literal_edits(file, request.domain));
         if file.relative == entry {
             edits.extend(import_options_module(file)?);
         }
         if file.relative == Path::new("flake.nix") {
-            edits.extend(wire_flake(file, instance_url, &mut manual));
+            edits.extend(wire_flake(file, &hosts, instance_url, &mut manual));
+        }
+        if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == file.relative) {
+            base.push(FileChange {
+                path: request.base.join(new),
+                before: None,
+                after: rewrite::apply(&file.text, &edits),
+            });
+            continue;
         }
         if !edits.is_empty() {
             let after = rewrite::apply(&file.text, &edits);
@@ -172,6 +287,24 @@ pub fn changes(
             }
         }
     }
+    for (old, new) in &renamed {
+        if old.extension().is_some_and(|e| e == "nix") {
+            continue;
+        }
+        let text = fs_err::read_to_string(request.base.join(old)).map_err(|_| {
+            ExtractError::Unrewritable {
+                file: request.base.join(old),
+                line: 1,
+                reason: "its name carries the domain and it is not text; rename it by hand"
+                    .to_owned(),
+            }
+        })?;
+        base.push(FileChange {
+            path: request.base.join(new),
+            before: None,
+            after: text,
+        });
+    }
     let (settings, notes) = crate::wiring::secret_settings(
         &plan.files,
         &plan.findings,
@@ -180,7 +313,7 @@ pub fn changes(
     );
     manual.extend(notes);
     let options_path = request.base.join(OPTIONS_MODULE);
-    let options_text = options_module(request, &settings);
+    let options_text = options_module(request, &settings, &inline);
     let existing = fs_err::read_to_string(&options_path).ok();
     if existing.as_deref() != Some(options_text.as_str()) {
         base.push(FileChange {
@@ -189,13 +322,31 @@ pub fn changes(
             after: options_text,
         });
     }
-    let (instance, moved) = instance_repo(request, recipients)?;
+    let (instance, moved) = instance_repo(request, recipients, &facts, &inline)?;
+    let mut options = vec![format!("{}.instance.domain", request.name)];
+    for (group, values) in [("addresses", &facts.addresses), ("emails", &facts.emails)] {
+        options.extend(
+            values
+                .iter()
+                .map(|(_, name)| format!("{}.instance.{group}.{name}", request.name)),
+        );
+    }
     Ok(Changes {
         base,
+        renamed: renamed
+            .into_iter()
+            .map(|(old, new)| (request.base.join(old), request.base.join(new)))
+            .collect(),
         instance,
         rewritten,
         moved,
-        options: vec![format!("{}.instance.domain", request.name)],
+        options,
+        other_hosts: hosts
+            .lists
+            .iter()
+            .filter(|l| !l.chosen)
+            .map(|l| l.host.clone())
+            .collect(),
         left,
         manual,
         settings,
@@ -204,12 +355,19 @@ pub fn changes(
 
 /// The edits that rewrite one file's findings over the instance option and
 /// the sops-nix paths; findings left as they are go to `left`.
+/// Where `finding_edits` sorts the findings of a file.
+struct Outcome<'a> {
+    inline: &'a mut Vec<InlineSecret>,
+    rewritten: &'a mut Vec<Finding>,
+    left: &'a mut Vec<Finding>,
+    facts: &'a mut Facts,
+}
+
 fn finding_edits(
     request: &Request<'_>,
     plan: &Plan,
     file: &NixFile,
-    rewritten: &mut Vec<Finding>,
-    left: &mut Vec<Finding>,
+    outcome: &mut Outcome<'_>,
 ) -> Result<Vec<Edit>, ExtractError> {
     let domain_expr = request.domain_expression();
     let findings: Vec<&Finding> = plan
@@ -219,15 +377,48 @@ fn finding_edits(
         .collect();
     let mut edits = Vec::new();
     let mut needs_config = false;
+    let reads = evalread::find(file, request.secrets);
+    if !reads.is_empty() {
+        edits.extend(eval_read_edits(request, file, &reads, &findings, outcome)?);
+        needs_config = true;
+    }
     for finding in &findings {
+        if finding.kind == FindingKind::EvalTimeRead
+            || reads.iter().any(|r| r.range.contains_range(finding.range))
+        {
+            continue;
+        }
         let edit = match (finding.kind, finding.context) {
             (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
+            (FindingKind::IpAddress, Context::Comment) => {
+                Edit::replace(finding.range, "<instance address>")
+            }
+            (FindingKind::ForeignEmail, Context::Comment) => {
+                Edit::replace(finding.range, "<instance e-mail>")
+            }
             (FindingKind::Domain | FindingKind::Email, Context::Uri) => {
-                let uri = &file.text[usize::from(finding.range.start())..usize::from(finding.range.end())];
-                let body = nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
+                let uri = &file.text
+                    [usize::from(finding.range.start())..usize::from(finding.range.end())];
+                let body =
+                    nixsrc::replace_domain(uri, request.domain, &format!("${{{domain_expr}}}"));
                 Edit::replace(finding.range, format!("\"{body}\""))
             }
-            (FindingKind::Domain, Context::WholeString) => Edit::replace(finding.range, domain_expr.clone()),
+            (FindingKind::Domain | FindingKind::Email, context)
+                if hosts::in_description(file, finding.range.start()) =>
+            {
+                // The flake's description is read without evaluation: plain text only.
+                let text = if context == Context::WholeString {
+                    "\"<instance domain>\""
+                } else {
+                    "<instance domain>"
+                };
+                edits.push(Edit::replace(finding.range, text));
+                outcome.rewritten.push((*finding).clone());
+                continue;
+            }
+            (FindingKind::Domain, Context::WholeString) => {
+                Edit::replace(finding.range, domain_expr.clone())
+            }
             (FindingKind::Domain | FindingKind::Email, _) => {
                 refuse_in_let(file, finding)?;
                 Edit::replace(finding.range, format!("${{{domain_expr}}}"))
@@ -236,46 +427,171 @@ fn finding_edits(
                 let name = finding.secret.as_deref().unwrap_or_default();
                 let expression = Request::secret_expression(name);
                 match context {
-                    Context::WholeString | Context::PathLiteral => Edit::replace(finding.range, expression),
+                    Context::WholeString | Context::PathLiteral => {
+                        Edit::replace(finding.range, expression)
+                    }
                     _ => Edit::replace(finding.range, format!("${{{expression}}}")),
                 }
             }
+            (FindingKind::LiteralSecret, _) if inline::plan_move(file, finding).is_some() => {
+                if let Some((moves, secret)) = inline::plan_move(file, finding) {
+                    edits.extend(moves);
+                    outcome.inline.push(secret);
+                }
+                needs_config = true;
+                outcome.rewritten.push((*finding).clone());
+                continue;
+            }
             (FindingKind::LiteralSecret, _) => {
+                let instead = finding
+                    .option
+                    .as_deref()
+                    .and_then(crate::classify::file_option_for)
+                    .map_or_else(
+                        || "move it to a file on the host and pass `--secret NAME=PATH`".to_owned(),
+                        |option| format!("use {option}"),
+                    );
                 return Err(ExtractError::Unrewritable {
                     file: request.base.join(&file.relative),
                     line: finding.line,
                     reason: format!(
-                        "a secret is written into the Nix source ({}); move it to a file on the host and pass `--secret NAME=PATH`",
-                        finding.detail
+                        "a secret is written into the Nix source ({}: {}); {instead}; if it is not secret, accept it in `{}` with key `{}` and a reason",
+                        finding.detail,
+                        finding.reason.as_deref().unwrap_or("looks secret"),
+                        crate::accept::ACCEPT_FILE,
+                        finding.accept_key.as_deref().unwrap_or_default(),
                     ),
-                })
+                });
             }
-            (FindingKind::IpAddress | FindingKind::SecretDirectory, _) => {
-                left.push((*finding).clone());
+            (FindingKind::IpAddress, context) if finding.reason.is_none() => {
+                refuse_in_let(file, finding)?;
+                fact_edit(request, outcome.facts, Group::Address, finding, context)
+            }
+            (FindingKind::ForeignEmail, context) => {
+                refuse_in_let(file, finding)?;
+                fact_edit(request, outcome.facts, Group::Email, finding, context)
+            }
+            (
+                FindingKind::IpAddress
+                | FindingKind::SecretDirectory
+                | FindingKind::PublicValue
+                | FindingKind::Accepted
+                | FindingKind::EvalTimeRead,
+                _,
+            ) => {
+                outcome.left.push((*finding).clone());
                 continue;
             }
         };
-        if finding.kind != FindingKind::Comment {
+        if finding.context != Context::Comment {
             needs_config = true;
         }
         edits.push(edit);
-        rewritten.push((*finding).clone());
+        outcome.rewritten.push((*finding).clone());
     }
     if needs_config {
         match rewrite::ensure_formal(&file.root, "config") {
-            Ok(Some(edit)) => edits.push(edit),
+            Ok(Some(edit)) => {
+                if let Some((caller, line)) = hosts::function_caller(&plan.files, &file.relative) {
+                    return Err(ExtractError::Unrewritable {
+                        file: request.base.join(&file.relative),
+                        line: findings.first().map_or(1, |f| f.line),
+                        reason: format!(
+                            "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: giving it a `config` argument would break that call; pass the instance's values to it from the caller by hand",
+                            caller.display()
+                        ),
+                    });
+                }
+                edits.push(edit);
+            }
             Ok(None) => {}
             Err(()) => {
-                let first = findings.first().map_or(1, |f| f.line);
+                let first = findings
+                    .iter()
+                    .find(|f| {
+                        f.context != Context::Comment
+                            && !hosts::in_description(file, f.range.start())
+                    })
+                    .map_or(1, |f| f.line);
+                let reason = if file.relative == Path::new("flake.nix") {
+                    "the domain is used in `flake.nix` outside `description` (a colmena `deployment.targetHost`, a `specialArgs` value): the flake cannot read a NixOS option; move the value into a module or write it by hand"
+                } else {
+                    "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here"
+                };
                 return Err(ExtractError::Unrewritable {
                     file: request.base.join(&file.relative),
                     line: first,
-                    reason: "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned(),
+                    reason: reason.to_owned(),
                 });
             }
         }
     }
     Ok(edits)
+}
+
+/// The edits that turn each evaluation-time read of a `--secret` into the
+/// option's runtime-file form; any other read refuses the split.
+fn eval_read_edits(
+    request: &Request<'_>,
+    file: &NixFile,
+    reads: &[evalread::EvalRead],
+    findings: &[&Finding],
+    outcome: &mut Outcome<'_>,
+) -> Result<Vec<Edit>, ExtractError> {
+    let mut edits = Vec::new();
+    for read in reads {
+        let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
+        let (Some(name), Some((option_range, form))) = (&read.secret, read.file_form) else {
+            let instead = if read.secret.is_some() {
+                "bind the secret to the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …) by hand"
+            } else {
+                "pass the file with `--secret NAME=PATH` and use the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …)"
+            };
+            return Err(ExtractError::Unrewritable {
+                file: request.base.join(&file.relative),
+                line,
+                reason: format!(
+                    "`{}` of `{}` is {EVAL_READ_REASON}; {instead}",
+                    read.reader, read.target
+                ),
+            });
+        };
+        edits.push(Edit::replace(option_range, form));
+        edits.push(Edit::replace(read.range, Request::secret_expression(name)));
+        if let Some(finding) = findings
+            .iter()
+            .find(|f| f.kind == FindingKind::EvalTimeRead && f.range == read.range)
+        {
+            outcome.rewritten.push(Finding {
+                reason: Some(format!(
+                    "now `{form}` with the sops-nix path, read at activation; check that the service has `{form}`"
+                )),
+                ..(*finding).clone()
+            });
+        }
+    }
+    Ok(edits)
+}
+
+/// The edit that reads an address or e-mail address from its instance
+/// option.
+fn fact_edit(
+    request: &Request<'_>,
+    facts: &mut Facts,
+    group: Group,
+    finding: &Finding,
+    context: Context,
+) -> Edit {
+    let expression = format!(
+        "config.{}.instance.{}",
+        rewrite::attr_name(request.name),
+        facts.name(group, &finding.detail)
+    );
+    if context == Context::WholeString {
+        Edit::replace(finding.range, expression)
+    } else {
+        Edit::replace(finding.range, format!("${{{expression}}}"))
+    }
 }
 
 /// Dynamic attribute names are not allowed in `let` bindings: a domain used
@@ -313,9 +629,10 @@ fn refuse_in_let(file: &NixFile, finding: &Finding) -> Result<(), ExtractError> 
     Ok(())
 }
 
-/// Adds `./instance-options.nix` to the entry module's `imports`.
+/// Adds the options module to the entry module's `imports`, as a path that
+/// resolves from the entry module's own directory.
 fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
-    let element = format!("./{OPTIONS_MODULE}");
+    let element = hosts::path_literal(&file.relative, OPTIONS_MODULE);
     if file.text.contains(&element) {
         return Ok(Vec::new());
     }
@@ -330,6 +647,14 @@ fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
                 lambda.children().last()
             } else {
                 Some(lambda)
+            }
+        })
+        // `let … in { … }`: the set is the body after `in`.
+        .and_then(|body| {
+            if body.kind() == SyntaxKind::NODE_LET_IN {
+                body.children().last()
+            } else {
+                Some(body)
             }
         })
         .filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
@@ -353,7 +678,12 @@ fn import_options_module(file: &NixFile) -> Result<Vec<Edit>, ExtractError> {
 /// Wires the base flake: an `instance` input (and sops-nix when the base does
 /// not use it yet), the formal arguments of `outputs`, and the modules of
 /// each `nixosConfigurations` entry.
-fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> Vec<Edit> {
+fn wire_flake(
+    file: &NixFile,
+    hosts: &Hosts,
+    instance_url: &str,
+    manual: &mut Vec<String>,
+) -> Vec<Edit> {
     let mut edits = Vec::new();
     let Some(top) =
         rewrite::top_expression(&file.root).filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
@@ -438,7 +768,11 @@ fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> V
         else {
             continue;
         };
-        if !in_configurations {
+        let other_host = hosts
+            .lists
+            .iter()
+            .any(|l| !l.chosen && l.list.text_range() == list.text_range());
+        if !in_configurations || other_host {
             continue;
         }
         let text = list.text().to_string();
@@ -459,13 +793,21 @@ fn wire_flake(file: &NixFile, instance_url: &str, manual: &mut Vec<String>) -> V
     edits
 }
 
-fn options_module(request: &Request<'_>, settings: &[crate::wiring::SecretSettings]) -> String {
+fn options_module(
+    request: &Request<'_>,
+    settings: &[crate::wiring::SecretSettings],
+    inline: &[InlineSecret],
+) -> String {
     let name = rewrite::attr_name(request.name);
     let mut text = format!(
         "# Generated by `instance-extract apply`: the instance's facts, declared once.\n\
          # The private instance repo sets them through its `nixosModules.instance`.\n\
          {{ lib, ... }}:\n{{\n  options.{name}.instance.domain = lib.mkOption {{\n    \
-         type = lib.types.str;\n    description = \"The instance's domain, set by the private instance repo.\";\n  }};\n"
+         type = lib.types.str;\n    description = \"The instance's domain, set by the private instance repo.\";\n  }};\n  \
+         options.{name}.instance.addresses = lib.mkOption {{\n    type = lib.types.attrsOf lib.types.str;\n    default = {{ }};\n    \
+         description = \"The instance's IP addresses, by neutral name.\";\n  }};\n  \
+         options.{name}.instance.emails = lib.mkOption {{\n    type = lib.types.attrsOf lib.types.str;\n    default = {{ }};\n    \
+         description = \"The instance's e-mail addresses outside its domain, by neutral name.\";\n  }};\n"
     );
     if !request.secrets.is_empty() {
         text.push_str("\n  # Secrets that used to be placed on the host by hand, now decrypted by\n  # sops-nix from the instance repo to the same paths.\n");
@@ -473,6 +815,46 @@ fn options_module(request: &Request<'_>, settings: &[crate::wiring::SecretSettin
         for (secret, path) in request.secrets {
             let found = settings.iter().find(|s| &s.name == secret);
             let _ = writeln!(text, "{}", crate::wiring::secret_entry(secret, path, found));
+        }
+        text.push_str("  };\n");
+    }
+    if !inline.is_empty() {
+        text.push_str("\n  # Secrets that were written into the Nix source, now in the instance's\n  # sops file; a user's password hash is needed before users exist.\n");
+        for secret in inline {
+            let needed = if secret.needed_for_users {
+                " neededForUsers = true; "
+            } else {
+                " "
+            };
+            let _ = writeln!(
+                text,
+                "  config.sops.secrets.{} = {{{needed}}};",
+                nix_string(&secret.name)
+            );
+        }
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// `instance.nix`: the domain and the other facts, plain data.
+fn instance_facts(domain: &str, facts: &Facts) -> String {
+    let mut text = format!(
+        "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n",
+        nix_string(domain)
+    );
+    for (group, values) in [("addresses", &facts.addresses), ("emails", &facts.emails)] {
+        if values.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "  {group} = {{");
+        for (value, name) in values {
+            let _ = writeln!(
+                text,
+                "    {} = {};",
+                rewrite::attr_name(name),
+                nix_string(value)
+            );
         }
         text.push_str("  };\n");
     }
@@ -484,6 +866,8 @@ fn options_module(request: &Request<'_>, settings: &[crate::wiring::SecretSettin
 fn instance_repo(
     request: &Request<'_>,
     recipients: &[Recipient],
+    facts: &Facts,
+    inline: &[InlineSecret],
 ) -> Result<(Vec<FileChange>, Vec<MovedSecret>), ExtractError> {
     let mut tree: Value = Value::Map(Map::new());
     let mut moved = Vec::new();
@@ -518,15 +902,30 @@ fn instance_repo(
             }),
         );
     }
+    for secret in inline {
+        moved.push(MovedSecret {
+            name: secret.name.clone(),
+            source: format!("inline at {}", secret.location),
+            sha256: hex::encode(Sha256::digest(secret.value.as_bytes())),
+        });
+        let mut key_path = fromgit_sops::KeyPath::default();
+        for part in secret.name.split('/') {
+            key_path.push(fromgit_sops::value::PathStep::Key(part.to_owned()));
+        }
+        tree.set(
+            &key_path,
+            Value::Scalar(Scalar {
+                kind: fromgit_sops::Kind::Str,
+                text: secret.value.clone(),
+            }),
+        );
+    }
     let tree = match tree {
         Value::Map(map) => map,
         _ => Map::new(),
     };
     let mut files = vec![
-        ("instance.nix".to_owned(), format!(
-            "# The instance's facts: plain data, read by `nixosModules.instance`.\n{{\n  domain = {};\n}}\n",
-            nix_string(request.domain)
-        )),
+        ("instance.nix".to_owned(), instance_facts(request.domain, facts)),
         ("flake.nix".to_owned(), crate::wiring::instance_flake(request.name, &request.sops.keys)),
         ("README.md".to_owned(), format!(
             "# Private instance repo\n\nThe instance data of a fromgit base (`{}`): `instance.nix` holds the facts\n\
@@ -552,7 +951,7 @@ fn instance_repo(
             after,
         })
         .collect();
-    if !request.secrets.is_empty() {
+    if !request.secrets.is_empty() || !inline.is_empty() {
         let written = fromgit_sops::encrypt_new(
             Format::Yaml,
             &tree,

@@ -2,9 +2,21 @@
 //! repo and a private instance repo. Its `secrets` subcommands are the
 //! command-line face of the `fromgit-sops` library, compatible with sops.
 
+mod accept;
+mod basecheck;
+pub mod classify;
 pub mod cli;
+mod evalread;
 mod extract;
+mod facts;
+mod history;
+mod historycheck;
+mod hosts;
+mod inline;
+mod lock;
+mod nesting;
 pub mod nixsrc;
+mod renames;
 mod rewrite;
 mod secrets;
 mod sops_check;

@@ -28,6 +28,14 @@ pub enum SourceError {
         column: usize,
         reason: String,
     },
+    #[error("`{path}` line {line}: nested deeper than {limit} levels; refused rather than risk the parser's stack")]
+    TooDeep {
+        path: PathBuf,
+        line: usize,
+        limit: usize,
+    },
+    #[error("`{path}` is a symbolic link to `{target}`, outside the base; `apply` would copy it into the base (replace it with the file itself or drop it)")]
+    SymlinkOutside { path: PathBuf, target: PathBuf },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -42,6 +50,13 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 impl NixFile {
     pub fn parse(base: &Path, relative: PathBuf, text: String) -> Result<Self, SourceError> {
+        if let Some(offset) = crate::nesting::too_deep_at(&text) {
+            return Err(SourceError::TooDeep {
+                path: base.join(&relative),
+                line: line_column(&text, offset).0,
+                limit: crate::nesting::MAX_NESTING,
+            });
+        }
         let parse = rnix::Root::parse(&text);
         if let Some(error) = parse.errors().first() {
             let offset = match error {
@@ -73,7 +88,8 @@ impl NixFile {
 /// directories), parsed, in path order.
 pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
     let mut paths = Vec::new();
-    collect(base, base, &mut paths)?;
+    let root = fs_err::canonicalize(base)?;
+    collect(base, &root, base, &mut paths)?;
     paths.sort();
     paths
         .into_iter()
@@ -84,7 +100,12 @@ pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
         .collect()
 }
 
-fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect(
+    base: &Path,
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), SourceError> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -92,8 +113,16 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
         if name.starts_with('.') || name.starts_with("result") {
             continue;
         }
+        if entry.file_type()?.is_symlink() {
+            let target = fs_err::canonicalize(&path)?;
+            if !target.starts_with(root) {
+                return Err(SourceError::SymlinkOutside { path, target });
+            }
+            // A link within the base: its target is read where it lives.
+            continue;
+        }
         if entry.file_type()?.is_dir() {
-            collect(base, &path, out)?;
+            collect(base, root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "nix") {
             out.push(path.strip_prefix(base).unwrap_or(&path).to_path_buf());
         }
@@ -117,8 +146,19 @@ pub enum FindingKind {
     SecretDirectory,
     /// An IP address literal in a string.
     IpAddress,
+    /// An e-mail address outside the domain (the operator's, the ACME
+    /// account's): an instance fact.
+    ForeignEmail,
     /// A secret written into the Nix source itself.
     LiteralSecret,
+    /// A value that looks like key material but is public (an SSH public
+    /// key, an age recipient, a hash): reported, never a reason to refuse.
+    PublicValue,
+    /// A literal the operator accepted in `instance-extract.toml`.
+    Accepted,
+    /// A secret read while the configuration is evaluated
+    /// (`builtins.readFile`, `import` of a secret file).
+    EvalTimeRead,
 }
 
 /// One place in the base that carries instance data.
@@ -134,6 +174,17 @@ pub struct Finding {
     /// The `--secret` name for secret paths.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Why a literal is judged public or secret, or why a finding is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For literals: `sha256:<hex>` of the value, the key that accepts the
+    /// finding in `instance-extract.toml` (it stops matching when the value
+    /// changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_key: Option<String>,
+    /// The option a literal is bound to (`hashedPassword`), for the hint.
+    #[serde(skip)]
+    pub option: Option<String>,
     #[serde(skip)]
     pub range: TextRange,
     #[serde(skip)]
@@ -167,10 +218,26 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '.'
 }
 
+/// `-1:`, the generation suffix of a Nix signing key's name
+/// (`cache.example.org-1:…`): the domain ends before it.
+fn is_key_name_suffix(rest: &str) -> bool {
+    rest.strip_prefix('-').is_some_and(|r| {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && r[digits..].starts_with(':')
+    })
+}
+
 /// Occurrences of `domain` in `text` on name boundaries: `ci.example.net`
 /// matches `example.net`, `notexample.net` and `example.network` do not.
+/// DNS names are case-insensitive, so the match is too; ASCII lower-casing
+/// keeps every byte offset.
 pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    if domain.is_empty() {
+        return out;
+    }
+    let text = &text.to_ascii_lowercase();
+    let domain = &domain.to_ascii_lowercase();
     let mut from = 0;
     while let Some(found) = text[from..].find(domain) {
         let start = from + found;
@@ -182,6 +249,7 @@ pub fn domain_matches(text: &str, domain: &str) -> Vec<(usize, usize)> {
         let after_ok = text[end..].chars().next().is_none_or(|c| {
             !is_name_char(c)
                 || (c == '.' && !text[end + 1..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+                || is_key_name_suffix(&text[end..])
         });
         if before_ok && after_ok {
             out.push((start, end));
@@ -254,6 +322,9 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 column,
                 detail,
                 secret,
+                reason: None,
+                accept_key: None,
+                option: None,
                 range,
                 context,
             });
@@ -320,8 +391,17 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 _ => (at(start, end), context),
             };
             push(&mut findings, kind, range, name, None, context);
+            if context != Context::Comment && text[start..end] != *needles.domain {
+                if let Some(finding) = findings.last_mut() {
+                    finding.reason = Some(
+                        "written in another letter case; the rewritten value takes the instance domain's case"
+                            .to_owned(),
+                    );
+                }
+            }
         }
         if context == Context::Comment {
+            comment_facts(file, token, needles.domain, &mut findings);
             continue;
         }
         for (name, path) in needles.secrets {
@@ -345,6 +425,17 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
             }
         }
         for dir in &secret_dirs {
+            // `secretDir = "/var/lib/secrets";` then `"${secretDir}/db.pass"`:
+            // the secret paths are built, not written, and cannot be rewritten.
+            if text.trim_end_matches('/') == *dir {
+                findings.push(Finding {
+                    reason: Some(
+                        "a directory of secrets: paths built from it (`\"${dir}/file\"`) are not rewritten; write the secret paths out so `--secret` finds them"
+                            .to_owned(),
+                    ),
+                    ..new_finding(file, FindingKind::SecretDirectory, at(0, text.len()), text.to_owned(), Context::StringContent)
+                });
+            }
             for (start, _) in text.match_indices(&format!("{dir}/")) {
                 let rest = &text[start..];
                 let path: String = rest
@@ -363,29 +454,130 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
                 }
             }
         }
-        for (start, end, detail) in ip_addresses(text) {
-            push(
-                &mut findings,
-                FindingKind::IpAddress,
-                at(start, end),
-                detail,
-                None,
-                Context::StringContent,
-            );
-        }
-        for (start, end, detail) in literal_secrets(text) {
-            push(
-                &mut findings,
-                FindingKind::LiteralSecret,
-                at(start, end),
-                detail,
-                None,
-                Context::StringContent,
-            );
-        }
+        facts_and_literals(file, token, whole_string, needles.domain, &mut findings);
     }
     findings.sort_by_key(|f| (f.range.start(), f.kind as u8));
     findings
+}
+
+/// A finding at `range` of `file`, with its line and column.
+fn new_finding(
+    file: &NixFile,
+    kind: FindingKind,
+    range: TextRange,
+    detail: String,
+    context: Context,
+) -> Finding {
+    let (line, column) = line_column(&file.text, usize::from(range.start()));
+    Finding {
+        kind,
+        file: file.relative.clone(),
+        line,
+        column,
+        detail,
+        secret: None,
+        reason: None,
+        accept_key: None,
+        option: None,
+        range,
+        context,
+    }
+}
+
+/// Public addresses and foreign e-mail addresses in a comment; private
+/// addresses identify nothing and stay.
+fn comment_facts(
+    file: &NixFile,
+    token: &rnix::SyntaxToken,
+    domain: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let text = token.text();
+    let base = usize::from(token.text_range().start());
+    let mut push = |kind, start: usize, end: usize, detail: String| {
+        let range = TextRange::new(
+            u32::try_from(base + start).unwrap_or(u32::MAX).into(),
+            u32::try_from(base + end).unwrap_or(u32::MAX).into(),
+        );
+        findings.push(Finding {
+            accept_key: Some(accept_key(&detail)),
+            ..new_finding(file, kind, range, detail, Context::Comment)
+        });
+    };
+    for address in crate::facts::addresses(text) {
+        if address.left_because.is_none() {
+            push(
+                FindingKind::IpAddress,
+                address.start,
+                address.end,
+                address.text,
+            );
+        }
+    }
+    for (start, end, email) in crate::facts::foreign_emails(text, domain) {
+        push(FindingKind::ForeignEmail, start, end, email);
+    }
+}
+
+/// IP addresses, e-mail addresses outside the domain and key material in
+/// one string part.
+fn facts_and_literals(
+    file: &NixFile,
+    token: &rnix::SyntaxToken,
+    whole_string: Option<TextRange>,
+    domain: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let text = token.text();
+    let base = usize::from(token.text_range().start());
+    let at = |start: usize, end: usize| {
+        TextRange::new(
+            u32::try_from(base + start).unwrap_or(u32::MAX).into(),
+            u32::try_from(base + end).unwrap_or(u32::MAX).into(),
+        )
+    };
+    let whole = |start: usize, end: usize| match whole_string {
+        Some(range) if start == 0 && end == text.len() => (range, Context::WholeString),
+        _ => (at(start, end), Context::StringContent),
+    };
+    let option = binding_option(token);
+    // `version = "1.2.3.4"` is a version, not an address.
+    let is_version = option
+        .as_deref()
+        .is_some_and(|o| o.to_ascii_lowercase().contains("version"));
+    for address in crate::facts::addresses(text) {
+        if is_version {
+            continue;
+        }
+        let (range, context) = whole(address.start, address.end);
+        findings.push(Finding {
+            reason: address.left_because.map(str::to_owned),
+            accept_key: Some(accept_key(&address.text)),
+            ..new_finding(file, FindingKind::IpAddress, range, address.text, context)
+        });
+    }
+    for (start, end, email) in crate::facts::foreign_emails(text, domain) {
+        let (range, context) = whole(start, end);
+        findings.push(Finding {
+            accept_key: Some(accept_key(&email)),
+            ..new_finding(file, FindingKind::ForeignEmail, range, email, context)
+        });
+    }
+    for literal in literals(text, option.as_deref(), whole_string.is_some()) {
+        let range = at(literal.start, literal.end);
+        findings.push(Finding {
+            reason: Some(literal.reason),
+            accept_key: Some(accept_key(&text[literal.start..literal.end])),
+            option: option.clone(),
+            ..new_finding(
+                file,
+                literal.kind,
+                range,
+                literal.detail,
+                Context::StringContent,
+            )
+        });
+    }
 }
 
 /// The range of the whole string node (quotes included) when `token` is its
@@ -411,21 +603,96 @@ fn whole_string_range(token: &rnix::SyntaxToken) -> Option<TextRange> {
     (parts == 1 && !is_attribute_name).then(|| parent.text_range())
 }
 
-static IPV4: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").ok()
-});
+/// The acceptance key of a literal value: its SHA-256, never the value.
+pub fn accept_key(value: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    )
+}
 
-fn ip_addresses(text: &str) -> Vec<(usize, usize, String)> {
-    let Some(v4) = IPV4.as_ref() else {
-        return Vec::new();
+/// The last attribute name of the binding whose value holds `token`
+/// (`users.users.alice.hashedPassword = "…"` → `hashedPassword`), when the
+/// token is in its value, not its name.
+fn binding_option(token: &rnix::SyntaxToken) -> Option<String> {
+    let binding = token
+        .parent_ancestors()
+        .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)?;
+    let path = binding
+        .children()
+        .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH)?;
+    if path.text_range().contains_range(token.text_range()) {
+        return None;
+    }
+    let last = path.children().last()?;
+    Some(last.text().to_string().trim_matches('"').to_owned())
+}
+
+/// A literal that looks like key material, with its verdict.
+struct Literal {
+    kind: FindingKind,
+    start: usize,
+    end: usize,
+    /// Shape and length only, never the value.
+    detail: String,
+    reason: String,
+}
+
+/// Key material in one string part: PEM private keys, password hashes,
+/// values of secret-named options, and long high-entropy words, each judged
+/// public or secret by [`crate::classify`].
+fn literals(text: &str, option: Option<&str>, whole: bool) -> Vec<Literal> {
+    use crate::classify::{self, Verdict};
+    let secret = |start, end, detail: String, reason: String| Literal {
+        kind: FindingKind::LiteralSecret,
+        start,
+        end,
+        detail,
+        reason,
     };
-    v4.find_iter(text)
-        .filter(|m| {
-            // Version strings like `1.2.3.4-beta` and loopback/any are not instance facts.
-            !matches!(m.as_str(), "127.0.0.1" | "0.0.0.0")
-                && !text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    let trimmed = text.trim();
+    if classify::is_crypt_hash(trimmed) {
+        let start = text.len() - text.trim_start().len();
+        return vec![secret(
+            start,
+            start + trimmed.len(),
+            format!("password hash ({} chars)", trimmed.len()),
+            "a crypt(3) password hash".to_owned(),
+        )];
+    }
+    let shaped = literal_secrets(text);
+    if whole && shaped.is_empty() {
+        if let Some(Verdict::Secret(reason)) =
+            option.and_then(|o| classify::secret_by_option(o, text))
+        {
+            return vec![secret(
+                0,
+                text.len(),
+                format!("inline value ({} chars)", text.len()),
+                reason,
+            )];
+        }
+    }
+    shaped
+        .into_iter()
+        .map(|(start, end, detail)| {
+            let verdict = if detail.starts_with("high-entropy") {
+                classify::classify(&text[start..end], &text[..start], option)
+            } else {
+                Verdict::Secret(detail.clone())
+            };
+            match verdict {
+                Verdict::Public(reason) => Literal {
+                    kind: FindingKind::PublicValue,
+                    start,
+                    end,
+                    detail: format!("public value ({} chars)", end - start),
+                    reason,
+                },
+                Verdict::Secret(reason) => secret(start, end, detail, reason),
+            }
         })
-        .map(|m| (m.start(), m.end(), m.as_str().to_owned()))
         .collect()
 }
 
@@ -458,6 +725,7 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
                 format!("age secret key ({} chars)", word.len()),
             ));
         } else if word.len() >= 32
+            && !is_name_path(word)
             && shannon_entropy(word) >= 4.0
             && !word.starts_with('/')
             && !word.contains('.')
@@ -470,6 +738,19 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
         }
     }
     out
+}
+
+/// `networking/wireguard/interfaces/wg0/privateKey`: a path of names (a
+/// sops-nix secret name), long but not random. Random base64 has many
+/// capitals and digits in each segment.
+fn is_name_path(word: &str) -> bool {
+    word.matches('/').count() >= 2
+        && word.split('/').all(|segment| {
+            segment.len() <= 32
+                && segment.bytes().filter(u8::is_ascii_uppercase).count() <= 2
+                && segment.bytes().filter(u8::is_ascii_digit).count() <= 3
+                && !segment.contains(['+', '='])
+        })
 }
 
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -511,6 +792,12 @@ mod tests {
             .map(|(s, e)| &text[s..e])
             .collect();
         assert_eq!(found.len(), 4, "{found:?}");
+        assert!(is_name_path(
+            "networking/wireguard/interfaces/wg0/privateKey"
+        ));
+        assert!(!is_name_path(
+            "Nt1n1igEsHK/DWteidQMRAJmjpUgvmpmjUfUeE/DGGs="
+        ));
     }
 
     #[test]
@@ -529,6 +816,7 @@ let host = "drone.example.net"; in {
   other = "/var/lib/certs/live/chain.pem";
   token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
   ip = "203.0.113.7";
+  version = "1.2.3.4";
 }
 "#;
         let file = NixFile::parse(Path::new("."), "m.nix".into(), text.to_owned()).expect("parses");

@@ -60,8 +60,19 @@ fn finding_line(finding: &Finding) -> String {
         .secret
         .as_deref()
         .map_or_else(String::new, |s| format!(" (secret `{s}`)"));
+    let reason = finding
+        .reason
+        .as_deref()
+        .map_or_else(String::new, |r| format!(" — {r}"));
+    let key = match (finding.kind, &finding.accept_key) {
+        (FindingKind::LiteralSecret, Some(key)) => format!(" [accept key `{key}`]"),
+        (FindingKind::IpAddress | FindingKind::ForeignEmail, Some(key)) => {
+            format!(" [key `{key}`]")
+        }
+        _ => String::new(),
+    };
     format!(
-        "{}:{}:{}: {kind}: {}{secret}\n",
+        "{}:{}:{}: {kind}: {}{secret}{reason}{key}\n",
         finding.file.display(),
         finding.line,
         finding.column,
@@ -138,6 +149,9 @@ struct ApplyReport<'a> {
     sops_settings: &'a [crate::wiring::SecretSettings],
     left_as_is: &'a [Finding],
     manual: &'a [String],
+    other_hosts: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_history: Option<&'a str>,
     files: Vec<String>,
 }
 
@@ -163,10 +177,11 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     let plan = read_plan(&request)?;
     let instance_exists = args.instance.exists();
     let nothing_left = plan.findings.iter().all(|f| {
-        matches!(
-            f.kind,
-            FindingKind::IpAddress | FindingKind::SecretDirectory
-        )
+        (f.kind == FindingKind::IpAddress && f.reason.is_some())
+            || matches!(
+                f.kind,
+                FindingKind::SecretDirectory | FindingKind::PublicValue | FindingKind::Accepted
+            )
     });
     if nothing_left && instance_exists && is_our_instance(&args.instance, &args.split.domain) {
         fromgit_cli::write_stdout(
@@ -196,8 +211,8 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     if recipients.is_empty() {
         bail!("no recipient for the instance secrets\nhint: pass `--recipient AGE1…` (the bootstrap key) and `--recipient-ssh HOST_KEY.pub`");
     }
-    let changes =
-        extract::changes(&request, &plan, &recipients, &args.instance_url).with_context(|| {
+    let mut changes = extract::changes(&request, &plan, &recipients, &args.instance_url)
+        .with_context(|| {
             format!(
                 "Failed to plan the split of `{}`",
                 args.split.base.display()
@@ -205,6 +220,9 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         })?;
     if args.dry_run {
         let mut text = String::new();
+        for (old, new) in &changes.renamed {
+            let _ = writeln!(text, "rename `{}` → `{}`", old.display(), new.display());
+        }
         for change in changes.base.iter().chain(&changes.instance) {
             let path = if change.path.is_absolute() || change.path.starts_with(&args.split.base) {
                 change.path.clone()
@@ -220,8 +238,36 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         fromgit_cli::write_stdout(text.as_bytes())?;
         return Ok(ExitStatus::Success);
     }
+    if args.new_history {
+        crate::history::check(&args.split.base)?;
+    }
     write_all(&changes, &args.instance)?;
-    report_apply(global, args, &changes)?;
+    let (stale, why) = crate::lock::try_lock(&args.split.base);
+    if !stale.is_empty() {
+        changes.manual.push(format!(
+            "flake.lock is stale: it does not lock {}; run `nix flake lock` in `{}` (`verify` calls the base unproven until then){}",
+            stale.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+            args.split.base.display(),
+            why.map_or_else(String::new, |why| format!("; {why}"))
+        ));
+    }
+    let history = if args.new_history {
+        let (commit, kept) = crate::history::restart(&args.split.base)
+            .context("The split is written, but the new history could not be made")?;
+        let kept = kept.map_or_else(String::new, |k| {
+            format!(
+                "; the monolith's history is kept in `{}` (it names the instance: keep it private)",
+                k.display()
+            )
+        });
+        Some(format!(
+            "`{}` starts a new git history: one commit, {commit}{kept}",
+            args.split.base.display()
+        ))
+    } else {
+        None
+    };
+    report_apply(global, args, &changes, history.as_deref())?;
     Ok(ExitStatus::Success)
 }
 
@@ -239,7 +285,12 @@ fn unified_diff(path: &Path, before: Option<&str>, after: &str) -> String {
         .to_string()
 }
 
-fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> anyhow::Result<()> {
+fn report_apply(
+    global: &GlobalArgs,
+    args: &ApplyArgs,
+    changes: &Changes,
+    history: Option<&str>,
+) -> anyhow::Result<()> {
     let files: Vec<String> = changes
         .base
         .iter()
@@ -263,6 +314,8 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             sops_settings: &changes.settings,
             left_as_is: &changes.left,
             manual: &changes.manual,
+            other_hosts: &changes.other_hosts,
+            new_history: history,
             files,
         })
         .map_err(Into::into);
@@ -296,6 +349,22 @@ fn report_apply(global: &GlobalArgs, args: &ApplyArgs, changes: &Changes) -> any
             text.push_str(&finding_line(finding));
         }
     }
+    if !changes.renamed.is_empty() {
+        let _ = writeln!(text, "\nRenamed (the name carried the domain):");
+        for (old, new) in &changes.renamed {
+            let _ = writeln!(text, "- `{}` → `{}`", old.display(), new.display());
+        }
+    }
+    if !changes.other_hosts.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nOther hosts of the flake, left as they are: {}",
+            changes.other_hosts.join(", ")
+        );
+    }
+    if let Some(history) = history {
+        let _ = writeln!(text, "\nNew history: {history}");
+    }
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
     }
@@ -309,6 +378,7 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
     let mut staged = Vec::new();
     for change in &changes.base {
         let dir = change.path.parent().unwrap_or(Path::new("."));
+        fs_err::create_dir_all(dir)?;
         let mut temp = tempfile::Builder::new()
             .prefix(".fromgit-")
             .tempfile_in(dir)
@@ -323,6 +393,11 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
                 .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         }
         staged.push((temp, change));
+    }
+    for (_, new) in &changes.renamed {
+        if let Some(dir) = new.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
     }
     // Assemble the instance repo in a temporary sibling directory.
     let absolute = std::path::absolute(instance)?;
@@ -363,6 +438,18 @@ fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
         }
         done.push(change);
     }
+    // Last, the files whose names carried the domain, and the directories
+    // they leave empty.
+    for (old, _) in &changes.renamed {
+        fs_err::remove_file(old)?;
+        let mut dir = old.parent();
+        while let Some(parent) = dir {
+            if fs_err::remove_dir(parent).is_err() {
+                break;
+            }
+            dir = parent.parent();
+        }
+    }
     Ok(())
 }
 
@@ -391,6 +478,9 @@ struct VerifyReport<'a> {
     checks: &'a [Check],
     #[serde(skip_serializing_if = "Option::is_none")]
     unproven: Option<&'a str>,
+    /// Inputs the base's `flake.lock` does not lock: exit 3 (unproven).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stale_lock: &'a [String],
 }
 
 pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
@@ -450,8 +540,20 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             }
             crate::sops_check::Outcome::Unproven(why) => unproven = Some(why),
         }
+        if let Some(outcome) = crate::historycheck::check(base, &args.instance, &identities) {
+            checks.push(Check {
+                name: outcome.name.into(),
+                ok: outcome.ok,
+                detail: outcome.detail,
+            });
+        }
     }
     let ok = checks.iter().all(|c| c.ok);
+    let stale_lock = args
+        .base
+        .as_deref()
+        .map(crate::lock::stale_inputs)
+        .unwrap_or_default();
     if global.json {
         fromgit_cli::write_json(&VerifyReport {
             schema_version: 1,
@@ -459,9 +561,17 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             ok,
             checks: &checks,
             unproven: unproven.as_deref(),
+            stale_lock: &stale_lock,
         })?;
     } else {
         let mut text = String::new();
+        if !stale_lock.is_empty() {
+            let _ = writeln!(
+                text,
+                "UNPROVEN base: flake.lock does not lock {}: the inputs would be locked at the first build; run `nix flake lock`",
+                stale_lock.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
         for check in &checks {
             let _ = writeln!(
                 text,
@@ -477,18 +587,24 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         let _ = writeln!(
             text,
             "{}",
-            match (ok, &unproven) {
-                (true, None) => "the bootstrap identity is the only secret outside git",
-                (true, Some(_)) => "unproven: the sops-nix checks did not run",
-                (false, _) => "not proven: see the failures above",
+            if !ok {
+                "not proven: see the failures above"
+            } else if unproven.is_some() {
+                "unproven: the sops-nix checks did not run"
+            } else if !stale_lock.is_empty() {
+                "unproven: the base's lock is stale"
+            } else {
+                "the bootstrap identity is the only secret outside git"
             }
         );
         fromgit_cli::write_stdout(text.as_bytes())?;
     }
-    Ok(match (ok, unproven) {
-        (false, _) => ExitStatus::Failure,
-        (true, Some(_)) => ExitStatus::Unproven,
-        (true, None) => ExitStatus::Success,
+    Ok(if !ok {
+        ExitStatus::Failure
+    } else if unproven.is_some() || !stale_lock.is_empty() {
+        ExitStatus::Unproven
+    } else {
+        ExitStatus::Success
     })
 }
 
@@ -604,7 +720,7 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
             }
         }
     }
-    Ok(vec![
+    let mut checks = vec![
         Check {
             name: "base: no instance domain".into(),
             ok: domain_hits.is_empty(),
@@ -626,7 +742,17 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
                 )
             },
         },
-    ])
+    ];
+    checks.extend(
+        crate::basecheck::run(base, &instance_nix, &text_files)
+            .into_iter()
+            .map(|outcome| Check {
+                name: outcome.name.into(),
+                ok: outcome.ok,
+                detail: outcome.detail,
+            }),
+    );
+    Ok(checks)
 }
 
 fn collect_text_files(
