@@ -79,8 +79,7 @@ pub fn run(base: &Path, instance_nix: &str, text_files: &[(PathBuf, String)]) ->
             }
             let target = base.join(dir).join(node.text().to_string());
             if !target.exists() {
-                let (line, _) =
-                    nixsrc::line_column(&file.text, usize::from(node.text_range().start()));
+                let (line, _) = file.line_column(usize::from(node.text_range().start()));
                 missing.push(format!(
                     "{}:{line}: `{}`",
                     file.relative.display(),
@@ -89,7 +88,7 @@ pub fn run(base: &Path, instance_nix: &str, text_files: &[(PathBuf, String)]) ->
             }
         }
         for read in crate::evalread::find(file, &[]) {
-            let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
+            let (line, _) = file.line_column(usize::from(read.range.start()));
             reads.push(format!(
                 "{}:{line}: `{}` of `{}`",
                 file.relative.display(),

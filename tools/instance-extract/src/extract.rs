@@ -113,8 +113,7 @@ impl Plan {
                 continue;
             }
             for read in evalread::find(file, request.secrets) {
-                let (line, column) =
-                    nixsrc::line_column(&file.text, usize::from(read.range.start()));
+                let (line, column) = file.line_column(usize::from(read.range.start()));
                 findings.push(Finding {
                     kind: FindingKind::EvalTimeRead,
                     file: file.relative.clone(),
@@ -540,7 +539,7 @@ fn eval_read_edits(
 ) -> Result<Vec<Edit>, ExtractError> {
     let mut edits = Vec::new();
     for read in reads {
-        let (line, _) = nixsrc::line_column(&file.text, usize::from(read.range.start()));
+        let (line, _) = file.line_column(usize::from(read.range.start()));
         let (Some(name), Some((option_range, form))) = (&read.secret, read.file_form) else {
             let instead = if read.secret.is_some() {
                 "bind the secret to the option's runtime-file form (`passwordFile`, `environmentFile`, `LoadCredential`, …) by hand"

@@ -177,9 +177,7 @@ pub fn function_caller(files: &[NixFile], target: &Path) -> Option<(PathBuf, usi
                     })
             })
             .map(|call| {
-                let line =
-                    crate::nixsrc::line_column(&file.text, usize::from(call.text_range().start()))
-                        .0;
+                let line = file.line_column(usize::from(call.text_range().start())).0;
                 (file.relative.clone(), line)
             })
     })

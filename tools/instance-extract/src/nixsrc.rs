@@ -16,6 +16,10 @@ pub struct NixFile {
     pub relative: PathBuf,
     pub text: String,
     pub root: SyntaxNode,
+    /// Byte offset where each line starts: a position is a binary search,
+    /// not a count of the newlines before it (a file with tens of thousands
+    /// of findings made that quadratic).
+    line_starts: Vec<usize>,
 }
 
 /// Why the base could not be read.
@@ -76,11 +80,28 @@ impl NixFile {
             });
         }
         let root = parse.syntax();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .collect();
         Ok(NixFile {
             relative,
             text,
             root,
+            line_starts,
         })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(0, |l| l.chars().count())
+            + 1;
+        (line, column)
     }
 }
 
@@ -314,7 +335,7 @@ pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {
     secret_dirs.dedup();
     let push =
         |findings: &mut Vec<Finding>, kind, range: TextRange, detail: String, secret, context| {
-            let (line, column) = line_column(&file.text, usize::from(range.start()));
+            let (line, column) = file.line_column(usize::from(range.start()));
             findings.push(Finding {
                 kind,
                 file: file.relative.clone(),
@@ -468,7 +489,7 @@ fn new_finding(
     detail: String,
     context: Context,
 ) -> Finding {
-    let (line, column) = line_column(&file.text, usize::from(range.start()));
+    let (line, column) = file.line_column(usize::from(range.start()));
     Finding {
         kind,
         file: file.relative.clone(),
@@ -782,6 +803,20 @@ fn shannon_entropy(word: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn positions_from_the_line_index_equal_counted_ones() {
+        let text = "{ a = \"é.example.net\";\n\n  b = ''\n    x\n  '';\n}\n";
+        let file = NixFile::parse(Path::new("."), "f.nix".into(), text.to_owned()).expect("parses");
+        for offset in (0..=text.len()).filter(|o| text.is_char_boundary(*o)) {
+            assert_eq!(
+                file.line_column(offset),
+                line_column(text, offset),
+                "offset {offset}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
