@@ -1903,9 +1903,17 @@ fn vm_prove_plan_accepts_the_documented_nixos_configuration() {
         plan.contains("A run would be refused before any change."),
         "{plan}"
     );
+    let runbook = fs_err::read_to_string(repository_runbook()).unwrap();
+    let switch_line = runbook
+        .lines()
+        .position(|l| l.contains("name=switch "))
+        .expect("docs/install.md has a `switch` block")
+        + 1;
+    let switch_step =
+        format!("run block `switch` (line {switch_line}, timeout 3600 s); needs NixOS");
     for step in [
         "create virtual-machine `vmprove-<run id>` from image `nixos-25.11` with limits.memory=4GiB",
-        "run block `switch` (line 73, timeout 3600 s); needs NixOS",
+        switch_step.as_str(),
         "run block `check-secrets`",
         "check: sops-nix secret `tls/key` at `/run/secrets/tls/key`",
         "check: sops-nix secret `webhook/hmac`",
