@@ -1,6 +1,6 @@
 //! Command-line surface of `leak-scan`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 #[command(
     name = "leak-scan",
     version,
-    args_conflicts_with_subcommands = true,
+    subcommand_precedence_over_arg = true,
     after_help = fromgit_cli::PROOF_EXIT_CODES_HELP
 )]
 pub struct Cli {
@@ -72,7 +72,7 @@ pub struct ScanArgs {
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub output: Option<PathBuf>,
     /// Skip (and count) blobs larger than this many bytes; any skip makes the run unproven
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_SIZE)]
     pub max_size: u64,
     /// Ignore and do not update the clean-object cache in `.git/leak-scan/`
     #[arg(long)]
@@ -81,6 +81,36 @@ pub struct ScanArgs {
     #[arg(long)]
     pub fail_unused_suppressions: bool,
 }
+
+impl ScanArgs {
+    /// The scan-mode flags given on the command line (or differing from
+    /// their defaults), for a command that is not a scan: subcommands take
+    /// precedence over the `DIR` argument, so `leak-scan -v rules` lists the
+    /// rules, and a scan flag given with a command is an error, not ignored.
+    /// `--rules` and `--format` also shape `leak-scan rules`.
+    pub fn scan_flags_given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        for (set, flag) in [
+            (self.dir != Path::new("."), "DIR"),
+            (self.staged, "--staged"),
+            (self.history, "--history"),
+            (self.since.is_some(), "--since"),
+            (self.suppressions.is_some(), "--suppressions"),
+            (self.output.is_some(), "--output"),
+            (self.max_size != DEFAULT_MAX_SIZE, "--max-size"),
+            (self.no_cache, "--no-cache"),
+            (self.fail_unused_suppressions, "--fail-unused-suppressions"),
+        ] {
+            if set {
+                given.push(flag);
+            }
+        }
+        given
+    }
+}
+
+/// `--max-size`'s default: 64 MiB.
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 
 #[derive(Args, Debug)]
 pub struct EnrollArgs {

@@ -39,6 +39,19 @@ pub const SUPPRESSIONS_FILE: &str = ".leak-scan.toml";
 
 /// Runs one command; errors become exit code 2 in `main`.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
+    if let Some(command) = &cli.command {
+        let name = match command {
+            Command::Enroll(_) => "enroll",
+            Command::Rules => "rules",
+        };
+        let stray = cli.scan.scan_flags_given();
+        if !stray.is_empty() {
+            anyhow::bail!(
+                "{} applies to a scan, not to `leak-scan {name}`",
+                stray.join(", ")
+            );
+        }
+    }
     match &cli.command {
         Some(Command::Enroll(args)) => enroll_command(args, &cli.global),
         Some(Command::Rules) => rules_command(&cli.scan, &cli.global),

@@ -12,11 +12,12 @@ use zeroize::Zeroizing;
 
 use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT, SOPS_UNPARSABLE};
 
-/// The deepest nesting handed to the sops reader: the real sops refuses
-/// deeper YAML ("exceeded max depth of 10000"), and a recursive reader given
-/// a hostile file nested 20,000 levels would overflow its stack and abort
-/// the whole scan.
-pub const MAX_DEPTH: usize = 10_000;
+/// The deepest nesting handed to the sops reader: fromgit-sops' own limit
+/// (deeper files it refuses, and they are reported as unreadable here, never
+/// clean). The count on the event stream comes first because a recursive
+/// reader given a hostile file nested 20,000 levels would overflow its stack
+/// and abort the whole scan.
+pub const MAX_DEPTH: usize = fromgit_sops::value::MAX_DEPTH;
 
 /// Nesting up to this depth is read on the calling thread (a scan worker's
 /// stack); deeper files get a thread whose stack is sized for their depth.

@@ -593,3 +593,18 @@ fn a_damaged_pack_is_unproven_never_clean() {
         );
     }
 }
+
+#[test]
+fn a_command_after_global_flags_is_a_command_and_scan_flags_with_it_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = leak_scan(dir.path(), &["-v", "rules"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains("age-secret-key"));
+    let stray = leak_scan(dir.path(), &["--history", "rules"]);
+    assert_eq!(stray.status.code(), Some(2));
+    assert!(
+        text(&stray.stderr).contains("--history applies to a scan, not to `leak-scan rules`"),
+        "{}",
+        text(&stray.stderr)
+    );
+}
