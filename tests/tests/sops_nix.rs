@@ -950,6 +950,6 @@ fn the_stand_in_matches_the_real_sops_nix_module() {
         b"",
     );
     let summary = success(&output, "tests/sops-nix-conformance");
-    assert_eq!(summary.lines().count(), 7, "{summary}");
+    assert_eq!(summary.lines().count(), 14, "{summary}");
     assert!(summary.lines().all(|l| l.contains(": same |")), "{summary}");
 }
