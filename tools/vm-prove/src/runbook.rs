@@ -275,6 +275,7 @@ mod tests {
                 "check-key",
                 "clone-base",
                 "clone-instance",
+                "check-decrypt",
                 "switch",
                 "check-secrets",
                 "check-failed-units"
