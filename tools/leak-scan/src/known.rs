@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::engine::{INSTANCE_ADDRESS, INSTANCE_DOMAIN, INSTANCE_EMAIL, INSTANCE_SECRET};
+use crate::rules::{INSTANCE_ADDRESS, INSTANCE_DOMAIN, INSTANCE_EMAIL, INSTANCE_SECRET};
 
 pub const FORMAT: &str = "leak-scan-fingerprints";
 pub const ALGORITHM: &str = "hmac-sha256-128";
