@@ -9,7 +9,7 @@ use fromgit_nix::names;
 use fromgit_nix::store_path;
 use serde::Serialize;
 
-use crate::input::Side;
+use crate::side::Side;
 
 /// A path present on one side only.
 #[derive(Debug, Clone, Serialize)]

@@ -10,6 +10,7 @@ pub mod input;
 pub mod render;
 pub mod report;
 pub mod rootcause;
+pub mod side;
 pub mod snapshot;
 pub mod ssh;
 pub mod verify;
@@ -121,8 +122,8 @@ pub fn compare_report(args: &CompareArgs) -> Result<report::Report> {
 /// deep, so it gets a large stack.
 fn spawn_walk<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
-    old: &'env input::Side,
-    new: &'env input::Side,
+    old: &'env side::Side,
+    new: &'env side::Side,
     patterns: &'env [String],
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<rootcause::RootCause>>> {
     std::thread::Builder::new()

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::cli::Level;
 use crate::compare::{ChangeKind, PackageChange, PathDiff, Totals};
-use crate::input::{Side, Source};
 use crate::rootcause::RootCause;
+use crate::side::{Side, Source};
 use crate::verify::DiskCheck;
 
 /// The JSON schema version of the report.

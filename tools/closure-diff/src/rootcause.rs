@@ -14,7 +14,7 @@ use fromgit_nix::store_path;
 use serde::Serialize;
 
 use crate::compare::matching_pattern;
-use crate::input::Side;
+use crate::side::Side;
 
 /// A value that differs between the two recipes.
 #[derive(Debug, Clone, Serialize)]

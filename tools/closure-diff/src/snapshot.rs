@@ -10,7 +10,7 @@ use fromgit_nix::store_path;
 use fromgit_nix::Sha256Hash;
 use serde_json::{json, Value};
 
-use crate::input::{Drvs, Side, Source};
+use crate::side::{Drvs, Side, Source};
 
 /// The `schema` value of snapshot files.
 pub const SCHEMA: &str = "closure-diff-snapshot-v1";

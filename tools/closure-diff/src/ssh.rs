@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context as _, Result};
 use fromgit_nix::{drv, pathinfo, store_path};
 
-use crate::input::{Drvs, Side, Source};
+use crate::side::{Drvs, Side, Source};
 
 /// The separator line between the two JSON documents of the remote output.
 const MARKER: &str = "--closure-diff-drvs--";
@@ -167,7 +167,7 @@ pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
     };
     side.roots = match root {
         Some(r) => vec![r],
-        None => crate::input::infer_roots(&side.infos),
+        None => crate::side::infer_roots(&side.infos),
     };
     side.root_drvs = side
         .roots

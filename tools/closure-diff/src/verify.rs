@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::input::Side;
+use crate::side::Side;
 
 /// A path whose bytes on disk do not match the recorded NAR hash.
 #[derive(Debug, Clone, Serialize)]

@@ -14,7 +14,10 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::known::KnownSet;
-use crate::rules::{RuleMatch, RuleSet};
+use crate::rules::{
+    RuleMatch, RuleSet, INSTANCE_ADDRESS, INSTANCE_DOMAIN, INSTANCE_EMAIL, INSTANCE_SECRET,
+    SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT, SOPS_UNPARSABLE,
+};
 use crate::sopscheck;
 
 /// How severe a finding is, in SARIF's words.
@@ -35,15 +38,6 @@ pub struct RuleInfo {
     pub level: Level,
     pub tags: Vec<&'static str>,
 }
-
-/// Rules implemented in code rather than as patterns.
-pub const SOPS_PLAINTEXT: &str = "sops-plaintext-value";
-pub const SOPS_NOT_ENCRYPTED: &str = "sops-not-encrypted";
-pub const SOPS_UNPARSABLE: &str = "sops-unreadable";
-pub const INSTANCE_SECRET: &str = "instance-secret";
-pub const INSTANCE_DOMAIN: &str = "instance-domain";
-pub const INSTANCE_ADDRESS: &str = "instance-address";
-pub const INSTANCE_EMAIL: &str = "instance-email";
 
 fn structural_rules() -> Vec<RuleInfo> {
     let info = |id: &str, name: &str, description: &str, tags| RuleInfo {

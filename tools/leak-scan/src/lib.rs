@@ -12,7 +12,6 @@ pub mod engine;
 pub mod enroll;
 pub mod git;
 pub mod known;
-mod packwalk;
 pub mod report;
 pub mod rules;
 pub mod sopscheck;

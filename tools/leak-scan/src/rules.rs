@@ -5,6 +5,9 @@
 //! keywords beats a shared Aho-Corasick automaton on source text) plus one
 //! regex per rule, and runs a rule's regex on a blob only when one of its
 //! keywords occurs in it: most blobs run no keyword-gated regex at all.
+//! It also owns the ids of the rules implemented in code (sops structure,
+//! instance fingerprints), so every module that raises or lists a rule
+//! depends on this one and never on another rule's implementer.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,6 +26,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../rules/credentials.toml"),
     ),
 ];
+
+/// The ids of the rules implemented in code rather than as patterns; the
+/// modules that implement them and the engine that lists them name them here.
+pub const SOPS_PLAINTEXT: &str = "sops-plaintext-value";
+pub const SOPS_NOT_ENCRYPTED: &str = "sops-not-encrypted";
+pub const SOPS_UNPARSABLE: &str = "sops-unreadable";
+pub const INSTANCE_SECRET: &str = "instance-secret";
+pub const INSTANCE_DOMAIN: &str = "instance-domain";
+pub const INSTANCE_ADDRESS: &str = "instance-address";
+pub const INSTANCE_EMAIL: &str = "instance-email";
 
 /// Why a rule file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use fromgit_sops::{EncryptedFile, Format, KeyPath, Value};
 use yaml_rust2::parser::{Event, Parser};
 use zeroize::Zeroizing;
 
-use crate::engine::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT, SOPS_UNPARSABLE};
+use crate::rules::{SOPS_NOT_ENCRYPTED, SOPS_PLAINTEXT, SOPS_UNPARSABLE};
 
 /// The deepest nesting handed to the sops reader: fromgit-sops' own limit
 /// (deeper files it refuses, and they are reported as unreadable here, never

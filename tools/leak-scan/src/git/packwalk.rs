@@ -20,8 +20,8 @@ use gix::objs::Kind;
 use gix::odb::pack;
 use gix::ObjectId;
 
+use super::object::{scan_decoded, Known, Scanned};
 use crate::engine::Engine;
-use crate::git::{scan_decoded, Known, Scanned};
 use crate::report::Skipped;
 
 /// What the walk of every pack produced.
