@@ -13,6 +13,15 @@ use serde::Deserialize;
 /// The file's name in the base.
 pub const ACCEPT_FILE: &str = "instance-extract.toml";
 
+/// The acceptance key of a literal value: its SHA-256, never the value.
+pub fn accept_key(value: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(value.as_bytes()))
+    )
+}
+
 /// The file: accepted findings, and names for instance facts.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -134,7 +134,7 @@ impl Facts {
 
     /// The attribute path under the instance option for `value`, adding it.
     pub fn name(&mut self, group: Group, value: &str) -> String {
-        let key = crate::nixsrc::accept_key(value);
+        let key = crate::accept::accept_key(value);
         let chosen = self
             .chosen
             .iter()
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn facts_get_stable_neutral_names() {
         let mut facts = Facts::with_names(vec![(
-            crate::nixsrc::accept_key("198.51.100.1"),
+            crate::accept::accept_key("198.51.100.1"),
             "gateway".to_owned(),
         )]);
         assert_eq!(facts.name(Group::Address, "203.0.113.7"), "addresses.a1");

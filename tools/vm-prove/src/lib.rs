@@ -11,7 +11,6 @@ pub mod incus;
 pub mod prove;
 pub mod repos;
 pub mod runbook;
-pub mod sopsnix;
 pub mod tls;
 
 use std::path::PathBuf;

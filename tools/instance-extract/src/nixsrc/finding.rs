@@ -115,12 +115,3 @@ pub(super) fn new_finding(
         context,
     }
 }
-
-/// The acceptance key of a literal value: its SHA-256, never the value.
-pub fn accept_key(value: &str) -> String {
-    use sha2::Digest as _;
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(value.as_bytes()))
-    )
-}

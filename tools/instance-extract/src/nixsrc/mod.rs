@@ -15,5 +15,5 @@ mod tests;
 
 pub use domain::{domain_matches, replace_domain};
 pub use file::{line_column, read_tree, NixFile, SourceError};
-pub use finding::{accept_key, Context, Finding, FindingKind, Needles};
+pub use finding::{Context, Finding, FindingKind, Needles};
 pub use scan::scan;

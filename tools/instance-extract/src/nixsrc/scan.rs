@@ -8,8 +8,9 @@ use rnix::{SyntaxKind, TextRange};
 
 use super::domain::{domain_matches, full_name};
 use super::file::NixFile;
-use super::finding::{accept_key, new_finding, Context, Finding, FindingKind, Needles};
+use super::finding::{new_finding, Context, Finding, FindingKind, Needles};
 use super::literals::literals;
+use crate::accept::accept_key;
 
 /// Scans one file for every kind of finding.
 pub fn scan(file: &NixFile, needles: &Needles<'_>) -> Vec<Finding> {

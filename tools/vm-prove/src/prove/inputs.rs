@@ -26,7 +26,7 @@ pub(super) struct Inputs {
     /// Each TLS check with the sealed certificate it expects.
     pub(super) tls: Vec<(TlsCheck, CertSummary)>,
     /// Each sops-nix secret check with the hash of its decrypted value.
-    pub(super) sops: Vec<crate::sopsnix::Expected>,
+    pub(super) sops: Vec<super::checks::sops_nix::Expected>,
 }
 
 pub(super) fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
@@ -35,7 +35,8 @@ pub(super) fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
     let blocks = runbook::parse(&text, config.runbook.default_timeout.0)
         .with_context(|| format!("Runbook `{}`", config.runbook.path.display()))?;
     let secret = Secret::load(&config.secret.source)?;
-    let sops = crate::sopsnix::expected(&config.checks.sops_secrets, &config.secret.source)?;
+    let sops =
+        super::checks::sops_nix::expected(&config.checks.sops_secrets, &config.secret.source)?;
     let tls = config
         .checks
         .tls

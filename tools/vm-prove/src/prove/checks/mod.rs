@@ -3,6 +3,7 @@
 
 pub(crate) mod files;
 mod probe;
+pub(crate) mod sops_nix;
 mod system;
 mod units;
 
@@ -140,7 +141,7 @@ pub(super) async fn checks(
         )));
     }
     for expected in &inputs.sops {
-        concurrent.push(Box::pin(crate::sopsnix::check(client, name, expected)));
+        concurrent.push(Box::pin(sops_nix::check(client, name, expected)));
     }
     for (check, sealed) in &inputs.tls {
         concurrent.push(Box::pin(tls::check(client, name, check, sealed)));

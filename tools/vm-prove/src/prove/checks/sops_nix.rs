@@ -134,8 +134,7 @@ fn judge(report: &str, expected: &Expected, mode: &str) -> (bool, String) {
         .is_some_and(|n| !n.is_empty() && n.chars().all(|d| d.is_ascii_digit()));
     let linked = generation && link == newest;
     let inside = !link.is_empty() && real.starts_with(&format!("{link}/"));
-    let (stat_ok, stat) =
-        crate::prove::checks::files::stat_matches(field("stat"), &c.owner, &c.group, mode);
+    let (stat_ok, stat) = super::files::stat_matches(field("stat"), &c.owner, &c.group, mode);
     let content = hex::decode(field("sha256")).is_ok_and(|d| d == expected.digest);
     let nobody = field("nobody") == "cannot-read";
     let observed = format!(
