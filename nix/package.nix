@@ -3,8 +3,10 @@
 # one of them is wrapped so the external programs it drives come from nixpkgs.
 {
   lib,
+  stdenv,
   rustPlatform,
   makeWrapper,
+  installShellFiles,
   sops,
   age,
   openssh,
@@ -45,10 +47,23 @@ rustPlatform.buildRustPackage {
   # Tests run in CI and in dedicated flake checks, not in every package build.
   doCheck = false;
 
-  nativeBuildInputs = [ makeWrapper ];
+  nativeBuildInputs = [
+    makeWrapper
+    installShellFiles
+  ];
 
+  # Man pages and completions come from each binary's `--generate KIND`,
+  # before it is wrapped; a cross build cannot run it and ships without them.
   postInstall = ''
     for bin in ${lib.escapeShellArgs bins}; do
+      ${lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
+        "$out/bin/$bin" --generate man > "$bin.1"
+        installManPage "$bin.1"
+        installShellCompletion --cmd "$bin" \
+          --bash <("$out/bin/$bin" --generate complete-bash) \
+          --zsh <("$out/bin/$bin" --generate complete-zsh) \
+          --fish <("$out/bin/$bin" --generate complete-fish)
+      ''}
       wrapProgram "$out/bin/$bin" --prefix PATH : ${lib.escapeShellArg runtimePath}
     done
   '';

@@ -88,3 +88,78 @@ fn help_version_and_usage_errors() {
         }
     }
 }
+
+#[test]
+fn man_pages_and_completions_for_packagers() {
+    let scratch = tempfile::tempdir().unwrap();
+    for binary in BINARIES {
+        let subcommands = commands(&text(&call(binary, &["--help"]).stdout));
+
+        let man = call(binary, &["--generate", "man"]);
+        assert_eq!(man.status.code(), Some(0), "{binary} --generate man");
+        let page = text(&man.stdout);
+        assert!(
+            page.contains(&format!(".TH {binary} 1")),
+            "{binary}:\n{page}"
+        );
+        for subcommand in &subcommands {
+            assert!(
+                page.contains(subcommand.as_str()),
+                "{binary} man page lacks {subcommand}"
+            );
+        }
+
+        // The real bash loads the script and registers the completion.
+        let bash = call(binary, &["--generate=complete-bash"]);
+        assert_eq!(
+            bash.status.code(),
+            Some(0),
+            "{binary} --generate=complete-bash"
+        );
+        let script = scratch.path().join(format!("{binary}.bash"));
+        fs_err::write(&script, &bash.stdout).unwrap();
+        let loaded = run(
+            Path::new("bash"),
+            [
+                "-c",
+                &format!("source '{}' && complete -p {binary}", script.display()),
+            ],
+            Path::new("."),
+            &[],
+            b"",
+        );
+        assert_eq!(
+            loaded.status.code(),
+            Some(0),
+            "{binary}: {}",
+            text(&loaded.stderr)
+        );
+        assert!(
+            text(&loaded.stdout).contains(binary),
+            "{}",
+            text(&loaded.stdout)
+        );
+        let script = text(&bash.stdout);
+        for subcommand in &subcommands {
+            assert!(
+                script.contains(subcommand.as_str()),
+                "{binary} completion lacks {subcommand}"
+            );
+        }
+
+        for misuse in [
+            &["--generate", "man", subcommands[0].as_str()][..],
+            &["-v", "--generate", "man"],
+            &["--generate", "troff"],
+            &["--generate"],
+        ] {
+            let refused = call(binary, misuse);
+            assert_eq!(refused.status.code(), Some(2), "{binary} {misuse:?}");
+            assert!(refused.stdout.is_empty(), "{binary} {misuse:?}");
+            assert!(
+                text(&refused.stderr).contains("--generate"),
+                "{binary} {misuse:?}"
+            );
+        }
+    }
+}

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    if let Some(code) = fromgit_cli::generate_if_asked::<cert_seal::Cli>() {
+        return code;
+    }
     let cli = cert_seal::Cli::parse();
     fromgit_cli::init_tracing(&cli.global);
     match cert_seal::run(&cli) {

@@ -12,6 +12,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+mod generate;
+
+pub use generate::{generate_if_asked, Generate};
+
 /// Flags every tool accepts.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct GlobalArgs {
@@ -27,6 +31,9 @@ pub struct GlobalArgs {
     /// When to colour stderr
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
+    /// Write a man page or a shell completion script to stdout and exit (given alone)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub generate: Option<Generate>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    if let Some(code) = fromgit_cli::generate_if_asked::<leak_scan::Cli>() {
+        return code;
+    }
     let cli = leak_scan::Cli::parse();
     fromgit_cli::init_tracing(&cli.global);
     match leak_scan::run(&cli) {

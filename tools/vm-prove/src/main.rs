@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    if let Some(code) = fromgit_cli::generate_if_asked::<vm_prove::Cli>() {
+        return code;
+    }
     let cli = vm_prove::Cli::parse();
     fromgit_cli::init_tracing(&cli.global);
     match vm_prove::run(&cli) {
