@@ -152,6 +152,7 @@ fn man_pages_and_completions_for_packagers() {
             &["-v", "--generate", "man"],
             &["--generate", "troff"],
             &["--generate"],
+            &["--generate", "man\u{1b}[2K\nproven clean"],
         ] {
             let refused = call(binary, misuse);
             assert_eq!(refused.status.code(), Some(2), "{binary} {misuse:?}");
@@ -159,6 +160,12 @@ fn man_pages_and_completions_for_packagers() {
             assert!(
                 text(&refused.stderr).contains("--generate"),
                 "{binary} {misuse:?}"
+            );
+            // A crafted value can neither start a line nor reach the terminal.
+            assert!(
+                !refused.stderr.contains(&0x1b) && text(&refused.stderr).lines().count() == 1,
+                "{binary} {misuse:?}: {}",
+                text(&refused.stderr)
             );
         }
     }

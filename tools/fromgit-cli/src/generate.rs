@@ -6,7 +6,7 @@
 //! `tool --generate man` does not give.
 
 use std::ffi::OsString;
-use std::io::{self, Write as _};
+use std::io;
 use std::process::ExitCode;
 
 use clap::ValueEnum as _;
@@ -35,25 +35,19 @@ const FLAG: &str = "--generate";
 /// returns the exit code; otherwise returns `None` and the tool runs as usual.
 pub fn generate_if_asked<C: clap::CommandFactory>() -> Option<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let kind = match requested_kind(&args)? {
-        Ok(kind) => kind,
-        Err(message) => {
-            let _ = writeln!(io::stderr(), "error: {message}");
-            return Some(ExitCode::from(2));
-        }
-    };
-    let mut out = Vec::new();
-    if let Err(err) = write_generated(C::command(), kind, &mut out) {
-        let _ = writeln!(io::stderr(), "error: cannot generate: {err}");
-        return Some(ExitCode::from(2));
-    }
-    match crate::write_stdout(&out) {
-        Ok(()) => Some(ExitCode::SUCCESS),
-        Err(err) => {
-            let _ = writeln!(io::stderr(), "error: cannot write to stdout: {err}");
-            Some(ExitCode::from(2))
-        }
-    }
+    let outcome = requested_kind(&args)?
+        .map_err(anyhow::Error::msg)
+        .and_then(|kind| {
+            let mut out = Vec::new();
+            write_generated(C::command(), kind, &mut out)
+                .map_err(|err| anyhow::Error::new(err).context("cannot generate"))?;
+            crate::write_stdout(&out)
+                .map_err(|err| anyhow::Error::new(err).context("cannot write to stdout"))
+        });
+    Some(match outcome {
+        Ok(()) => crate::ExitStatus::Success.into(),
+        Err(err) => crate::report_error(&err),
+    })
 }
 
 /// The kind asked for, an error if `--generate` is misused, `None` without it.
