@@ -1040,34 +1040,85 @@ fn a_lock_without_the_new_inputs_is_reported_and_leaves_verify_unproven() {
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
 }
 
+/// Nix refuses to fetch the relative `path:../instance` input, but locks it
+/// from the instance directory given as an override: the lock then pins it
+/// by content under its relative URL, and `verify` has nothing stale.
 #[test]
-fn a_plain_function_file_naming_the_domain_is_refused_not_broken() {
+fn a_relative_instance_input_is_locked_by_content_and_verify_passes() {
     let Some(run) = Run::new(&PROXY) else { return };
+    let flake = run.path("site/flake.nix");
+    let text = fs_err::read_to_string(&flake).unwrap();
     fs_err::write(
-        run.path("site/services/status.nix"),
-        "{ }:\n{\n  enable = true;\n  virtualHosts.\"status.lab.example.org\".root = \"/srv/status\";\n}\n",
-    )
-    .unwrap();
-    let entry = run.path("site/configuration.nix");
-    let text = fs_err::read_to_string(&entry).unwrap();
-    fs_err::write(
-        &entry,
+        &flake,
         text.replace(
-            "networking.hostName = \"edge\";",
-            "networking.hostName = \"edge\";\n  services.caddy = import ./services/status.nix { };",
+            "inputs.nixpkgs.url = \"github:NixOS/nixpkgs/nixos-25.11\";",
+            "inputs.nixpkgs.url = \"github:NixOS/nixpkgs/nixos-25.11\";\n  inputs.sops-nix.url = \"github:Mic92/sops-nix\";",
+        )
+        .replace("{ self, nixpkgs }", "{ self, nixpkgs, sops-nix }")
+        .replace(
+            "[ ./configuration.nix ]",
+            "[ ./configuration.nix sops-nix.nixosModules.sops ]",
         ),
     )
     .unwrap();
-    let before = snapshot(&run.path(NAME));
-    let output = run.apply();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("services/status.nix` line 4: the file is a plain function called by `configuration.nix` line 7"),
-        "{}",
-        stderr(&output)
+    let with_sops_nix = NIXPKGS_ONLY_LOCK.replace(
+        "\"root\": { \"inputs\": { \"nixpkgs\": \"nixpkgs\" } }",
+        "\"sops-nix\": { \"locked\": { \"lastModified\": 1764000000, \"narHash\": \"sha256-AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\", \"owner\": \"Mic92\", \"repo\": \"sops-nix\", \"rev\": \"0123456789abcdef0123456789abcdef01234567\", \"type\": \"github\" }, \"original\": { \"owner\": \"Mic92\", \"repo\": \"sops-nix\", \"type\": \"github\" } },\n    \"root\": { \"inputs\": { \"nixpkgs\": \"nixpkgs\", \"sops-nix\": \"sops-nix\" } }",
     );
-    assert_eq!(snapshot(&run.path(NAME)), before);
-    assert!(!run.path("instance").exists());
+    fs_err::write(run.path("site/flake.lock"), with_sops_nix).unwrap();
+    let report = success(&run.apply(), "apply");
+    assert!(
+        report
+            .contains("Lock: flake.lock pins `instance` by content (narHash) as read from `path:/"),
+        "{report}"
+    );
+    assert!(!report.contains("flake.lock is stale"), "{report}");
+    let lock: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(run.path("site/flake.lock")).unwrap())
+            .unwrap();
+    let instance = &lock["nodes"]["instance"];
+    assert_eq!(instance["original"]["path"], "../instance", "{lock}");
+    assert!(
+        instance["locked"]["narHash"]
+            .as_str()
+            .is_some_and(|hash| hash.starts_with("sha256-")),
+        "{lock}"
+    );
+    assert_eq!(lock["nodes"]["root"]["inputs"]["instance"], "instance");
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}
+
+/// A file called as a plain function (`import ./x.nix { }`) has no
+/// `config`: it receives the facts as an argument its caller passes.
+#[test]
+fn a_plain_function_file_receives_the_facts_from_its_caller() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let status = "{ }:\n{\n  enable = true;\n  virtualHosts.\"status.lab.example.org\".root = \"/srv/status\";\n}\n";
+    let call =
+        "networking.hostName = \"edge\";\n  services.caddy = import ./services/status.nix { };";
+    for dir in ["monolith", NAME] {
+        fs_err::write(run.path(dir).join("services/status.nix"), status).unwrap();
+        let entry = run.path(dir).join("configuration.nix");
+        let text = fs_err::read_to_string(&entry).unwrap();
+        fs_err::write(
+            &entry,
+            text.replace("networking.hostName = \"edge\";", call),
+        )
+        .unwrap();
+    }
+    run.round_trip();
+    let status = fs_err::read_to_string(run.path("site/services/status.nix")).unwrap();
+    assert!(status.starts_with("{ instanceFacts }:"), "{status}");
+    assert!(
+        status.contains("virtualHosts.\"status.${instanceFacts.domain}\""),
+        "{status}"
+    );
+    let entry = fs_err::read_to_string(run.path("site/configuration.nix")).unwrap();
+    assert!(
+        entry.contains("import ./services/status.nix { instanceFacts = config.site.instance; }"),
+        "{entry}"
+    );
 }
 
 #[test]
@@ -1112,23 +1163,79 @@ fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
     assert!(run.verify().status.success(), "{}", stdout(&run.verify()));
 }
 
+/// A colmena `deployment.targetHost` and a `specialArgs` value in
+/// `flake.nix` read the domain from the `instance` input's `instance.nix`
+/// (the flake cannot read a NixOS option); an input URL cannot be computed
+/// and is refused.
 #[test]
-fn the_domain_elsewhere_in_flake_nix_is_refused_with_what_to_do() {
+fn the_domain_in_flake_outputs_reads_the_instance_input() {
+    let Some(run) = Run::new(&FLEET) else { return };
+    for dir in ["monolith", NAME] {
+        let flake = run.path(dir).join("flake.nix");
+        let text = fs_err::read_to_string(&flake).unwrap();
+        fs_err::write(
+            &flake,
+            text.replace(
+                "    nixosConfigurations = {",
+                "    colmena.web1.deployment.targetHost = \"web1.example.com\";\n    colmena.web1.deployment.targetUser = \"root\";\n    nixosConfigurations = {",
+            )
+            .replace(
+                "specialArgs = { inherit inputs; };",
+                "specialArgs = { inherit inputs; publicName = \"status.example.com\"; };",
+            ),
+        )
+        .unwrap();
+    }
+    run.round_trip();
+    let flake = fs_err::read_to_string(run.path("site/flake.nix")).unwrap();
+    assert!(
+        flake.contains("colmena.web1.deployment.targetHost = \"web1.${(import \"${instance}/instance.nix\").domain}\";"),
+        "{flake}"
+    );
+    // The flake's outputs, evaluated with stand-in inputs: the same values.
+    let root = run.dir.path().display();
+    let outputs = |dir: &str| {
+        let expression = format!(
+            "let o = (import {root}/{dir}/flake.nix).outputs {{ self = {{ }}; nixpkgs = {{ lib.nixosSystem = args: args; }}; instance = {{ outPath = \"{root}/instance\"; }}; sops-nix.nixosModules.sops = {{ }}; }}; in {{ host = o.colmena.web1.deployment.targetHost; name = o.nixosConfigurations.web1.specialArgs.publicName; }}"
+        );
+        success(
+            &run.nix(&[
+                OsStr::new("--eval"),
+                OsStr::new("--strict"),
+                OsStr::new("--json"),
+                OsStr::new("--expr"),
+                OsStr::new(&expression),
+            ]),
+            &format!("evaluate {dir}/flake.nix"),
+        )
+    };
+    let monolith = outputs("monolith");
+    assert_eq!(
+        monolith.trim(),
+        r#"{"host":"web1.example.com","name":"status.example.com"}"#
+    );
+    assert_eq!(outputs(NAME), monolith);
+}
+
+/// Flake inputs are read without evaluation: a URL naming the instance
+/// cannot become an expression, and `apply` says so.
+#[test]
+fn the_domain_in_a_flake_input_url_is_refused_with_what_to_do() {
     let Some(run) = Run::new(&FLEET) else { return };
     let flake = run.path("site/flake.nix");
     let text = fs_err::read_to_string(&flake).unwrap();
     fs_err::write(
         &flake,
         text.replace(
-            "    nixosConfigurations = {",
-            "    colmena.web1.deployment.targetHost = \"web1.example.com\";\n    nixosConfigurations = {",
+            "nixpkgs.url = \"github:NixOS/nixpkgs/nixos-25.11\";",
+            "nixpkgs.url = \"github:NixOS/nixpkgs/nixos-25.11\";\n    tools.url = \"git+https://git.example.com/ops/tools\";",
         ),
     )
     .unwrap();
     let output = run.apply();
     assert_refused_with(
         &output,
-        "flake.nix` line 9: the domain is used in `flake.nix` outside `description`",
+        "flake.nix` line 6: the instance is named in `flake.nix` outside `outputs`",
     );
     assert!(!run.path("instance").exists());
 }

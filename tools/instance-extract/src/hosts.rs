@@ -145,42 +145,63 @@ fn module_lists(root: &SyntaxNode) -> Vec<(String, SyntaxNode)> {
     out
 }
 
-/// The first file (and line) that calls `target` as a plain function:
-/// `import ./target.nix { … }`. Such a file is no module, and its caller
+/// The plain-function calls in `file`, `import ./target.nix { … }`, each with
+/// the base-relative file it calls. Such a file is no module: its caller
 /// passes exactly the arguments it names.
+pub fn plain_calls(file: &NixFile, known: &BTreeSet<PathBuf>) -> Vec<(PathBuf, SyntaxNode)> {
+    let dir = file.relative.parent().unwrap_or(Path::new(""));
+    file.root
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
+        .filter_map(|outer| {
+            let inner = outer
+                .children()
+                .next()
+                .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)?;
+            let mut parts = inner.children();
+            if !parts.next().is_some_and(|f| f.text() == "import") {
+                return None;
+            }
+            let path = parts
+                .next()
+                .filter(|p| p.kind() == SyntaxKind::NODE_PATH_REL)?;
+            let target = named_files(&path, dir, known).into_iter().next()?;
+            Some((target, outer))
+        })
+        .collect()
+}
+
+/// The first file (and line) that calls `target` as a plain function.
 pub fn function_caller(files: &[NixFile], target: &Path) -> Option<(PathBuf, usize)> {
     let known: BTreeSet<PathBuf> = files.iter().map(|f| f.relative.clone()).collect();
     files.iter().find_map(|file| {
-        let dir = file.relative.parent().unwrap_or(Path::new(""));
-        file.root
-            .descendants()
-            .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
-            .find(|outer| {
-                let Some(inner) = outer
-                    .children()
-                    .next()
-                    .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
-                else {
-                    return false;
-                };
-                let mut parts = inner.children();
-                let is_import = parts.next().is_some_and(|f| f.text() == "import");
-                let path = parts
-                    .next()
-                    .filter(|p| p.kind() == SyntaxKind::NODE_PATH_REL);
-                is_import
-                    && path.is_some_and(|path| {
-                        named_files(&path, dir, &known)
-                            .first()
-                            .map(PathBuf::as_path)
-                            == Some(target)
-                    })
-            })
-            .map(|call| {
+        plain_calls(file, &known)
+            .into_iter()
+            .find(|(called, _)| called == target)
+            .map(|(_, call)| {
                 let line = file.line_column(usize::from(call.text_range().start())).0;
                 (file.relative.clone(), line)
             })
     })
+}
+
+/// The flake's `outputs` function, and how its body names the `instance`
+/// input: `instance` when `outputs` takes an attribute pattern (`apply`
+/// adds the formal), `inputs.instance` when it takes one argument `inputs`.
+pub fn flake_outputs(file: &NixFile) -> Option<(SyntaxNode, String)> {
+    let top =
+        rewrite::top_expression(&file.root).filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)?;
+    let outputs = rewrite::bindings(&top)
+        .find(|b| rewrite::binding_path(b) == "outputs")
+        .and_then(|b| rewrite::binding_value(&b))
+        .filter(|v| v.kind() == SyntaxKind::NODE_LAMBDA)?;
+    let parameter = outputs.children().next()?;
+    let input = match parameter.kind() {
+        SyntaxKind::NODE_PATTERN => "instance".to_owned(),
+        SyntaxKind::NODE_IDENT_PARAM => format!("{}.instance", parameter.text()),
+        _ => return None,
+    };
+    Some((outputs, input))
 }
 
 /// Whether the string at `offset` is the value of the flake's `description`.
@@ -246,5 +267,19 @@ mod tests {
             path_literal(Path::new("configuration.nix"), "x.nix"),
             "./x.nix"
         );
+    }
+
+    #[test]
+    fn the_flake_outputs_name_the_instance_input_as_they_bind_it() {
+        let input = |text: &str| flake_outputs(&file("flake.nix", text)).map(|(_, input)| input);
+        assert_eq!(
+            input("{ outputs = { self, nixpkgs, ... }@inputs: { }; }").as_deref(),
+            Some("instance")
+        );
+        assert_eq!(
+            input("{ outputs = inputs: { }; }").as_deref(),
+            Some("inputs.instance")
+        );
+        assert_eq!(input("{ outputs = import ./outputs.nix; }"), None);
     }
 }

@@ -44,23 +44,74 @@ pub fn stale_inputs(base: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Tries `nix flake lock --offline` in the base when its lock is stale;
-/// returns what is still stale and, if the attempt failed, why.
-pub fn try_lock(base: &Path) -> (Vec<String>, Option<String>) {
-    let stale = stale_inputs(base);
-    if stale.is_empty() {
-        return (stale, None);
+/// What `try_lock` did about the added inputs.
+#[derive(Debug, Default)]
+pub struct LockOutcome {
+    /// Added inputs still not locked.
+    pub stale: Vec<String>,
+    /// Why the lock attempt failed, when it did.
+    pub why: Option<String>,
+    /// The command that locks the inputs by hand.
+    pub command: String,
+    /// Where a relative `instance` input was locked from (by content).
+    pub instance_from: Option<String>,
+}
+
+/// The `--override-input` that lets Nix lock a relative `path:` instance
+/// input. Nix refuses to fetch `path:../instance` (it points outside the
+/// base's store path), but records the override in the lock under the
+/// input's original URL, pinned by its `narHash`: the base then evaluates
+/// without the override, and the host overrides it anyway (`docs/install.md`).
+pub fn instance_override(instance: &Path, instance_url: &str) -> Option<String> {
+    let relative = instance_url.strip_prefix("path:").unwrap_or(instance_url);
+    if !(relative.starts_with("./") || relative.starts_with("../")) {
+        return None;
     }
-    let attempt = Command::new("nix")
-        .args([
-            "--extra-experimental-features",
-            "nix-command flakes",
-            "flake",
-            "lock",
-            "--offline",
-        ])
-        .current_dir(base)
-        .output();
+    let absolute = fs_err::canonicalize(instance).ok()?;
+    let absolute = absolute.to_str()?;
+    // A URL character in the path would change what Nix reads.
+    if absolute.contains(['?', '#', '%']) || absolute.chars().any(char::is_whitespace) {
+        return None;
+    }
+    Some(format!("path:{absolute}"))
+}
+
+/// Tries `nix flake lock --offline` in the base when its lock is stale,
+/// locking a relative instance input from the instance directory.
+pub fn try_lock(base: &Path, instance: &Path, instance_url: &str) -> LockOutcome {
+    let stale = stale_inputs(base);
+    let from = instance_override(instance, instance_url)
+        .filter(|_| stale.iter().any(|input| input == "instance"));
+    let mut args: Vec<String> = [
+        "--extra-experimental-features",
+        "nix-command flakes",
+        "flake",
+        "lock",
+        "--offline",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(from) = &from {
+        args.extend([
+            "--override-input".to_owned(),
+            "instance".to_owned(),
+            from.clone(),
+        ]);
+    }
+    let command = format!(
+        "nix flake lock{}",
+        from.as_ref().map_or_else(String::new, |from| format!(
+            " --override-input instance {from}"
+        ))
+    );
+    if stale.is_empty() {
+        return LockOutcome {
+            stale,
+            command,
+            ..LockOutcome::default()
+        };
+    }
+    let attempt = Command::new("nix").args(&args).current_dir(base).output();
     let why = match attempt {
         Err(err) => Some(format!("`nix` could not be run: {err}")),
         Ok(output) if !output.status.success() => {
@@ -77,7 +128,14 @@ pub fn try_lock(base: &Path) -> (Vec<String>, Option<String>) {
         }
         Ok(_) => None,
     };
-    (stale_inputs(base), why)
+    let stale = stale_inputs(base);
+    let instance_from = from.filter(|_| !stale.iter().any(|input| input == "instance"));
+    LockOutcome {
+        stale,
+        why,
+        command,
+        instance_from,
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +171,29 @@ mod tests {
         )
         .expect("write");
         assert!(stale_inputs(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn only_a_relative_instance_url_is_locked_from_the_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let absolute = fs_err::canonicalize(dir.path()).expect("canonical");
+        let expected = format!("path:{}", absolute.display());
+        for relative in ["path:../instance", "../instance", "./instance", "path:./x"] {
+            assert_eq!(
+                instance_override(dir.path(), relative).as_deref(),
+                Some(expected.as_str()),
+                "{relative}"
+            );
+        }
+        for fetched in [
+            "path:/srv/instance",
+            "git+ssh://git@host/ops/instance",
+            "github:ops/instance",
+        ] {
+            assert_eq!(instance_override(dir.path(), fetched), None, "{fetched}");
+        }
+        let odd = dir.path().join("a#b");
+        fs_err::create_dir(&odd).expect("mkdir");
+        assert_eq!(instance_override(&odd, "path:../instance"), None);
     }
 }

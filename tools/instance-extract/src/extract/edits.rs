@@ -2,8 +2,6 @@
 //! the instance options, secret paths and evaluation-time reads over the
 //! sops-nix paths, or a refusal that names the line and why.
 
-use std::path::Path;
-
 use rnix::SyntaxKind;
 
 use super::plan::{Plan, EVAL_READ_REASON};
@@ -14,6 +12,8 @@ use crate::hosts;
 use crate::inline::{self, InlineSecret};
 use crate::nixsrc::{self, Context, Finding, FindingKind, NixFile};
 use crate::rewrite::{self, Edit};
+
+use super::scope::{plain_call_edits, reads_facts, Scope, FACTS_ARGUMENT};
 
 /// The edits that rewrite one file's findings over the instance option and
 /// the sops-nix paths; findings left as they are go to `left`.
@@ -31,13 +31,14 @@ pub(super) fn finding_edits(
     file: &NixFile,
     outcome: &mut Outcome<'_>,
 ) -> Result<Vec<Edit>, ExtractError> {
-    let domain_expr = request.domain_expression();
+    let scope = Scope::of(plan, file);
     let findings: Vec<&Finding> = plan
         .findings
         .iter()
         .filter(|f| f.file == file.relative)
         .collect();
-    let mut edits = Vec::new();
+    let mut edits = plain_call_edits(request, plan, file, &scope)?;
+    let mut uses_facts = !edits.is_empty();
     let mut needs_config = false;
     let reads = evalread::find(file, request.secrets);
     if !reads.is_empty() {
@@ -50,6 +51,19 @@ pub(super) fn finding_edits(
         {
             continue;
         }
+        let root = if reads_facts(file, finding) && finding.context != Context::Comment {
+            uses_facts = true;
+            scope
+                .root(request, finding.range)
+                .map_err(|reason| ExtractError::Unrewritable {
+                    file: request.base.join(&file.relative),
+                    line: finding.line,
+                    reason,
+                })?
+        } else {
+            String::new()
+        };
+        let domain_expr = format!("{root}.domain");
         let edit = match (finding.kind, finding.context) {
             (FindingKind::Comment, _) => Edit::replace(finding.range, "<instance domain>"),
             (FindingKind::IpAddress, Context::Comment) => {
@@ -86,6 +100,7 @@ pub(super) fn finding_edits(
                 Edit::replace(finding.range, format!("${{{domain_expr}}}"))
             }
             (FindingKind::SecretPath, context) => {
+                needs_config = true;
                 let name = finding.secret.as_deref().unwrap_or_default();
                 let expression = Request::secret_expression(name);
                 match context {
@@ -127,11 +142,11 @@ pub(super) fn finding_edits(
             }
             (FindingKind::IpAddress, context) if finding.reason.is_none() => {
                 refuse_in_let(file, finding)?;
-                fact_edit(request, outcome.facts, Group::Address, finding, context)
+                fact_edit(&root, outcome.facts, Group::Address, finding, context)
             }
             (FindingKind::ForeignEmail, context) => {
                 refuse_in_let(file, finding)?;
-                fact_edit(request, outcome.facts, Group::Email, finding, context)
+                fact_edit(&root, outcome.facts, Group::Email, finding, context)
             }
             (
                 FindingKind::IpAddress
@@ -145,49 +160,17 @@ pub(super) fn finding_edits(
                 continue;
             }
         };
-        if finding.context != Context::Comment {
-            needs_config = true;
-        }
         edits.push(edit);
         outcome.rewritten.push((*finding).clone());
     }
-    if needs_config {
-        match rewrite::ensure_formal(&file.root, "config") {
-            Ok(Some(edit)) => {
-                if let Some((caller, line)) = hosts::function_caller(&plan.files, &file.relative) {
-                    return Err(ExtractError::Unrewritable {
-                        file: request.base.join(&file.relative),
-                        line: findings.first().map_or(1, |f| f.line),
-                        reason: format!(
-                            "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: giving it a `config` argument would break that call; pass the instance's values to it from the caller by hand",
-                            caller.display()
-                        ),
-                    });
-                }
-                edits.push(edit);
-            }
-            Ok(None) => {}
-            Err(()) => {
-                let first = findings
-                    .iter()
-                    .find(|f| {
-                        f.context != Context::Comment
-                            && !hosts::in_description(file, f.range.start())
-                    })
-                    .map_or(1, |f| f.line);
-                let reason = if file.relative == Path::new("flake.nix") {
-                    "the domain is used in `flake.nix` outside `description` (a colmena `deployment.targetHost`, a `specialArgs` value): the flake cannot read a NixOS option; move the value into a module or write it by hand"
-                } else {
-                    "the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here"
-                };
-                return Err(ExtractError::Unrewritable {
-                    file: request.base.join(&file.relative),
-                    line: first,
-                    reason: reason.to_owned(),
-                });
-            }
-        }
-    }
+    edits.extend(scope_formal(
+        request,
+        file,
+        &scope,
+        &findings,
+        needs_config,
+        uses_facts,
+    )?);
     Ok(edits)
 }
 
@@ -235,20 +218,56 @@ fn eval_read_edits(
     Ok(edits)
 }
 
-/// The edit that reads an address or e-mail address from its instance
-/// option.
-fn fact_edit(
+/// The edit that brings the facts (and `config`) into the file's scope, or
+/// the refusal that says why it cannot.
+fn scope_formal(
     request: &Request<'_>,
+    file: &NixFile,
+    scope: &Scope,
+    findings: &[&Finding],
+    needs_config: bool,
+    uses_facts: bool,
+) -> Result<Option<Edit>, ExtractError> {
+    let first = findings
+        .iter()
+        .find(|f| f.context != Context::Comment && !hosts::in_description(file, f.range.start()))
+        .map_or(1, |f| f.line);
+    let refuse = |reason: String| ExtractError::Unrewritable {
+        file: request.base.join(&file.relative),
+        line: first,
+        reason,
+    };
+    match scope {
+        Scope::Module if needs_config || uses_facts => rewrite::ensure_formal(&file.root, "config")
+            .map_err(|()| refuse("the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned())),
+        Scope::PlainFunction { caller, line } if needs_config => Err(refuse(format!(
+            "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: it cannot read a sops-nix secret's path; pass the path to it from the caller by hand",
+            caller.display()
+        ))),
+        Scope::PlainFunction { caller, line } if uses_facts => {
+            rewrite::ensure_formal(&file.root, FACTS_ARGUMENT).map_err(|()| {
+                refuse(format!(
+                    "the file is a plain function called by `{}` line {line}, but not over an attribute pattern (`{{ a, b }}: …`): the instance's values cannot be passed to it; pass them by hand",
+                    caller.display()
+                ))
+            })
+        }
+        Scope::Flake { .. } if needs_config => Err(refuse(
+            "a secret's path is used in `flake.nix`, which cannot read a NixOS option; move the value into a module".to_owned(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The edit that reads an address or e-mail address from the facts.
+fn fact_edit(
+    root: &str,
     facts: &mut Facts,
     group: Group,
     finding: &Finding,
     context: Context,
 ) -> Edit {
-    let expression = format!(
-        "config.{}.instance.{}",
-        rewrite::attr_name(request.name),
-        facts.name(group, &finding.detail)
-    );
+    let expression = format!("{root}.{}", facts.name(group, &finding.detail));
     if context == Context::WholeString {
         Edit::replace(finding.range, expression)
     } else {

@@ -8,6 +8,7 @@ mod changes;
 mod edits;
 mod instance;
 mod plan;
+mod scope;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,6 @@ use fromgit_nix::literal::string as nix_string;
 use serde::Serialize;
 
 use crate::nixsrc;
-use crate::rewrite;
 
 pub use changes::{changes, Changes};
 pub use plan::Plan;
@@ -39,10 +39,6 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    pub fn domain_expression(&self) -> String {
-        format!("config.{}.instance.domain", rewrite::attr_name(self.name))
-    }
-
     fn secret_expression(name: &str) -> String {
         format!("config.sops.secrets.{}.path", nix_string(name))
     }

@@ -107,15 +107,21 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         crate::history::check(&args.split.base)?;
     }
     write_all(&changes, &args.instance)?;
-    let (stale, why) = crate::lock::try_lock(&args.split.base);
-    if !stale.is_empty() {
+    let lock = crate::lock::try_lock(&args.split.base, &args.instance, &args.instance_url);
+    if !lock.stale.is_empty() {
         changes.manual.push(format!(
-            "flake.lock is stale: it does not lock {}; run `nix flake lock` in `{}` (`verify` calls the base unproven until then){}",
-            stale.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+            "flake.lock is stale: it does not lock {}; run `{}` in `{}` (`verify` calls the base unproven until then){}",
+            lock.stale.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", "),
+            lock.command,
             args.split.base.display(),
-            why.map_or_else(String::new, |why| format!("; {why}"))
+            lock.why.map_or_else(String::new, |why| format!("; {why}"))
         ));
     }
+    let locked = lock.instance_from.map(|from| {
+        format!(
+            "flake.lock pins `instance` by content (narHash) as read from `{from}`; the host overrides the input with its own checkout (docs/install.md)"
+        )
+    });
     let history = if args.new_history {
         let (commit, kept) = crate::history::restart(&args.split.base)
             .context("The split is written, but the new history could not be made")?;
@@ -132,6 +138,12 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     } else {
         None
     };
-    report_apply(global, args, &changes, history.as_deref())?;
+    report_apply(
+        global,
+        args,
+        &changes,
+        history.as_deref(),
+        locked.as_deref(),
+    )?;
     Ok(ExitStatus::Success)
 }

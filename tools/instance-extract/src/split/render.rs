@@ -55,6 +55,8 @@ struct ApplyReport<'a> {
     other_hosts: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     new_history: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<&'a str>,
     files: Vec<String>,
 }
 
@@ -77,6 +79,7 @@ pub(super) fn report_apply(
     args: &ApplyArgs,
     changes: &Changes,
     history: Option<&str>,
+    locked: Option<&str>,
 ) -> anyhow::Result<()> {
     let files: Vec<String> = changes
         .base
@@ -103,6 +106,7 @@ pub(super) fn report_apply(
             manual: &changes.manual,
             other_hosts: &changes.other_hosts,
             new_history: history,
+            lock: locked,
             files,
         })
         .map_err(Into::into);
@@ -151,6 +155,9 @@ pub(super) fn report_apply(
     }
     if let Some(history) = history {
         let _ = writeln!(text, "\nNew history: {history}");
+    }
+    if let Some(locked) = locked {
+        let _ = writeln!(text, "\nLock: {locked}");
     }
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
