@@ -809,6 +809,106 @@ static TOKENS: Fixture = Fixture {
     ],
 };
 
+/// A nixpkgs stand-in whose `nixosSystem` returns an option tree: with
+/// `real_lib`, one made by the real module system of that nixpkgs `lib`
+/// (`lib.evalModules`, `types.attrsOf (types.submodule …)`), else plain
+/// attribute sets shaped like it. `without` is a runtime-file option left
+/// undeclared.
+fn options_nixpkgs(run: &Run, real_lib: Option<&Path>, without: &str) -> PathBuf {
+    let dir = run.path("nixpkgs");
+    fs_err::create_dir_all(&dir).unwrap();
+    let option = |name: &str| {
+        if name == without {
+            String::new()
+        } else {
+            format!("{name} = option; ")
+        }
+    };
+    let tree = format!(
+        "{{ users.users = sub {{ hashedPassword = option; {} }}; services.ddclient = {{ password = option; {} }}; networking.wireguard.interfaces = sub {{ privateKey = option; {} }}; }}",
+        option("hashedPasswordFile"),
+        option("passwordFile"),
+        option("privateKeyFile"),
+    );
+    let body = if real_lib.is_some() {
+        format!(
+            "let lib = nixlib.lib; option = lib.mkOption {{ }}; sub = options: lib.mkOption {{ type = lib.types.attrsOf (lib.types.submodule {{ inherit options; }}); }}; in {{ modules, ... }}: {{ options = (lib.evalModules {{ modules = [ {{ options = {tree}; }} ]; }}).options; }}"
+        )
+    } else {
+        format!(
+            "let option = {{ _type = \"option\"; }}; sub = options: option // {{ type.getSubOptions = prefix: options; }}; in {{ modules, ... }}: {{ options = {tree}; }}"
+        )
+    };
+    // Pure evaluation reads the real `lib` only as a flake input.
+    let flake = match real_lib {
+        Some(lib) => format!(
+            "{{ inputs.nixlib.url = \"path:{}\"; outputs = {{ self, nixlib }}: {{ lib.nixosSystem = {body}; }}; }}\n",
+            lib.display()
+        ),
+        None => format!("{{ outputs = {{ self }}: {{ lib.nixosSystem = {body}; }}; }}\n"),
+    };
+    fs_err::write(dir.join("flake.nix"), flake).unwrap();
+    let flake = run.path("site/flake.nix");
+    let text = fs_err::read_to_string(&flake).unwrap();
+    fs_err::write(
+        &flake,
+        text.replace(
+            "github:NixOS/nixpkgs/nixos-25.11",
+            &format!("path:{}", dir.display()),
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// The runtime-file options `apply` writes are looked up in the host's own
+/// option tree (`nix eval --offline` of `nixosConfigurations.<host>.options`,
+/// through submodules); a service without the option refuses the split.
+fn runtime_options_are_looked_up(real_lib: Option<&Path>) {
+    let Some(run) = Run::new(&TOKENS) else { return };
+    options_nixpkgs(&run, real_lib, "");
+    let report = success(&run.apply(), "apply");
+    assert!(
+        report.contains("Runtime-file options: `users.users.root.hashedPasswordFile`, `users.users.ops.hashedPasswordFile`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("`services.ddclient.passwordFile`")
+            && report.contains("`networking.wireguard.interfaces.wg0.privateKeyFile`")
+            && report.contains("declared in host `vpn`'s option tree"),
+        "{report}"
+    );
+    let Some(run) = Run::new(&TOKENS) else { return };
+    options_nixpkgs(&run, real_lib, "passwordFile");
+    let output = run.apply();
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(
+        stderr(&output)
+            .contains("line 28: `services.ddclient.passwordFile` is not an option of host `vpn`"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !run.path("instance").exists(),
+        "the instance dir was created"
+    );
+}
+
+#[test]
+fn runtime_options_are_looked_up_in_the_hosts_option_tree() {
+    runtime_options_are_looked_up(None);
+}
+
+/// The same, with the real module system: the walk through `attrsOf
+/// (submodule …)` agrees with real `getSubOptions`. Needs a nixpkgs `lib`
+/// tree: `FROMGIT_NIXPKGS_LIB_SRC=<dir with lib/> cargo test … -- --ignored`.
+#[test]
+#[ignore = "needs a nixpkgs lib source tree in FROMGIT_NIXPKGS_LIB_SRC"]
+fn runtime_options_are_looked_up_with_the_real_module_system() {
+    let lib = std::env::var_os("FROMGIT_NIXPKGS_LIB_SRC").expect("FROMGIT_NIXPKGS_LIB_SRC");
+    runtime_options_are_looked_up(Some(Path::new(&lib)));
+}
+
 #[test]
 fn inline_secrets_move_into_the_sops_file() {
     let Some(run) = Run::new(&TOKENS) else { return };

@@ -24,8 +24,8 @@ const READERS: [&str; 6] = [
 ];
 
 /// Option names whose value has a runtime-file sibling in NixOS modules
-/// (`password` → `passwordFile`). A heuristic: the report says to check
-/// that the service has the option.
+/// (`password` → `passwordFile`). A convention, not a rule: `apply` looks
+/// each written option up in the host's option tree (`runtime_options`).
 const FILE_FORMS: [(&str, &str); 9] = [
     ("password", "passwordFile"),
     ("hashedPassword", "hashedPasswordFile"),

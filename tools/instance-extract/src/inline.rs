@@ -7,7 +7,7 @@
 //! password hash is declared `neededForUsers`, because NixOS creates users
 //! before the ordinary secrets are decrypted. Everything else is refused.
 
-use rnix::{SyntaxKind, SyntaxNode};
+use rnix::SyntaxKind;
 use zeroize::Zeroizing;
 
 use crate::nixsrc::{Finding, NixFile};
@@ -19,6 +19,8 @@ pub struct InlineSecret {
     pub name: String,
     pub value: Zeroizing<String>,
     pub needed_for_users: bool,
+    /// The runtime-file option that now reads it (`hashedPasswordFile`).
+    pub form: &'static str,
     /// `file:line`, for the report.
     pub location: String,
 }
@@ -32,24 +34,6 @@ const FILE_FORMS: [(&str, &str); 5] = [
     ("token", "tokenFile"),
     ("secretKey", "secretKeyFile"),
 ];
-
-/// The attribute path of `binding` from the top of the file, outermost first.
-fn full_path(binding: &SyntaxNode) -> Vec<String> {
-    let mut parts = Vec::new();
-    for ancestor in binding
-        .ancestors()
-        .filter(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)
-    {
-        let path = rewrite::binding_path(&ancestor);
-        let mut here: Vec<String> = path
-            .split('.')
-            .map(|p| p.trim_matches('"').to_owned())
-            .collect();
-        here.append(&mut parts);
-        parts = here;
-    }
-    parts
-}
 
 /// The edits and the moved secret for a literal secret that is the whole
 /// plain `"…"` value of a binding with a runtime-file form; `None` when it
@@ -91,7 +75,7 @@ pub fn plan_move(file: &NixFile, finding: &Finding) -> Option<(Vec<Edit>, Inline
         .children()
         .last()?;
     let option = last.text().to_string();
-    let path = full_path(&binding);
+    let path = rewrite::full_path(&binding);
     let users = path.starts_with(&["users".to_owned(), "users".to_owned()]);
     if users && option == "password" {
         return None;
@@ -118,6 +102,7 @@ pub fn plan_move(file: &NixFile, finding: &Finding) -> Option<(Vec<Edit>, Inline
             name,
             value: Zeroizing::new(token.text().to_owned()),
             needed_for_users: users,
+            form,
             location: format!("{}:{}", file.relative.display(), finding.line),
         },
     ))

@@ -18,6 +18,7 @@ mod nesting;
 pub mod nixsrc;
 mod renames;
 mod rewrite;
+mod runtime_options;
 mod secrets;
 mod sops_check;
 mod split;

@@ -221,6 +221,29 @@ pub fn append_to_list(list: &SyntaxNode, element: &str) -> Option<Edit> {
     }
 }
 
+/// The attribute path of `binding` from the top of the file, outermost first.
+pub fn full_path(binding: &SyntaxNode) -> Vec<String> {
+    let mut parts = Vec::new();
+    for ancestor in binding
+        .ancestors()
+        .filter(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)
+    {
+        // One name per attribute node: `"a.b"` stays one name.
+        let mut here: Vec<String> = ancestor
+            .children()
+            .find(|n| n.kind() == SyntaxKind::NODE_ATTRPATH)
+            .map(|path| {
+                path.children()
+                    .map(|attr| attr.text().to_string().trim_matches('"').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        here.append(&mut parts);
+        parts = here;
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use crate::hosts::Hosts;
 use crate::nixsrc::{self, Finding};
 use crate::renames;
 use crate::rewrite;
+use crate::runtime_options::RuntimeOption;
 
 /// Everything `apply` would do.
 pub struct Changes {
@@ -34,6 +35,10 @@ pub struct Changes {
     pub settings: Vec<crate::wiring::SecretSettings>,
     /// The flake's other hosts, whose modules were left as they are.
     pub other_hosts: Vec<String>,
+    /// The host being split, when the flake names it.
+    pub host: Option<String>,
+    /// The runtime-file options the rewrite writes.
+    pub runtime_options: Vec<RuntimeOption>,
 }
 
 /// Computes the base rewrite and the instance repo; writes nothing.
@@ -49,6 +54,7 @@ pub fn changes(
     let mut manual = Vec::new();
     let mut facts = Facts::with_names(plan.fact_names.clone());
     let mut inline = Vec::new();
+    let mut runtime_options = Vec::new();
     let entry = request.module.to_path_buf();
     if !plan.files.iter().any(|f| f.relative == entry) {
         return Err(ExtractError::NoEntryModule(request.base.join(&entry)));
@@ -95,6 +101,7 @@ pub fn changes(
                 rewritten: &mut rewritten,
                 left: &mut left,
                 facts: &mut facts,
+                runtime_options: &mut runtime_options,
             },
         )?;
         edits.extend(renames::path_literal_edits(file, request.domain));
@@ -177,6 +184,12 @@ pub fn changes(
         rewritten,
         moved,
         options,
+        host: hosts
+            .lists
+            .iter()
+            .find(|l| l.chosen)
+            .map(|l| l.host.clone()),
+        runtime_options,
         other_hosts: hosts
             .lists
             .iter()

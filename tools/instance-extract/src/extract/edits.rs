@@ -12,6 +12,7 @@ use crate::hosts;
 use crate::inline::{self, InlineSecret};
 use crate::nixsrc::{self, Context, Finding, FindingKind, NixFile};
 use crate::rewrite::{self, Edit};
+use crate::runtime_options::{self, RuntimeOption};
 
 use super::scope::{plain_call_edits, reads_facts, Scope, FACTS_ARGUMENT};
 
@@ -23,6 +24,7 @@ pub(super) struct Outcome<'a> {
     pub(super) rewritten: &'a mut Vec<Finding>,
     pub(super) left: &'a mut Vec<Finding>,
     pub(super) facts: &'a mut Facts,
+    pub(super) runtime_options: &'a mut Vec<RuntimeOption>,
 }
 
 pub(super) fn finding_edits(
@@ -113,6 +115,11 @@ pub(super) fn finding_edits(
             (FindingKind::LiteralSecret, _) if inline::plan_move(file, finding).is_some() => {
                 if let Some((moves, secret)) = inline::plan_move(file, finding) {
                     edits.extend(moves);
+                    outcome.runtime_options.extend(runtime_options::at(
+                        file,
+                        finding.range.start(),
+                        secret.form,
+                    ));
                     outcome.inline.push(secret);
                 }
                 needs_config = true;
@@ -202,6 +209,9 @@ fn eval_read_edits(
             });
         };
         edits.push(Edit::replace(option_range, form));
+        outcome
+            .runtime_options
+            .extend(runtime_options::at(file, option_range.start(), form));
         edits.push(Edit::replace(read.range, Request::secret_expression(name)));
         if let Some(finding) = findings
             .iter()
@@ -209,7 +219,7 @@ fn eval_read_edits(
         {
             outcome.rewritten.push(Finding {
                 reason: Some(format!(
-                    "now `{form}` with the sops-nix path, read at activation; check that the service has `{form}`"
+                    "now `{form}` with the sops-nix path, read at activation"
                 )),
                 ..(*finding).clone()
             });

@@ -83,6 +83,7 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
                 args.split.base.display()
             )
         })?;
+    let options_checked = check_runtime_options(&args.split.base, &mut changes)?;
     if args.dry_run {
         let mut text = String::new();
         for (old, new) in &changes.renamed {
@@ -144,6 +145,56 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         &changes,
         history.as_deref(),
         locked.as_deref(),
+        options_checked.as_deref(),
     )?;
     Ok(ExitStatus::Success)
+}
+
+/// Refuses a rewrite whose runtime-file option the host does not have; says
+/// what was checked, or in a `manual:` note why it could not be.
+fn check_runtime_options(
+    base: &std::path::Path,
+    changes: &mut extract::Changes,
+) -> anyhow::Result<Option<String>> {
+    use crate::runtime_options::{check, Checked};
+    if changes.runtime_options.is_empty() {
+        return Ok(None);
+    }
+    let names = || {
+        changes
+            .runtime_options
+            .iter()
+            .map(|o| format!("`{}`", o.dotted()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match check(base, changes.host.as_deref(), &changes.runtime_options) {
+        Checked::Declared => Ok(Some(format!(
+            "{} declared in host `{}`'s option tree (`nix eval --offline` of its `options`)",
+            names(),
+            changes.host.as_deref().unwrap_or_default()
+        ))),
+        Checked::Missing(missing) => {
+            let lines: Vec<String> = missing
+                .iter()
+                .map(|o| {
+                    format!(
+                        "`{}` line {}: `{}` is not an option of host `{}`: this service has no runtime-file form of that name; bind the secret to the option it has by hand",
+                        base.join(&o.file).display(),
+                        o.line,
+                        o.dotted(),
+                        changes.host.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect();
+            bail!("{}", lines.join("\n"))
+        }
+        Checked::Unproven(why) => {
+            let names = names();
+            changes.manual.push(format!(
+                "the runtime-file options {names} follow the NixOS naming convention but were not looked up in the host's options: {why}; check that each exists"
+            ));
+            Ok(None)
+        }
+    }
 }

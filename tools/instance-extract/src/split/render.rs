@@ -57,6 +57,8 @@ struct ApplyReport<'a> {
     new_history: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lock: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options_checked: Option<&'a str>,
     files: Vec<String>,
 }
 
@@ -80,6 +82,7 @@ pub(super) fn report_apply(
     changes: &Changes,
     history: Option<&str>,
     locked: Option<&str>,
+    options_checked: Option<&str>,
 ) -> anyhow::Result<()> {
     let files: Vec<String> = changes
         .base
@@ -107,6 +110,7 @@ pub(super) fn report_apply(
             other_hosts: &changes.other_hosts,
             new_history: history,
             lock: locked,
+            options_checked,
             files,
         })
         .map_err(Into::into);
@@ -158,6 +162,9 @@ pub(super) fn report_apply(
     }
     if let Some(locked) = locked {
         let _ = writeln!(text, "\nLock: {locked}");
+    }
+    if let Some(checked) = options_checked {
+        let _ = writeln!(text, "\nRuntime-file options: {checked}");
     }
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
