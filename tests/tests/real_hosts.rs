@@ -1221,6 +1221,62 @@ fn a_plain_function_file_receives_the_facts_from_its_caller() {
     );
 }
 
+/// A module written as a bare attribute set becomes a function of
+/// `config`; one that some file also imports as a value is refused, since a
+/// function would break that use.
+#[test]
+fn a_bare_attribute_set_module_gains_config_unless_imported_as_a_value() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let extra =
+        "{\n  services.nginx.virtualHosts.\"extra.lab.example.org\".root = \"/srv/extra\";\n}\n";
+    for dir in ["monolith", NAME] {
+        fs_err::write(run.path(dir).join("services/extra.nix"), extra).unwrap();
+        let entry = run.path(dir).join("configuration.nix");
+        let text = fs_err::read_to_string(&entry).unwrap();
+        fs_err::write(
+            &entry,
+            text.replace(
+                "imports = [ ./services/nginx.nix",
+                "imports = [ ./services/extra.nix ./services/nginx.nix",
+            ),
+        )
+        .unwrap();
+    }
+    run.round_trip();
+    let extra = fs_err::read_to_string(run.path("site/services/extra.nix")).unwrap();
+    assert!(extra.starts_with("{ config, ... }:\n{"), "{extra}");
+
+    let Some(run) = Run::new(&PROXY) else { return };
+    fs_err::write(
+        run.path("site/services/extra.nix"),
+        "{\n  services.nginx.virtualHosts.\"extra.lab.example.org\".root = \"/srv/extra\";\n}\n",
+    )
+    .unwrap();
+    let entry = run.path("site/configuration.nix");
+    let text = fs_err::read_to_string(&entry).unwrap();
+    fs_err::write(
+        &entry,
+        text.replace(
+            "networking.hostName = \"edge\";",
+            "networking.hostName = \"edge\";\n  environment.etc.sites.text = builtins.toJSON (import ./services/extra.nix).services;",
+        )
+        .replace("imports = [ ./services/nginx.nix", "imports = [ ./services/extra.nix ./services/nginx.nix"),
+    )
+    .unwrap();
+    let before = snapshot(&run.path(NAME));
+    let output = run.apply();
+    assert_refused_with(
+        &output,
+        "services/extra.nix` line 2: the file is a module written as a bare attribute set, and",
+    );
+    assert!(
+        stderr(&output).contains("configuration.nix` line 7 also imports it as a value"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&run.path(NAME)), before);
+}
+
 #[test]
 fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
     let Some(run) = Run::new(&MAIL) else { return };
@@ -1335,7 +1391,7 @@ fn the_domain_in_a_flake_input_url_is_refused_with_what_to_do() {
     let output = run.apply();
     assert_refused_with(
         &output,
-        "flake.nix` line 6: the instance is named in `flake.nix` outside `outputs`",
+        "flake.nix` line 6: the instance is named in `flake.nix` in `inputs`, which Nix reads without evaluating anything, so no instance value can stand there; point the input at a URL that does not name the instance",
     );
     assert!(!run.path("instance").exists());
 }

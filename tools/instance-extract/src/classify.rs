@@ -135,6 +135,13 @@ pub fn classify(word: &str, before: &str, option: Option<&str>) -> Verdict {
             return Verdict::Public("commit-pinned reference".to_owned());
         }
     }
+    // `github:owner/repo`: a flake reference names a public repository.
+    if ["github:", "gitlab:", "sourcehut:"]
+        .iter()
+        .any(|scheme| before.ends_with(scheme))
+    {
+        return Verdict::Public("flake reference (a repository's name)".to_owned());
+    }
     if word.ends_with(".apps.googleusercontent.com") {
         return Verdict::Public("OAuth client id".to_owned());
     }

@@ -185,6 +185,49 @@ pub fn function_caller(files: &[NixFile], target: &Path) -> Option<(PathBuf, usi
     })
 }
 
+/// The first file (and line) that imports `target` as a value: `import
+/// ./target.nix` not applied to arguments, or `import "${self}/…/target.nix"`.
+pub fn value_import(files: &[NixFile], target: &Path) -> Option<(PathBuf, usize)> {
+    let known: BTreeSet<PathBuf> = files.iter().map(|f| f.relative.clone()).collect();
+    let suffix = format!("/{}", target.display());
+    files.iter().find_map(|file| {
+        let dir = file.relative.parent().unwrap_or(Path::new(""));
+        file.root
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::NODE_APPLY)
+            .find(|apply| {
+                let mut parts = apply.children();
+                if !parts.next().is_some_and(|f| f.text() == "import") {
+                    return false;
+                }
+                let Some(argument) = parts.next() else {
+                    return false;
+                };
+                let called = apply.parent().is_some_and(|p| {
+                    p.kind() == SyntaxKind::NODE_APPLY
+                        && p.children().next().as_ref() == Some(apply)
+                });
+                let names_target = if argument.kind() == SyntaxKind::NODE_PATH_REL {
+                    named_files(&argument, dir, &known)
+                        .first()
+                        .map(PathBuf::as_path)
+                        == Some(target)
+                } else {
+                    argument
+                        .text()
+                        .to_string()
+                        .trim_matches('"')
+                        .ends_with(&suffix)
+                };
+                names_target && !called
+            })
+            .map(|apply| {
+                let line = file.line_column(usize::from(apply.text_range().start())).0;
+                (file.relative.clone(), line)
+            })
+    })
+}
+
 /// The flake's `outputs` function, and how its body names the `instance`
 /// input: `instance` when `outputs` takes an attribute pattern (`apply`
 /// adds the formal), `inputs.instance` when it takes one argument `inputs`.

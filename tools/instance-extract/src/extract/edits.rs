@@ -173,6 +173,7 @@ pub(super) fn finding_edits(
     edits.extend(scope_formal(
         request,
         file,
+        plan,
         &scope,
         &findings,
         needs_config,
@@ -233,6 +234,7 @@ fn eval_read_edits(
 fn scope_formal(
     request: &Request<'_>,
     file: &NixFile,
+    plan: &Plan,
     scope: &Scope,
     findings: &[&Finding],
     needs_config: bool,
@@ -248,8 +250,12 @@ fn scope_formal(
         reason,
     };
     match scope {
-        Scope::Module if needs_config || uses_facts => rewrite::ensure_formal(&file.root, "config")
-            .map_err(|()| refuse("the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned())),
+        Scope::Module if needs_config || uses_facts => {
+            match rewrite::ensure_formal(&file.root, "config") {
+                Ok(edit) => Ok(edit),
+                Err(()) => bare_module_formal(request, plan, file).map_err(refuse),
+            }
+        }
         Scope::PlainFunction { caller, line } if needs_config => Err(refuse(format!(
             "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: it cannot read a sops-nix secret's path; pass the path to it from the caller by hand",
             caller.display()
@@ -267,6 +273,35 @@ fn scope_formal(
         )),
         _ => Ok(None),
     }
+}
+
+/// A module written as a bare attribute set (`{ services.x = …; }`) becomes
+/// a function of `config`, unless some file also imports it as a value
+/// (`(import ./known-hosts.nix).programs…`), which a function would break.
+fn bare_module_formal(
+    request: &Request<'_>,
+    plan: &Plan,
+    file: &NixFile,
+) -> Result<Option<Edit>, String> {
+    let top = rewrite::top_expression(&file.root).filter(|top| {
+        matches!(
+            top.kind(),
+            SyntaxKind::NODE_ATTR_SET | SyntaxKind::NODE_LET_IN
+        )
+    });
+    let Some(top) = top else {
+        return Err("the file is not a NixOS module function (`{ config, ... }: …`), so the instance option cannot be referenced here".to_owned());
+    };
+    if let Some((user, line)) = hosts::value_import(&plan.files, &file.relative) {
+        return Err(format!(
+            "the file is a module written as a bare attribute set, and `{}` line {line} also imports it as a value (`import …`): making it a function of `config` would break that use; pass the instance's values to it by hand",
+            request.base.join(user).display()
+        ));
+    }
+    Ok(Some(Edit::insert(
+        top.text_range().start(),
+        "{ config, ... }:\n",
+    )))
 }
 
 /// The edit that reads an address or e-mail address from the facts.

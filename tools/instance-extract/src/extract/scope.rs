@@ -23,6 +23,8 @@ pub(super) enum Scope {
     /// `flake.nix`: inside `outputs`, the `instance` input's `instance.nix`.
     Flake {
         outputs: Option<(TextRange, String)>,
+        /// The flake's top-level bindings: `inputs`, `nixConfig`, ….
+        bindings: Vec<(TextRange, String)>,
     },
     /// A file its callers call as a function, not a module.
     PlainFunction { caller: PathBuf, line: usize },
@@ -31,9 +33,18 @@ pub(super) enum Scope {
 impl Scope {
     pub(super) fn of(plan: &Plan, file: &NixFile) -> Scope {
         if file.relative == Path::new("flake.nix") {
+            let bindings = rewrite::top_expression(&file.root)
+                .filter(|n| n.kind() == SyntaxKind::NODE_ATTR_SET)
+                .map(|top| {
+                    rewrite::bindings(&top)
+                        .map(|b| (b.text_range(), rewrite::binding_path(&b)))
+                        .collect()
+                })
+                .unwrap_or_default();
             return Scope::Flake {
                 outputs: hosts::flake_outputs(file)
                     .map(|(outputs, input)| (outputs.text_range(), input)),
+                bindings,
             };
         }
         match hosts::function_caller(&plan.files, &file.relative) {
@@ -48,17 +59,30 @@ impl Scope {
         match self {
             Scope::Module => Ok(format!("config.{}.instance", rewrite::attr_name(request.name))),
             Scope::PlainFunction { .. } => Ok(FACTS_ARGUMENT.to_owned()),
-            Scope::Flake { outputs: None } => Err(
+            Scope::Flake { outputs: None, .. } => Err(
                 "`flake.nix` names the instance, but its `outputs` is not a function literal that could read the `instance` input; write the value by hand".to_owned(),
             ),
             Scope::Flake {
                 outputs: Some((range, input)),
+                bindings,
             } => {
                 if range.contains_range(at) {
-                    Ok(format!("(import \"${{{input}}}/instance.nix\")"))
-                } else {
-                    Err("the instance is named in `flake.nix` outside `outputs` (an input URL, `nixConfig`): Nix reads those without evaluating anything, so no instance value can stand there; move it into `outputs` or override the input at build time".to_owned())
+                    return Ok(format!("(import \"${{{input}}}/instance.nix\")"));
                 }
+                let binding = bindings
+                    .iter()
+                    .find(|(range, _)| range.contains_range(at))
+                    .map_or("", |(_, name)| name.as_str());
+                let instead = if binding.starts_with("nixConfig") {
+                    "move the setting into a module of the host (`nix.settings`)"
+                } else if binding.starts_with("inputs") {
+                    "point the input at a URL that does not name the instance, or pass it at build time (`--override-input`)"
+                } else {
+                    "move it into `outputs`"
+                };
+                Err(format!(
+                    "the instance is named in `flake.nix` in `{binding}`, which Nix reads without evaluating anything, so no instance value can stand there; {instead}"
+                ))
             }
         }
     }

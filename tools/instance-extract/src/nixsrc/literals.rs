@@ -75,6 +75,7 @@ pub(super) fn literals(text: &str, option: Option<&str>, whole: bool) -> Vec<Lit
 /// names the shape and length only.
 fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
+    let mut pem = 0..0;
     if let Some(start) = text.find("-----BEGIN ") {
         if text[start..].starts_with("-----BEGIN OPENSSH PRIVATE KEY")
             || text[start..]
@@ -90,9 +91,14 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
                 end,
                 format!("PEM private key ({} bytes)", end - start),
             ));
+            pem = start..end;
         }
     }
     for (start, word) in tokens(text) {
+        // The key's base64 lines are the key, already reported whole.
+        if pem.contains(&start) {
+            continue;
+        }
         if word.starts_with("AGE-SECRET-KEY-1") {
             out.push((
                 start,
@@ -136,6 +142,23 @@ fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
             Some((start, word))
         })
         .filter(|(_, word)| !word.is_empty())
+        .map(|(start, word)| match assigned_value(word) {
+            Some(value) => (start + word.len() - value.len(), value),
+            None => (start, word),
+        })
+}
+
+/// The value of `NAME=value` (a shell or environment assignment): only the
+/// value can be secret. Base64 has `=` only as trailing padding, so a name
+/// followed by `=` and more is never part of one.
+fn assigned_value(word: &str) -> Option<&str> {
+    let (name, value) = word.split_once('=')?;
+    let identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (identifier && !value.is_empty() && !value.starts_with('=')).then_some(value)
 }
 
 #[allow(clippy::cast_precision_loss)] // counts of a short token

@@ -129,3 +129,48 @@ fn syntax_errors_name_file_line_and_column() {
         "{message}"
     );
 }
+
+/// Shapes met in a real public infrastructure flake: a flake input naming a
+/// repository, an environment assignment of a numeric id, and a PEM key
+/// whose base64 lines are the key (reported once, not line by line).
+#[test]
+fn real_shapes_are_judged_once_and_by_their_value() {
+    let kinds = |text: &str| -> Vec<(FindingKind, String)> {
+        let file = NixFile::parse(Path::new("."), "m.nix".into(), text.to_owned()).expect("parses");
+        scan(
+            &file,
+            &Needles {
+                domain: "example.org",
+                secrets: &[],
+            },
+        )
+        .into_iter()
+        .map(|f| (f.kind, f.detail))
+        .collect()
+    };
+    let flake = kinds(
+        r#"{ inputs.tools.url = "github:nix-community/nixpkgs-update-github-releases"; outputs = _: { }; }"#,
+    );
+    assert!(
+        flake
+            .iter()
+            .all(|(kind, _)| *kind == FindingKind::PublicValue),
+        "{flake:?}"
+    );
+    let script = kinds(
+        "{ script = ''\n  GITHUB_APP_INSTALLATION_ID=135242817 \\\n  API_TOKEN=Xq7vR2mK9pL4sT8wZ1nB6cF3hJ5dG0aYeU ./run\n''; }",
+    );
+    assert_eq!(
+        script,
+        [(
+            FindingKind::LiteralSecret,
+            "high-entropy token (34 chars)".to_owned()
+        )],
+        "only the assigned value is judged"
+    );
+    let pem = kinds(
+        "{ text = ''\n  -----BEGIN OPENSSH PRIVATE KEY-----\n  b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n  QyNTUxOQAAACCQVnMW/wZWqrdWrjrRPhfEFFq1KLYguagSflLhFnVQmwAAAJASuMMnErjD\n  -----END OPENSSH PRIVATE KEY-----\n''; }",
+    );
+    assert_eq!(pem.len(), 1, "{pem:?}");
+    assert!(pem[0].1.starts_with("PEM private key"), "{pem:?}");
+}
