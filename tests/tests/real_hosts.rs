@@ -673,6 +673,41 @@ fn a_fleet_flake_changes_only_the_chosen_host() {
     );
 }
 
+/// The domain in a file only another host uses stays there, and a second
+/// `apply` says so instead of refusing the existing instance repo.
+#[test]
+fn a_second_apply_counts_what_other_hosts_keep() {
+    let Some(run) = Run::new(&FLEET) else { return };
+    let builder =
+        "{ ... }:\n{\n  nix.settings.substituters = [ \"https://cache.example.com\" ];\n}\n";
+    fs_err::write(run.path("site/roles/builder.nix"), builder).unwrap();
+    let build = run.path("site/hosts/build.nix");
+    let text = fs_err::read_to_string(&build).unwrap();
+    fs_err::write(
+        &build,
+        text.replace(
+            "../roles/common.nix",
+            "../roles/common.nix ../roles/builder.nix",
+        ),
+    )
+    .unwrap();
+    let report = success(&run.apply(), "apply");
+    assert!(
+        report.contains("in a file only other hosts use; left as it is"),
+        "{report}"
+    );
+    assert_eq!(
+        fs_err::read_to_string(run.path("site/roles/builder.nix")).unwrap(),
+        builder
+    );
+    let again = success(&run.apply(), "second apply");
+    assert!(
+        again.starts_with("nothing to do: `site` is already generic for this host")
+            && again.contains("(1 finding(s) remain in files only the flake's other hosts use)"),
+        "{again}"
+    );
+}
+
 static ACME: Fixture = Fixture {
     dir: "acme",
     domain: "example.org",
@@ -1275,6 +1310,61 @@ fn a_bare_attribute_set_module_gains_config_unless_imported_as_a_value() {
         stderr(&output)
     );
     assert_eq!(snapshot(&run.path(NAME)), before);
+}
+
+/// A home-manager module's `config` is the user's: it reads the facts
+/// from `osConfig`, which home-manager passes when used as a NixOS module.
+#[test]
+fn a_home_manager_module_reads_the_facts_from_os_config() {
+    let Some(run) = Run::new(&PROXY) else { return };
+    let home =
+        "{pkgs, ...}: {\n  programs.ssh.matchBlocks.lab.hostname = \"git.lab.example.org\";\n}\n";
+    fs_err::create_dir_all(run.path("site/home")).unwrap();
+    fs_err::write(run.path("site/home/ops.nix"), home).unwrap();
+    let entry = run.path("site/configuration.nix");
+    let text = fs_err::read_to_string(&entry).unwrap();
+    fs_err::write(
+        &entry,
+        text.replace(
+            "networking.hostName = \"edge\";",
+            "networking.hostName = \"edge\";\n  home-manager.users.ops = import ./home/ops.nix;",
+        ),
+    )
+    .unwrap();
+    success(&run.apply(), "apply");
+    run.assert_every_nix_file_parses(NAME);
+    run.assert_no_domain_in_base();
+    let rewritten = fs_err::read_to_string(run.path("site/home/ops.nix")).unwrap();
+    assert!(
+        rewritten.starts_with("{ osConfig, pkgs, ...}:"),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.contains("\"git.${osConfig.site.instance.domain}\""),
+        "{rewritten}"
+    );
+    // Called as home-manager calls it: the same value as the monolith's.
+    let call = |expression: String| {
+        success(
+            &run.nix(&[
+                OsStr::new("--eval"),
+                OsStr::new("--strict"),
+                OsStr::new("--json"),
+                OsStr::new("--expr"),
+                OsStr::new(&expression),
+            ]),
+            "evaluate the home-manager module",
+        )
+    };
+    let root = run.dir.path().display();
+    assert_eq!(
+        call(format!("import {root}/site/home/ops.nix {{ pkgs = {{ }}; osConfig.site.instance = import {root}/instance/instance.nix; }}")),
+        call(format!("(import {root}/site/home/ops.nix) {{ pkgs = {{ }}; osConfig.site.instance.domain = \"lab.example.org\"; }}")),
+    );
+    assert!(
+        call(format!("import {root}/site/home/ops.nix {{ pkgs = {{ }}; osConfig.site.instance = import {root}/instance/instance.nix; }}"))
+            .contains("git.lab.example.org")
+    );
 }
 
 #[test]

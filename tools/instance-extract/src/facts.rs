@@ -63,7 +63,34 @@ pub fn addresses(text: &str) -> Vec<Address> {
     out
 }
 
+/// Public DNS resolvers every host may name: Cloudflare, Google, Quad9,
+/// OpenDNS. They say which resolver the operator likes, not which host this is.
+const PUBLIC_RESOLVERS: [&str; 16] = [
+    "1.1.1.1",
+    "1.0.0.1",
+    "8.8.8.8",
+    "8.8.4.4",
+    "9.9.9.9",
+    "149.112.112.112",
+    "208.67.222.222",
+    "208.67.220.220",
+    "2606:4700:4700::1111",
+    "2606:4700:4700::1001",
+    "2001:4860:4860::8888",
+    "2001:4860:4860::8844",
+    "2620:fe::fe",
+    "2620:fe::9",
+    "2620:119:35::35",
+    "2620:119:53::53",
+];
+
 fn special_range(address: IpAddr) -> Option<&'static str> {
+    if PUBLIC_RESOLVERS
+        .iter()
+        .any(|resolver| resolver.parse::<IpAddr>().ok() == Some(address))
+    {
+        return Some("a well-known public DNS resolver: identifies no instance");
+    }
     match address {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
@@ -172,7 +199,7 @@ mod tests {
 
     #[test]
     fn public_addresses_are_facts_private_ones_are_left() {
-        let text = "203.0.113.7 10.0.0.0/8 2001:db8::10 fd00::1 127.0.0.1 1.2.3.4-beta [2a01:4f8::2]:51820 100.64.0.1";
+        let text = "203.0.113.7 10.0.0.0/8 2001:db8::10 fd00::1 127.0.0.1 1.2.3.4-beta [2a01:4f8::2]:51820 100.64.0.1 9.9.9.9 2606:4700:4700::1111";
         let found: Vec<(&str, bool)> = addresses(text)
             .iter()
             .map(|a| (&text[a.start..a.end], a.left_because.is_none()))
@@ -186,6 +213,8 @@ mod tests {
                 ("fd00::1", false),
                 ("2a01:4f8::2", true),
                 ("100.64.0.1", false),
+                ("9.9.9.9", false),
+                ("2606:4700:4700::1111", false),
             ]
         );
         assert!(addresses("port 8080:80 and 12:30:45").is_empty());

@@ -36,18 +36,42 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 /// name, read from the directory `dir` (a directory means its
 /// `default.nix`).
 fn named_files(node: &SyntaxNode, dir: &Path, known: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
-    node.descendants()
+    let mut out = Vec::new();
+    for literal in node
+        .descendants()
         .filter(|n| n.kind() == SyntaxKind::NODE_PATH_REL)
-        .filter_map(|n| normalize(&dir.join(n.text().to_string())))
-        .filter_map(|path| {
-            if known.contains(&path) {
-                Some(path)
-            } else {
-                let default = path.join("default.nix");
-                known.contains(&default).then_some(default)
+    {
+        let text = literal.text().to_string();
+        // `../home/alice/${config.networking.hostName}.nix` names one of the
+        // files of `../home/alice/`: all of them are reached.
+        if let Some((prefix, _)) = text.split_once("${") {
+            let Some(parent) = prefix
+                .rfind('/')
+                .and_then(|i| normalize(&dir.join(&prefix[..i])))
+            else {
+                continue;
+            };
+            out.extend(
+                known
+                    .iter()
+                    .filter(|f| f.parent() == Some(parent.as_path()))
+                    .cloned(),
+            );
+            continue;
+        }
+        let Some(path) = normalize(&dir.join(&text)) else {
+            continue;
+        };
+        if known.contains(&path) {
+            out.push(path);
+        } else {
+            let default = path.join("default.nix");
+            if known.contains(&default) {
+                out.push(default);
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 /// Every file reachable from `roots` through relative path literals.
@@ -143,6 +167,37 @@ fn module_lists(root: &SyntaxNode) -> Vec<(String, SyntaxNode)> {
         }
     }
     out
+}
+
+/// The home-manager modules: the files reached from a path under a
+/// `home-manager.*` binding (`home-manager.users.<name>`,
+/// `home-manager.sharedModules`) or the flake's `homeManagerModules` /
+/// `homeModules` output, and all they reach.
+pub fn home_manager_files(files: &[NixFile]) -> BTreeSet<PathBuf> {
+    let known: BTreeSet<PathBuf> = files.iter().map(|f| f.relative.clone()).collect();
+    let mut roots = Vec::new();
+    for file in files {
+        let dir = file.relative.parent().unwrap_or(Path::new(""));
+        let flake = file.relative == Path::new("flake.nix");
+        for binding in file
+            .root
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)
+        {
+            let path = rewrite::full_path(&binding);
+            let home = path.first().is_some_and(|p| p == "home-manager")
+                || (flake
+                    && path
+                        .iter()
+                        .any(|p| p == "homeManagerModules" || p == "homeModules"));
+            if home {
+                if let Some(value) = rewrite::binding_value(&binding) {
+                    roots.extend(named_files(&value, dir, &known));
+                }
+            }
+        }
+    }
+    reachable(files, &roots)
 }
 
 /// The plain-function calls in `file`, `import ./target.nix { … }`, each with

@@ -91,10 +91,13 @@ pub fn ensure_formal(root: &SyntaxNode, formal: &str) -> Result<Option<Edit>, ()
             SyntaxKind::NODE_PAT_ENTRY | SyntaxKind::TOKEN_ELLIPSIS
         )
     });
-    let text = if empty {
-        format!(" {formal}")
-    } else {
-        format!(" {formal},")
+    let spaced = brace
+        .next_sibling_or_token()
+        .is_some_and(|next| next.kind() == SyntaxKind::TOKEN_WHITESPACE);
+    let text = match (empty, spaced) {
+        (true, _) => format!(" {formal}"),
+        (false, true) => format!(" {formal},"),
+        (false, false) => format!(" {formal}, "),
     };
     Ok(Some(Edit::insert(brace.text_range().end(), text)))
 }

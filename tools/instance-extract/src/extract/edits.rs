@@ -253,9 +253,16 @@ fn scope_formal(
         Scope::Module if needs_config || uses_facts => {
             match rewrite::ensure_formal(&file.root, "config") {
                 Ok(edit) => Ok(edit),
-                Err(()) => bare_module_formal(request, plan, file).map_err(refuse),
+                Err(()) => bare_module_formal(request, plan, file, "config").map_err(refuse),
             }
         }
+        Scope::HomeManager if needs_config => Err(refuse(
+            "a home-manager module (its `config` is the user's) uses a secret's path: write `osConfig.sops.secrets.\"…\".path` by hand, or use sops-nix's home-manager module".to_owned(),
+        )),
+        Scope::HomeManager if uses_facts => match rewrite::ensure_formal(&file.root, "osConfig") {
+            Ok(edit) => Ok(edit),
+            Err(()) => bare_module_formal(request, plan, file, "osConfig").map_err(refuse),
+        },
         Scope::PlainFunction { caller, line } if needs_config => Err(refuse(format!(
             "the file is a plain function called by `{}` line {line} (`import … {{ … }}`), not a module: it cannot read a sops-nix secret's path; pass the path to it from the caller by hand",
             caller.display()
@@ -276,12 +283,13 @@ fn scope_formal(
 }
 
 /// A module written as a bare attribute set (`{ services.x = …; }`) becomes
-/// a function of `config`, unless some file also imports it as a value
+/// a function of `formal` (`config`, `osConfig`), unless some file also imports it as a value
 /// (`(import ./known-hosts.nix).programs…`), which a function would break.
 fn bare_module_formal(
     request: &Request<'_>,
     plan: &Plan,
     file: &NixFile,
+    formal: &str,
 ) -> Result<Option<Edit>, String> {
     let top = rewrite::top_expression(&file.root).filter(|top| {
         matches!(
@@ -294,13 +302,13 @@ fn bare_module_formal(
     };
     if let Some((user, line)) = hosts::value_import(&plan.files, &file.relative) {
         return Err(format!(
-            "the file is a module written as a bare attribute set, and `{}` line {line} also imports it as a value (`import …`): making it a function of `config` would break that use; pass the instance's values to it by hand",
+            "the file is a module written as a bare attribute set, and `{}` line {line} also imports it as a value (`import …`): making it a function of `{formal}` would break that use; pass the instance's values to it by hand",
             request.base.join(user).display()
         ));
     }
     Ok(Some(Edit::insert(
         top.text_range().start(),
-        "{ config, ... }:\n",
+        format!("{{ {formal}, ... }}:\n"),
     )))
 }
 

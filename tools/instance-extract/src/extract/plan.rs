@@ -15,6 +15,8 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     /// `(key, name)` of the facts the operator named in `instance-extract.toml`.
     pub fact_names: Vec<(String, String)>,
+    /// The home-manager modules: their `config` is the user's, not the host's.
+    pub home_manager: std::collections::BTreeSet<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -71,7 +73,9 @@ impl Plan {
                 ));
             }
         }
+        let home_manager = crate::hosts::home_manager_files(&files);
         Ok(Plan {
+            home_manager,
             files,
             findings,
             fact_names: config

@@ -28,6 +28,9 @@ pub(super) enum Scope {
     },
     /// A file its callers call as a function, not a module.
     PlainFunction { caller: PathBuf, line: usize },
+    /// A home-manager module: its `config` is the user's; the host's is
+    /// `osConfig` (home-manager used as a NixOS module passes it).
+    HomeManager,
 }
 
 impl Scope {
@@ -49,6 +52,7 @@ impl Scope {
         }
         match hosts::function_caller(&plan.files, &file.relative) {
             Some((caller, line)) => Scope::PlainFunction { caller, line },
+            None if plan.home_manager.contains(&file.relative) => Scope::HomeManager,
             None => Scope::Module,
         }
     }
@@ -58,6 +62,10 @@ impl Scope {
     pub(super) fn root(&self, request: &Request<'_>, at: TextRange) -> Result<String, String> {
         match self {
             Scope::Module => Ok(format!("config.{}.instance", rewrite::attr_name(request.name))),
+            Scope::HomeManager => Ok(format!(
+                "osConfig.{}.instance",
+                rewrite::attr_name(request.name)
+            )),
             Scope::PlainFunction { .. } => Ok(FACTS_ARGUMENT.to_owned()),
             Scope::Flake { outputs: None, .. } => Err(
                 "`flake.nix` names the instance, but its `outputs` is not a function literal that could read the `instance` input; write the value by hand".to_owned(),

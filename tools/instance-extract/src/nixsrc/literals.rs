@@ -107,6 +107,7 @@ fn literal_secrets(text: &str) -> Vec<(usize, usize, String)> {
             ));
         } else if word.len() >= 32
             && !is_name_path(word)
+            && !is_compound_name(word)
             && shannon_entropy(word) >= 4.0
             && !word.starts_with('/')
             && !word.contains('.')
@@ -132,6 +133,26 @@ pub(super) fn is_name_path(word: &str) -> bool {
                 && segment.bytes().filter(u8::is_ascii_digit).count() <= 3
                 && !segment.contains(['+', '='])
         })
+}
+
+/// `ublock0_raymondhill_net-browser-action`,
+/// `google/gemma-4-26B-A4B-it-qat-q4_0-gguf`: a name joined from short words,
+/// long but not random. At least half of its runs between separators are
+/// lowercase words (a vowel, more letters than digits); random groups such
+/// as a Syncthing device id (`TH3WJAP-KYFMHKV-…`) or a UUID have none.
+pub(super) fn is_compound_name(word: &str) -> bool {
+    let runs: Vec<&str> = word.split(['-', '_', '/', ':']).collect();
+    let wordy = |run: &&str| {
+        let letters = run.bytes().filter(u8::is_ascii_lowercase).count();
+        let digits = run.bytes().filter(u8::is_ascii_digit).count();
+        letters + digits == run.len()
+            && letters > digits
+            && run.bytes().any(|b| b"aeiouy".contains(&b))
+    };
+    runs.len() >= 3
+        && !word.contains(['+', '='])
+        && runs.iter().all(|run| run.len() <= 12)
+        && runs.iter().filter(|run| wordy(run)).count() * 2 >= runs.len()
 }
 
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {

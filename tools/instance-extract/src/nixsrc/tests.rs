@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::literals::is_name_path;
+use super::literals::{is_compound_name, is_name_path};
 use super::*;
 
 #[test]
@@ -173,4 +173,24 @@ fn real_shapes_are_judged_once_and_by_their_value() {
     );
     assert_eq!(pem.len(), 1, "{pem:?}");
     assert!(pem[0].1.starts_with("PEM private key"), "{pem:?}");
+}
+
+#[test]
+fn compound_names_are_not_tokens_but_uuids_and_keys_stay_suspect() {
+    for name in [
+        "ublock0_raymondhill_net-browser-action",
+        "google/gemma-4-26B-A4B-it-qat-q4_0-gguf",
+    ] {
+        assert!(is_compound_name(name), "{name}");
+    }
+    for token in [
+        "550e8400-e29b-41d4-a716-446655440000",
+        "TH3WJAP-KYFMHKV-Q3QKLYO-QP4AS7X-7K2CH42-JKUQIDL-ZLWWTHO-JUJ2FH2",
+        "x7kq-p2mz-r9tv-w3bn-k8jd-q5lc-v2hx-m4fs",
+        "ghp_Xq7vR2mK9pL4sT8wZ1nB6cF3hJ5dG0aYeUab",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "Nt1n1igEsHK/DWteidQMRAJmjpUgvmpmjUfUeE/DGGs=",
+    ] {
+        assert!(!is_compound_name(token), "{token}");
+    }
 }

@@ -41,17 +41,34 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
     let request = request(&args.split, &name, &sops);
     let plan = read_plan(&request)?;
     let instance_exists = args.instance.exists();
-    let nothing_left = plan.findings.iter().all(|f| {
-        (f.kind == FindingKind::IpAddress && f.reason.is_some())
-            || matches!(
-                f.kind,
-                FindingKind::SecretDirectory | FindingKind::PublicValue | FindingKind::Accepted
-            )
-    });
+    // Files only the flake's other hosts use are left as they are.
+    let others_only = crate::hosts::Hosts::new(&plan.files, request.module).others_only;
+    let left = plan
+        .findings
+        .iter()
+        .filter(|f| !others_only.contains(&f.file))
+        .find(|f| {
+            !((f.kind == FindingKind::IpAddress && f.reason.is_some())
+                || matches!(
+                    f.kind,
+                    FindingKind::SecretDirectory | FindingKind::PublicValue | FindingKind::Accepted
+                ))
+        });
+    let nothing_left = left.is_none();
     if nothing_left && instance_exists && is_our_instance(&args.instance, &args.split.domain) {
+        let others = plan
+            .findings
+            .iter()
+            .filter(|f| others_only.contains(&f.file))
+            .count();
+        let others = if others == 0 {
+            String::new()
+        } else {
+            format!(" ({others} finding(s) remain in files only the flake's other hosts use)")
+        };
         fromgit_cli::write_stdout(
             format!(
-                "nothing to do: `{}` is already generic and `{}` holds its instance\n",
+                "nothing to do: `{}` is already generic for this host and `{}` holds its instance{others}\n",
                 args.split.base.display(),
                 args.instance.display()
             )
@@ -65,6 +82,17 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             args.split.domain
         ));
         return Ok(ExitStatus::Failure);
+    }
+    if instance_exists && is_our_instance(&args.instance, &args.split.domain) {
+        if let Some(finding) = left {
+            bail!(
+                "`{}` holds the instance of an earlier apply, but `{}` line {} still names the instance ({}); rewrite it by hand, or start again from the monolith with a new instance directory",
+                args.instance.display(),
+                args.split.base.join(&finding.file).display(),
+                finding.line,
+                finding.detail
+            );
+        }
     }
     if instance_exists && fs_err::read_dir(&args.instance)?.next().is_some() {
         bail!(
