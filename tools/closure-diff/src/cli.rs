@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+use fromgit_nix::StoreDir;
 
 /// The exit-code table of `--help`.
 pub const EXIT_CODES_HELP: &str = fromgit_cli::PROOF_EXIT_CODES_HELP;
@@ -78,7 +79,7 @@ pub struct StoreArgs {
         env = "NIX_STORE_DIR",
         default_value = "/nix/store"
     )]
-    pub store_dir: String,
+    pub store_dir: StoreDir,
     /// Query local store paths through `nix path-info --json` instead of reading the database
     #[arg(long)]
     pub use_cli: bool,

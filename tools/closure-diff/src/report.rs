@@ -33,12 +33,12 @@ pub struct SideSummary {
 impl SideSummary {
     /// Summarises a side.
     pub fn of(side: &Side) -> Self {
-        let mut roots: Vec<String> = side.roots.iter().map(|r| side.abs(r)).collect();
+        let mut roots: Vec<String> = side.roots.iter().map(ToString::to_string).collect();
         roots.sort();
         Self {
             input: side.spec.clone(),
             source: side.source,
-            store_dir: side.store_dir.clone(),
+            store_dir: side.store_dir.to_string(),
             roots,
             paths: side.infos.len(),
             missing_references: side
@@ -146,8 +146,8 @@ pub struct Report {
 }
 
 fn level_same_path(old: &Side, new: &Side) -> LevelResult {
-    let mut a: Vec<String> = old.roots.iter().map(|r| old.abs(r)).collect();
-    let mut b: Vec<String> = new.roots.iter().map(|r| new.abs(r)).collect();
+    let mut a: Vec<String> = old.roots.iter().map(ToString::to_string).collect();
+    let mut b: Vec<String> = new.roots.iter().map(ToString::to_string).collect();
     a.sort();
     b.sort();
     let (status, evidence) = if a == b {

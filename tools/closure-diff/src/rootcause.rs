@@ -465,12 +465,12 @@ pub fn analyse(old: &Side, new: &Side, patterns: &[String]) -> Result<RootCause>
     let old_roots: BTreeMap<String, Vec<String>> = old
         .root_drvs
         .iter()
-        .map(|d| (old.abs(d), vec!["out".to_owned()]))
+        .map(|d| (d.to_string(), vec!["out".to_owned()]))
         .collect();
     let new_roots: BTreeMap<String, Vec<String>> = new
         .root_drvs
         .iter()
-        .map(|d| (new.abs(d), vec!["out".to_owned()]))
+        .map(|d| (d.to_string(), vec!["out".to_owned()]))
         .collect();
     let (mut pairs, mut added, mut removed) = pair_inputs(&old_roots, &new_roots);
     if pairs.is_empty() && added.len() == 1 && removed.len() == 1 {
