@@ -95,9 +95,10 @@ impl std::fmt::Display for Argv {
 }
 
 /// Quotes a word for a POSIX shell: unchanged when it holds only characters
-/// no shell treats specially, otherwise in single quotes.
+/// no shell treats specially, otherwise in single quotes. `=` and `~` are
+/// quoted because zsh and every shell expand them at the start of a word.
 pub fn shell_quote(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@+,".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         word.to_owned()
     } else {
@@ -354,6 +355,8 @@ mod tests {
         assert_eq!(shell_quote("a;rm -rf /"), "'a;rm -rf /'");
         assert_eq!(shell_quote("$(x)`y`"), "'$(x)`y`'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("=ls"), "'=ls'");
+        assert_eq!(shell_quote("~root"), "'~root'");
     }
 
     #[test]
