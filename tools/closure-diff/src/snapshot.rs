@@ -198,3 +198,50 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
     side.close_over_roots();
     Ok(side)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "hbzqcq91kds495bgrlq6rpyp54q2y0xw-t";
+    const DRV: &str = "b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv";
+
+    fn doc(store_dir: &str, root: &str) -> Value {
+        json!({
+            "schema": SCHEMA,
+            "storeDir": store_dir,
+            "roots": [root],
+            "rootDrvs": [DRV],
+            "paths": {ROOT: {"narHash": null, "narSize": 1, "references": [], "deriver": DRV}},
+        })
+    }
+
+    #[test]
+    fn roots_are_store_paths_and_round_trip_as_base_names() {
+        let side = load("snap.json", &doc("/tmp/st", ROOT)).unwrap();
+        assert_eq!(side.store_dir.as_str(), "/tmp/st");
+        assert_eq!(side.roots[0].as_str(), format!("/tmp/st/{ROOT}"));
+        assert_eq!(side.root_drvs[0].base_name(), DRV);
+        let again = render(&side, false).unwrap();
+        assert_eq!(again["roots"], json!([ROOT]));
+        assert_eq!(again["rootDrvs"], json!([DRV]));
+        assert_eq!(again["storeDir"], json!("/tmp/st"));
+    }
+
+    #[test]
+    fn a_bad_root_or_store_dir_is_refused_by_name() {
+        let err = format!(
+            "{:#}",
+            load("snap.json", &doc("/nix/store", "x-y")).unwrap_err()
+        );
+        assert!(err.contains("`x-y`") && err.contains("`roots`"), "{err}");
+        let err = format!(
+            "{:#}",
+            load("snap.json", &doc("nix/store", ROOT)).unwrap_err()
+        );
+        assert!(
+            err.contains("`nix/store` is not a valid store directory"),
+            "{err}"
+        );
+    }
+}
