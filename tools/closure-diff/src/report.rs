@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::Level;
-use crate::compare::{ChangeKind, PackageChange, PathDiff, Totals};
+use crate::compare::{ChangeKind, DriftPattern, PackageChange, PathDiff, Totals};
 use crate::rootcause::RootCause;
 use crate::side::{Side, Source};
 use crate::verify::DiskCheck;
@@ -291,7 +291,7 @@ pub struct Findings<'a> {
     /// Disk check.
     pub disk: Option<DiskCheck>,
     /// Patterns.
-    pub patterns: &'a [String],
+    pub patterns: &'a [DriftPattern],
     /// Requested level.
     pub level: Level,
 }
@@ -331,7 +331,7 @@ pub fn build(f: Findings<'_>) -> Report {
         .patterns
         .iter()
         .map(|p| ExpectedMatch {
-            pattern: p.clone(),
+            pattern: p.as_str().to_owned(),
             packages: Vec::new(),
             derivations: Vec::new(),
         })
