@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+use fromgit_nix::StoreDir;
+
+use crate::compare::DriftPattern;
 
 /// The exit-code table of `--help`.
 pub const EXIT_CODES_HELP: &str = fromgit_cli::PROOF_EXIT_CODES_HELP;
@@ -78,7 +81,7 @@ pub struct StoreArgs {
         env = "NIX_STORE_DIR",
         default_value = "/nix/store"
     )]
-    pub store_dir: String,
+    pub store_dir: StoreDir,
     /// Query local store paths through `nix path-info --json` instead of reading the database
     #[arg(long)]
     pub use_cli: bool,
@@ -102,7 +105,7 @@ pub struct CompareArgs {
     pub verify_on_disk: bool,
     /// A package allowed to differ (glob on its name, e.g. `sops-nix*`); repeatable
     #[arg(long = "expect-drift", value_name = "PATTERN")]
-    pub expect_drift: Vec<String>,
+    pub expect_drift: Vec<DriftPattern>,
     /// Skip the root-cause walk of the `.drv` graphs
     #[arg(long)]
     pub no_root_cause: bool,

@@ -190,46 +190,79 @@ struct Group<'a> {
     new: Vec<(&'a str, &'a str)>,
 }
 
-/// Whether `name` matches a glob with `*` and `?`.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ni;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
+/// An `--expect-drift` pattern, compiled once: a glob on package names in
+/// which only `*` (any run of characters) and `?` (one character) are
+/// special; every other character, `[`, `{` and `\` included, is literal.
+#[derive(Debug, Clone)]
+pub struct DriftPattern {
+    text: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl DriftPattern {
+    /// Compiles `text`.
+    pub fn new(text: &str) -> Result<Self, globset::Error> {
+        let mut glob = String::with_capacity(text.len() * 2);
+        for c in text.chars() {
+            match c {
+                // `**` would be a recursive wildcard to globset; here it is `*`.
+                '*' if glob.ends_with('*') => {}
+                '*' | '?' => glob.push(c),
+                '[' | ']' | '{' | '}' | '\\' => {
+                    glob.push('\\');
+                    glob.push(c);
+                }
+                c => glob.push(c),
+            }
         }
+        let matcher = globset::GlobBuilder::new(&glob)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()?
+            .compile_matcher();
+        Ok(Self {
+            text: text.to_owned(),
+            matcher,
+        })
     }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
+
+    /// The pattern as given.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
-    pi == p.len()
+
+    /// Whether `name` matches.
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
+impl std::str::FromStr for DriftPattern {
+    type Err = globset::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl std::fmt::Display for DriftPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// The first pattern matching a package (its name, `name-version` or `name-output`).
 pub fn matching_pattern<'p>(
-    patterns: &'p [String],
+    patterns: &'p [DriftPattern],
     name: &str,
     versions: &[&str],
     output: &str,
-) -> Option<&'p String> {
+) -> Option<&'p DriftPattern> {
     patterns.iter().find(|pat| {
-        glob_match(pat, name)
-            || glob_match(pat, &format!("{name}-{output}"))
+        pat.is_match(name)
+            || pat.is_match(&format!("{name}-{output}"))
             || versions
                 .iter()
-                .any(|v| glob_match(pat, &format!("{name}-{v}")))
+                .any(|v| pat.is_match(&format!("{name}-{v}")))
     })
 }
 
@@ -252,7 +285,7 @@ fn path_differs(p: &str, old: &Side, new: &Side) -> bool {
 
 /// The package view: paths grouped by (package name, output). Only groups
 /// with at least one differing path are built.
-pub fn packages(old: &Side, new: &Side, patterns: &[String]) -> (Vec<PackageChange>, Totals) {
+pub fn packages(old: &Side, new: &Side, patterns: &[DriftPattern]) -> (Vec<PackageChange>, Totals) {
     let mut dirty: FxHashSet<(&str, &str)> = FxHashSet::default();
     for (side, other) in [(old, new), (new, old)] {
         for p in side.infos.keys() {
@@ -331,7 +364,8 @@ pub fn packages(old: &Side, new: &Side, patterns: &[String]) -> (Vec<PackageChan
         let size_delta = signed(size(new, &g.new)) - signed(size(old, &g.old));
         let versions: Vec<&str> = ov.iter().chain(nv.iter()).map(String::as_str).collect();
         out.push(PackageChange {
-            expected_by: matching_pattern(patterns, &name, &versions, &output).cloned(),
+            expected_by: matching_pattern(patterns, &name, &versions, &output)
+                .map(|p| p.as_str().to_owned()),
             name,
             output,
             kind,
@@ -365,6 +399,37 @@ pub fn packages(old: &Side, new: &Side, patterns: &[String]) -> (Vec<PackageChan
 mod tests {
     use super::*;
 
+    fn glob_match(pattern: &str, name: &str) -> bool {
+        DriftPattern::new(pattern).unwrap().is_match(name)
+    }
+
+    /// The matcher closure-diff used before `globset`: `*` and `?` only.
+    fn reference_match(pattern: &str, name: &str) -> bool {
+        let (p, n) = (pattern.as_bytes(), name.as_bytes());
+        let (mut pi, mut ni) = (0, 0);
+        let (mut star, mut mark) = (None, 0);
+        while ni < n.len() {
+            if pi < p.len() && (p[pi] == b'?' || p[pi] == n[ni]) {
+                pi += 1;
+                ni += 1;
+            } else if pi < p.len() && p[pi] == b'*' {
+                star = Some(pi);
+                pi += 1;
+                mark = ni;
+            } else if let Some(s) = star {
+                pi = s + 1;
+                mark += 1;
+                ni = mark;
+            } else {
+                return false;
+            }
+        }
+        while pi < p.len() && p[pi] == b'*' {
+            pi += 1;
+        }
+        pi == p.len()
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("sops-nix*", "sops-nix"));
@@ -373,5 +438,102 @@ mod tests {
         assert!(glob_match("h?llo", "hello"));
         assert!(!glob_match("hello", "hello-2.10"));
         assert!(!glob_match("a*b", "acd"));
+    }
+
+    #[test]
+    fn globset_matches_exactly_what_the_hand_written_matcher_did() {
+        let patterns = [
+            "",
+            "*",
+            "**",
+            "***",
+            "?",
+            "??",
+            "a",
+            "a*",
+            "*a",
+            "*a*",
+            "a*b",
+            "a**b",
+            "a?b",
+            "?*?",
+            "*-1.?",
+            "sops-nix*",
+            "*firmware*",
+            "[ab]",
+            "[!a]",
+            "{a,b}",
+            "a,b",
+            "\\*",
+            "a\\b",
+            "\\",
+            "a/b",
+            "/*",
+            "!a",
+            "^a",
+            "a.b",
+            "a+b",
+            "a=b",
+            "a?=b",
+            "*.drv",
+            "é",
+            "[",
+            "]",
+            "{",
+            "}",
+            "a[*",
+            "**/x",
+            "x/**",
+            "-*",
+            ".*",
+        ];
+        let names = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "aab",
+            "abb",
+            "acb",
+            "a-b",
+            "a*b",
+            "a?b",
+            "a,b",
+            "[ab]",
+            "{a,b}",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\\",
+            "a\\b",
+            "\\x",
+            "a/b",
+            "/x",
+            "x/y",
+            "!a",
+            "^a",
+            "a.b",
+            "a+b",
+            "a=b",
+            "a?=b",
+            "sops-nix",
+            "sops-nix-1.0",
+            "linux-firmware",
+            "hello-1.0.drv",
+            "x-1.2",
+            "é",
+            ".hidden",
+            "-x",
+            "a[b",
+            "a[xyz",
+        ];
+        // Package names come from store path names, which never hold `*`
+        // (the old matcher let a `*` in the pattern match one literally).
+        for p in patterns {
+            for n in names.iter().filter(|n| !n.contains('*')) {
+                assert_eq!(glob_match(p, n), reference_match(p, n), "`{p}` on `{n}`");
+            }
+        }
     }
 }

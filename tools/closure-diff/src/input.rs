@@ -1,16 +1,16 @@
 //! Loading one side of a comparison from any supported input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use anyhow::{bail, Context as _, Result};
+use fromgit_nix::command::{Argv, Nix};
 use fromgit_nix::db::{DbError, NixDb};
 use fromgit_nix::drv;
 use fromgit_nix::pathinfo::{self, PathInfo};
-use fromgit_nix::store_path;
+use fromgit_nix::{StoreDir, StorePath};
 
 use crate::cli::StoreArgs;
 use crate::side::{infer_roots, Drvs, Side, Source};
@@ -19,18 +19,17 @@ use crate::snapshot;
 /// The real directory holding store objects for a local store root.
 pub fn real_store_dir(store: &StoreArgs) -> PathBuf {
     let root = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
-    root.join(store.store_dir.trim_start_matches('/'))
+    root.join(store.store_dir.as_str().trim_start_matches('/'))
 }
 
 /// Follows symlinks (`./result`, `/run/current-system`) until the path is in
-/// the store directory; returns the absolute store path of the object.
-fn resolve_store_path(spec: &str, store_dir: &str) -> Option<String> {
+/// the store directory; returns the store path of the object.
+fn resolve_store_path(spec: &str, store_dir: &StoreDir) -> Option<StorePath> {
     let mut cur = std::path::absolute(spec).ok()?;
     for _ in 0..40 {
         let s = cur.to_str()?;
         if s.starts_with(&format!("{store_dir}/")) {
-            let base = store_path::base_name_of(s, store_dir).ok()?;
-            return Some(format!("{store_dir}/{base}"));
+            return store_dir.store_path_of(s).ok();
         }
         let target = fs_err::read_link(&cur).ok()?;
         cur = if target.is_absolute() {
@@ -44,12 +43,12 @@ fn resolve_store_path(spec: &str, store_dir: &str) -> Option<String> {
 
 /// Loads one side.
 pub fn load(spec: &str, store: &StoreArgs) -> Result<Side> {
-    let store_dir = store.store_dir.as_str();
+    let store_dir = &store.store_dir;
     if spec.starts_with("ssh://") {
         return crate::ssh::load(spec, store_dir);
     }
     if let Some(abs) = resolve_store_path(spec, store_dir) {
-        return if Path::new(&abs).extension().is_some_and(|e| e == "drv") {
+        return if abs.is_derivation() {
             load_drv_input(spec, &abs, store)
         } else {
             load_store_paths(spec, &[abs], store)
@@ -82,7 +81,7 @@ pub fn load(spec: &str, store: &StoreArgs) -> Result<Side> {
             load_dump(spec, &bytes, store_dir)?
         }
     };
-    if side.store_dir != store_dir {
+    if &side.store_dir != store_dir {
         bail!(
             "`{spec}` describes the store directory `{}`, but this comparison uses `{store_dir}`: \
              its paths cannot be compared\nhint: pass `--store-dir {}` when both sides come from that store",
@@ -98,30 +97,27 @@ fn from_infos(mut side: Side, infos: Vec<PathInfo>) -> Result<Side> {
     for info in infos {
         side.infos.insert(info.path.clone(), Arc::new(info));
     }
-    side.roots = infer_roots(&side.infos);
+    side.roots = side.store_paths(&infer_roots(&side.infos))?;
     if side.roots.is_empty() {
         bail!(
             "`{}` lists no paths (or only a reference cycle): nothing to compare",
             side.spec
         );
     }
-    side.root_drvs = side
-        .roots
-        .iter()
-        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
-        .collect();
+    side.root_drvs = side.derivers_of_roots()?;
     side.close_over_roots();
     Ok(side)
 }
 
-fn load_dump(spec: &str, bytes: &[u8], store_dir: &str) -> Result<Side> {
-    let dump = pathinfo::parse_path_info_json(bytes, store_dir)
+fn load_dump(spec: &str, bytes: &[u8], store_dir: &StoreDir) -> Result<Side> {
+    let dump = pathinfo::parse_path_info_json(bytes, store_dir.as_str())
         .with_context(|| format!("`{spec}` is not a usable `nix path-info --json` dump"))?;
-    let side = Side::new(spec, Source::PathInfoJson, &dump.store_dir);
+    let dump_dir = StoreDir::new(&dump.store_dir).with_context(|| format!("`{spec}`"))?;
+    let side = Side::new(spec, Source::PathInfoJson, &dump_dir);
     from_infos(side, dump.infos)
 }
 
-fn load_narinfo_dir(spec: &str, dir: &Path, store_dir: &str) -> Result<Side> {
+fn load_narinfo_dir(spec: &str, dir: &Path, store_dir: &StoreDir) -> Result<Side> {
     let mut infos = Vec::new();
     let mut found_dir: Option<String> = None;
     for entry in fs_err::read_dir(dir)? {
@@ -149,6 +145,7 @@ fn load_narinfo_dir(spec: &str, dir: &Path, store_dir: &str) -> Result<Side> {
         bail!("`{spec}` is a directory without `.narinfo` files (not a binary cache)");
     };
     let _ = store_dir;
+    let sd = StoreDir::new(&sd).with_context(|| format!("`{spec}`"))?;
     let side = Side::new(spec, Source::Narinfo, &sd);
     from_infos(side, infos)
 }
@@ -177,21 +174,20 @@ pub fn load_pair(
 
 /// Two local store paths of one database, resolved, and the open database.
 pub struct LocalPair {
-    old: String,
-    new: String,
+    old: StorePath,
+    new: StorePath,
     db: NixDb,
 }
 
 /// Both inputs as store paths of the one local database, when they are.
 pub fn local_pair(old: &str, new: &str, store: &StoreArgs) -> Option<LocalPair> {
-    let store_dir = store.store_dir.as_str();
+    let store_dir = &store.store_dir;
     if store.use_cli || old.starts_with("ssh://") || new.starts_with("ssh://") {
         return None;
     }
     let a = resolve_store_path(old, store_dir)?;
     let b = resolve_store_path(new, store_dir)?;
-    let is_drv = |p: &str| Path::new(p).extension().is_some_and(|e| e == "drv");
-    if is_drv(&a) || is_drv(&b) {
+    if a.is_derivation() || b.is_derivation() {
         return None;
     }
     let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
@@ -209,15 +205,13 @@ pub fn drv_only_pair(
     store: &StoreArgs,
 ) -> Option<(Side, Side)> {
     let (a, b, db) = (&local.old, &local.new, &local.db);
-    let store_dir = store.store_dir.as_str();
+    let store_dir = &store.store_dir;
     let real = real_store_dir(store);
-    let make = |spec: &str, root: &str| -> Option<Side> {
+    let make = |spec: &str, root: &StorePath| -> Option<Side> {
         let mut side = Side::new(spec, Source::Db, store_dir);
-        side.roots = vec![store_path::base_name_of(root, store_dir).ok()?.to_owned()];
+        side.roots = vec![root.clone()];
         let deriver = db.deriver(root).ok()??;
-        side.root_drvs = vec![store_path::base_name_of(&deriver, store_dir)
-            .ok()?
-            .to_owned()];
+        side.root_drvs = vec![store_dir.store_path_of(&deriver).ok()?];
         side.drvs = Drvs::Local(real.clone());
         Some(side)
     };
@@ -230,7 +224,7 @@ fn load_pair_from_db(
     store: &StoreArgs,
     local: LocalPair,
 ) -> Result<(Side, Side)> {
-    let store_dir = store.store_dir.as_str();
+    let store_dir = &store.store_dir;
     let LocalPair { old: a, new: b, db } = local;
     let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
     for (spec, root) in [(old, &a), (new, &b)] {
@@ -243,7 +237,7 @@ fn load_pair_from_db(
     }
     let t0 = std::time::Instant::now();
     let mut shared: FxHashMap<String, Arc<PathInfo>> = db
-        .closure(&[a.clone(), b.clone()], store_dir)?
+        .closure(&[a.clone(), b.clone()], store_dir.as_str())?
         .into_iter()
         .map(|i| (i.path.clone(), Arc::new(i)))
         .collect();
@@ -253,10 +247,10 @@ fn load_pair_from_db(
         t0.elapsed()
     );
     let real = real_store_dir(store);
-    let mut make = |spec: &str, root: &str, take: bool| -> Result<Side> {
+    let mut make = |spec: &str, root: &StorePath, take: bool| -> Result<Side> {
         let mut side = Side::new(spec, Source::Db, store_dir);
         side.infos.reserve(shared.len());
-        let base = store_path::base_name_of(root, store_dir)?.to_owned();
+        let base = root.base_name().to_owned();
         let mut stack = vec![base.clone()];
         while let Some(p) = stack.pop() {
             if side.infos.contains_key(&p) {
@@ -279,13 +273,8 @@ fn load_pair_from_db(
             );
             side.infos.insert(p, info);
         }
-        side.root_drvs = side
-            .infos
-            .get(&base)
-            .and_then(|i| i.deriver.clone())
-            .into_iter()
-            .collect();
-        side.roots = vec![base];
+        side.roots = vec![root.clone()];
+        side.root_drvs = side.derivers_of_roots()?;
         side.drvs = Drvs::Local(real.clone());
         side.local_store = Some(real.clone());
         Ok(side)
@@ -301,8 +290,8 @@ fn load_pair_from_db(
 
 /// Loads the closure of local store paths from the database, or through
 /// `nix path-info` when the database cannot be opened.
-pub fn load_store_paths(spec: &str, roots: &[String], store: &StoreArgs) -> Result<Side> {
-    let store_dir = store.store_dir.as_str();
+pub fn load_store_paths(spec: &str, roots: &[StorePath], store: &StoreArgs) -> Result<Side> {
+    let store_dir = &store.store_dir;
     let root_dir = store.store.clone().unwrap_or_else(|| PathBuf::from("/"));
     let mut side = Side::new(spec, Source::Db, store_dir);
     let t0 = std::time::Instant::now();
@@ -314,7 +303,7 @@ pub fn load_store_paths(spec: &str, roots: &[String], store: &StoreArgs) -> Resu
         let opened = NixDb::open(&db_path);
         tracing::debug!("`{spec}`: database opened in {:?}", t0.elapsed());
         match opened {
-            Ok(db) => match db.closure(roots, store_dir) {
+            Ok(db) => match db.closure(roots, store_dir.as_str()) {
                 Ok(infos) => infos,
                 Err(e @ DbError::NotValid(_)) => {
                     return Err(anyhow::Error::new(e).context(format!(
@@ -332,19 +321,12 @@ pub fn load_store_paths(spec: &str, roots: &[String], store: &StoreArgs) -> Resu
         }
     };
     tracing::debug!("`{spec}`: {} path infos in {:?}", infos.len(), t0.elapsed());
-    for r in roots {
-        side.roots
-            .push(store_path::base_name_of(r, store_dir)?.to_owned());
-    }
+    side.roots = roots.to_vec();
     side.infos = infos
         .into_iter()
         .map(|i| (i.path.clone(), Arc::new(i)))
         .collect();
-    side.root_drvs = side
-        .roots
-        .iter()
-        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
-        .collect();
+    side.root_drvs = side.derivers_of_roots()?;
     // The database query returned exactly the closure: no need to close it again.
     let real = real_store_dir(store);
     side.drvs = Drvs::Local(real.clone());
@@ -352,61 +334,52 @@ pub fn load_store_paths(spec: &str, roots: &[String], store: &StoreArgs) -> Resu
     Ok(side)
 }
 
-/// The argument list of the `nix path-info` query (checked by unit tests).
-pub fn path_info_argv(roots: &[String], store: &StoreArgs) -> Vec<String> {
-    let mut argv: Vec<String> = [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command",
-        "path-info",
-        "--recursive",
-        "--json",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    if let Some(root) = &store.store {
-        argv.push("--store".to_owned());
-        argv.push(root.display().to_string());
-    }
-    argv.push("--".to_owned());
-    argv.extend(roots.iter().cloned());
-    argv
+/// The argument list of the `nix path-info` query.
+pub fn path_info_argv(roots: &[StorePath], store: &StoreArgs) -> Argv {
+    let nix = match &store.store {
+        Some(root) => Nix::new().store(root.as_os_str()),
+        None => Nix::new(),
+    };
+    nix.path_info_closure(roots)
 }
 
-fn path_info_cli(roots: &[String], store: &StoreArgs) -> Result<Vec<PathInfo>> {
+fn path_info_cli(roots: &[StorePath], store: &StoreArgs) -> Result<Vec<PathInfo>> {
     let argv = path_info_argv(roots, store);
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
+    let out = argv
+        .command()
         .env("NIX_CONFIG", "substituters =")
         .output()
-        .with_context(|| format!("cannot run `{}`", argv.join(" ")))?;
+        .with_context(|| format!("cannot run `{argv}`"))?;
     if !out.status.success() {
         bail!(
-            "`{}` failed ({}): {}",
-            argv.join(" "),
+            "`{argv}` failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let dump = pathinfo::parse_path_info_json(&out.stdout, &store.store_dir)
-        .with_context(|| format!("output of `{}`", argv.join(" ")))?;
+    let dump = pathinfo::parse_path_info_json(&out.stdout, store.store_dir.as_str())
+        .with_context(|| format!("output of `{argv}`"))?;
     Ok(dump.infos)
 }
 
-fn load_drv_input(spec: &str, abs: &str, store: &StoreArgs) -> Result<Side> {
+fn load_drv_input(spec: &str, abs: &StorePath, store: &StoreArgs) -> Result<Side> {
     let real = real_store_dir(store);
-    let base = store_path::base_name_of(abs, &store.store_dir)?.to_owned();
-    let file = real.join(&base);
+    let file = real.join(abs.base_name());
     let bytes = fs_err::read(&file)
         .with_context(|| format!("`{spec}`: the derivation `{abs}` is not in the store"))?;
     let d = drv::parse_aterm(&bytes)
         .with_context(|| format!("`{}` does not parse as a derivation", file.display()))?;
-    let outputs: Vec<String> = d
+    let outputs: Vec<StorePath> = d
         .outputs
         .values()
         .filter(|o| !o.path.is_empty())
-        .map(|o| o.path.clone())
-        .collect();
+        .map(|o| {
+            store
+                .store_dir
+                .store_path_of(&o.path)
+                .with_context(|| format!("`{spec}`: an output of `{abs}`"))
+        })
+        .collect::<Result<_>>()?;
     let db = if store.use_cli {
         None
     } else {
@@ -430,15 +403,12 @@ fn load_drv_input(spec: &str, abs: &str, store: &StoreArgs) -> Result<Side> {
     } else {
         let mut side = Side::new(spec, Source::Db, &store.store_dir);
         side.unrealised = true;
-        for o in &outputs {
-            side.roots
-                .push(store_path::base_name_of(o, &store.store_dir)?.to_owned());
-        }
+        side.roots = outputs;
         side.drvs = Drvs::Local(real.clone());
         side.local_store = Some(real);
         side
     };
-    side.root_drvs = vec![base];
+    side.root_drvs = vec![abs.clone()];
     Ok(side)
 }
 
@@ -450,11 +420,14 @@ mod tests {
     fn path_info_argv_is_fixed() {
         let store = StoreArgs {
             store: Some(PathBuf::from("/tmp/st")),
-            store_dir: "/nix/store".into(),
+            store_dir: StoreDir::default(),
             use_cli: true,
         };
+        let root: StorePath = "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-a"
+            .parse()
+            .unwrap();
         assert_eq!(
-            path_info_argv(&["/nix/store/x-a".into()], &store),
+            path_info_argv(&[root], &store).to_strs().unwrap(),
             [
                 "nix",
                 "--extra-experimental-features",
@@ -465,7 +438,7 @@ mod tests {
                 "--store",
                 "/tmp/st",
                 "--",
-                "/nix/store/x-a"
+                "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-a"
             ]
         );
     }

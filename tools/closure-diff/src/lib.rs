@@ -124,7 +124,7 @@ fn spawn_walk<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
     old: &'env side::Side,
     new: &'env side::Side,
-    patterns: &'env [String],
+    patterns: &'env [compare::DriftPattern],
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<rootcause::RootCause>>> {
     std::thread::Builder::new()
         .stack_size(256 * 1024 * 1024)

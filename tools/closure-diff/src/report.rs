@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::Level;
-use crate::compare::{ChangeKind, PackageChange, PathDiff, Totals};
+use crate::compare::{ChangeKind, DriftPattern, PackageChange, PathDiff, Totals};
 use crate::rootcause::RootCause;
 use crate::side::{Side, Source};
 use crate::verify::DiskCheck;
@@ -33,12 +33,12 @@ pub struct SideSummary {
 impl SideSummary {
     /// Summarises a side.
     pub fn of(side: &Side) -> Self {
-        let mut roots: Vec<String> = side.roots.iter().map(|r| side.abs(r)).collect();
+        let mut roots: Vec<String> = side.roots.iter().map(ToString::to_string).collect();
         roots.sort();
         Self {
             input: side.spec.clone(),
             source: side.source,
-            store_dir: side.store_dir.clone(),
+            store_dir: side.store_dir.to_string(),
             roots,
             paths: side.infos.len(),
             missing_references: side
@@ -146,8 +146,8 @@ pub struct Report {
 }
 
 fn level_same_path(old: &Side, new: &Side) -> LevelResult {
-    let mut a: Vec<String> = old.roots.iter().map(|r| old.abs(r)).collect();
-    let mut b: Vec<String> = new.roots.iter().map(|r| new.abs(r)).collect();
+    let mut a: Vec<String> = old.roots.iter().map(ToString::to_string).collect();
+    let mut b: Vec<String> = new.roots.iter().map(ToString::to_string).collect();
     a.sort();
     b.sort();
     let (status, evidence) = if a == b {
@@ -291,7 +291,7 @@ pub struct Findings<'a> {
     /// Disk check.
     pub disk: Option<DiskCheck>,
     /// Patterns.
-    pub patterns: &'a [String],
+    pub patterns: &'a [DriftPattern],
     /// Requested level.
     pub level: Level,
 }
@@ -331,7 +331,7 @@ pub fn build(f: Findings<'_>) -> Report {
         .patterns
         .iter()
         .map(|p| ExpectedMatch {
-            pattern: p.clone(),
+            pattern: p.as_str().to_owned(),
             packages: Vec::new(),
             derivations: Vec::new(),
         })

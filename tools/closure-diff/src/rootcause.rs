@@ -13,7 +13,7 @@ use fromgit_nix::names;
 use fromgit_nix::store_path;
 use serde::Serialize;
 
-use crate::compare::matching_pattern;
+use crate::compare::{matching_pattern, DriftPattern};
 use crate::side::Side;
 
 /// A value that differs between the two recipes.
@@ -84,7 +84,7 @@ struct Walk<'a> {
     memo: FxHashMap<(String, String), State>,
     missing: BTreeSet<String>,
     causes: Vec<Cause>,
-    patterns: &'a [String],
+    patterns: &'a [DriftPattern],
 }
 
 fn drv_name(base: &str) -> &str {
@@ -345,7 +345,8 @@ impl Walk<'_> {
                 names::split_name(drv_name(a)).1,
                 names::split_name(drv_name(b)).1,
             ];
-            let mut expected_by = matching_pattern(self.patterns, &name, &versions, "out").cloned();
+            let mut expected_by = matching_pattern(self.patterns, &name, &versions, "out")
+                .map(|p| p.as_str().to_owned());
             if expected_by.is_none() {
                 expected_by = self.explained_by_expected_inputs(
                     &changes,
@@ -401,7 +402,7 @@ impl Walk<'_> {
                 else {
                     return Ok(None);
                 };
-                pattern = Some(p.clone());
+                pattern = Some(p.as_str().to_owned());
                 if let Some(d) = self.get(old_side, &base)? {
                     strip.extend(d.outputs.values().map(|o| o.path.clone()));
                 }
@@ -413,7 +414,7 @@ impl Walk<'_> {
             let Some(p) = matching_pattern(self.patterns, name, &[version], "out") else {
                 return Ok(None);
             };
-            pattern = Some(p.clone());
+            pattern = Some(p.as_str().to_owned());
             strip.push(src.clone());
         }
         for c in changes {
@@ -439,7 +440,7 @@ fn strip_eq(x: &str, y: &str) -> bool {
 }
 
 /// Walks both graphs. Never fails on a missing `.drv`: that is reported.
-pub fn analyse(old: &Side, new: &Side, patterns: &[String]) -> Result<RootCause> {
+pub fn analyse(old: &Side, new: &Side, patterns: &[DriftPattern]) -> Result<RootCause> {
     let mut rc = RootCause::default();
     if old.root_drvs.is_empty() || new.root_drvs.is_empty() {
         rc.skipped = Some(format!(
@@ -465,12 +466,12 @@ pub fn analyse(old: &Side, new: &Side, patterns: &[String]) -> Result<RootCause>
     let old_roots: BTreeMap<String, Vec<String>> = old
         .root_drvs
         .iter()
-        .map(|d| (old.abs(d), vec!["out".to_owned()]))
+        .map(|d| (d.to_string(), vec!["out".to_owned()]))
         .collect();
     let new_roots: BTreeMap<String, Vec<String>> = new
         .root_drvs
         .iter()
-        .map(|d| (new.abs(d), vec!["out".to_owned()]))
+        .map(|d| (d.to_string(), vec!["out".to_owned()]))
         .collect();
     let (mut pairs, mut added, mut removed) = pair_inputs(&old_roots, &new_roots);
     if pairs.is_empty() && added.len() == 1 && removed.len() == 1 {

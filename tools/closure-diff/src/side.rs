@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use fromgit_nix::drv::{self, Derivation};
 use fromgit_nix::pathinfo::PathInfo;
+use fromgit_nix::{StoreDir, StorePath};
 use rustc_hash::FxHashMap;
 
 /// Where a side's path metadata came from (the evidence source).
@@ -51,11 +52,11 @@ pub struct Side {
     /// The evidence source.
     pub source: Source,
     /// The logical store directory.
-    pub store_dir: String,
-    /// Root base names (the toplevels).
-    pub roots: Vec<String>,
-    /// The `.drv` base names the roots were built from, when known.
-    pub root_drvs: Vec<String>,
+    pub store_dir: StoreDir,
+    /// The toplevels.
+    pub roots: Vec<StorePath>,
+    /// The `.drv` files the roots were built from, when known.
+    pub root_drvs: Vec<StorePath>,
     /// Every path of the closure, by base name.
     pub infos: FxHashMap<String, Arc<PathInfo>>,
     /// References that point outside the loaded data (an incomplete dump).
@@ -69,11 +70,11 @@ pub struct Side {
 }
 
 impl Side {
-    pub(crate) fn new(spec: &str, source: Source, store_dir: &str) -> Self {
+    pub(crate) fn new(spec: &str, source: Source, store_dir: &StoreDir) -> Self {
         Self {
             spec: spec.to_owned(),
             source,
-            store_dir: store_dir.to_owned(),
+            store_dir: store_dir.clone(),
             roots: Vec::new(),
             root_drvs: Vec::new(),
             infos: FxHashMap::default(),
@@ -88,7 +89,11 @@ impl Side {
     pub fn close_over_roots(&mut self) {
         let mut keep: FxHashMap<String, Arc<PathInfo>> = FxHashMap::default();
         keep.reserve(self.infos.len());
-        let mut stack: Vec<String> = self.roots.clone();
+        let mut stack: Vec<String> = self
+            .roots
+            .iter()
+            .map(|r| r.base_name().to_owned())
+            .collect();
         while let Some(p) = stack.pop() {
             if keep.contains_key(&p) {
                 continue;
@@ -109,11 +114,38 @@ impl Side {
 
     /// Whether the toplevels differ from `other`'s (as sets).
     pub fn roots_differ(&self, other: &Side) -> bool {
-        let mut a: Vec<&String> = self.roots.iter().collect();
-        let mut b: Vec<&String> = other.roots.iter().collect();
+        let mut a: Vec<&StorePath> = self.roots.iter().collect();
+        let mut b: Vec<&StorePath> = other.roots.iter().collect();
         a.sort();
         b.sort();
         a != b
+    }
+
+    /// The store paths of base names taken from this side's path infos
+    /// (already checked by their parser).
+    pub(crate) fn store_paths<'a>(
+        &self,
+        bases: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Vec<StorePath>> {
+        bases
+            .into_iter()
+            .map(|b| {
+                self.store_dir
+                    .join(b)
+                    .with_context(|| format!("`{}`", self.spec))
+            })
+            .collect()
+    }
+
+    /// The derivers of the roots, as far as the path infos record them.
+    pub(crate) fn derivers_of_roots(&self) -> Result<Vec<StorePath>> {
+        let derivers: Vec<&String> = self
+            .roots
+            .iter()
+            .filter_map(|r| self.infos.get(r.base_name()))
+            .filter_map(|i| i.deriver.as_ref())
+            .collect();
+        self.store_paths(derivers)
     }
 
     /// The absolute path of a base name.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anyhow::{bail, Context as _, Result};
 use fromgit_nix::pathinfo::PathInfo;
 use fromgit_nix::store_path;
-use fromgit_nix::Sha256Hash;
+use fromgit_nix::{Sha256Hash, StoreDir, StorePath};
 use serde_json::{json, Value};
 
 use crate::side::{Drvs, Side, Source};
@@ -22,7 +22,11 @@ fn collect_drvs(side: &Side) -> Result<(BTreeMap<String, String>, Vec<String>)> 
     };
     let mut texts = BTreeMap::new();
     let mut missing = Vec::new();
-    let mut stack: Vec<String> = side.root_drvs.clone();
+    let mut stack: Vec<String> = side
+        .root_drvs
+        .iter()
+        .map(|d| d.base_name().to_owned())
+        .collect();
     let mut seen = BTreeSet::new();
     while let Some(base) = stack.pop() {
         if !seen.insert(base.clone()) {
@@ -40,7 +44,7 @@ fn collect_drvs(side: &Side) -> Result<(BTreeMap<String, String>, Vec<String>)> 
         let d = fromgit_nix::drv::parse_aterm(text.as_bytes())
             .with_context(|| format!("`{}` does not parse as a derivation", file.display()))?;
         for input in d.input_drvs.keys() {
-            stack.push(store_path::base_name_of(input, &side.store_dir)?.to_owned());
+            stack.push(store_path::base_name_of(input, side.store_dir.as_str())?.to_owned());
         }
         texts.insert(base, text);
     }
@@ -65,8 +69,8 @@ pub fn render(side: &Side, with_drvs: bool) -> Result<Value> {
     let mut doc = json!({
         "schema": SCHEMA,
         "storeDir": side.store_dir,
-        "roots": side.roots,
-        "rootDrvs": side.root_drvs,
+        "roots": side.roots.iter().map(StorePath::base_name).collect::<Vec<_>>(),
+        "rootDrvs": side.root_drvs.iter().map(StorePath::base_name).collect::<Vec<_>>(),
         "source": side.source,
         "paths": paths,
     });
@@ -111,6 +115,17 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
         .get("storeDir")
         .and_then(Value::as_str)
         .with_context(|| format!("`{spec}`: no `storeDir`"))?;
+    let store_dir = StoreDir::new(store_dir).with_context(|| format!("`{spec}`"))?;
+    let store_paths = |what: &str| -> Result<Vec<StorePath>> {
+        strings(doc.get(what), what, spec)?
+            .iter()
+            .map(|base| {
+                store_dir
+                    .join(base)
+                    .with_context(|| format!("`{spec}`: `{what}`"))
+            })
+            .collect()
+    };
     let paths = doc
         .get("paths")
         .and_then(Value::as_object)
@@ -150,7 +165,7 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
             }),
         );
     }
-    let roots = strings(doc.get("roots"), "roots", spec)?;
+    let roots = store_paths("roots")?;
     if roots.is_empty() {
         bail!("`{spec}`: the snapshot names no roots");
     }
@@ -166,9 +181,9 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
     let side = Side {
         spec: spec.to_owned(),
         source: Source::Snapshot,
-        store_dir: store_dir.to_owned(),
+        root_drvs: store_paths("rootDrvs")?,
+        store_dir,
         roots,
-        root_drvs: strings(doc.get("rootDrvs"), "rootDrvs", spec)?,
         infos,
         missing_references: BTreeSet::new(),
         unrealised: false,
@@ -182,4 +197,51 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
     let mut side = side;
     side.close_over_roots();
     Ok(side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "hbzqcq91kds495bgrlq6rpyp54q2y0xw-t";
+    const DRV: &str = "b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv";
+
+    fn doc(store_dir: &str, root: &str) -> Value {
+        json!({
+            "schema": SCHEMA,
+            "storeDir": store_dir,
+            "roots": [root],
+            "rootDrvs": [DRV],
+            "paths": {ROOT: {"narHash": null, "narSize": 1, "references": [], "deriver": DRV}},
+        })
+    }
+
+    #[test]
+    fn roots_are_store_paths_and_round_trip_as_base_names() {
+        let side = load("snap.json", &doc("/tmp/st", ROOT)).unwrap();
+        assert_eq!(side.store_dir.as_str(), "/tmp/st");
+        assert_eq!(side.roots[0].as_str(), format!("/tmp/st/{ROOT}"));
+        assert_eq!(side.root_drvs[0].base_name(), DRV);
+        let again = render(&side, false).unwrap();
+        assert_eq!(again["roots"], json!([ROOT]));
+        assert_eq!(again["rootDrvs"], json!([DRV]));
+        assert_eq!(again["storeDir"], json!("/tmp/st"));
+    }
+
+    #[test]
+    fn a_bad_root_or_store_dir_is_refused_by_name() {
+        let err = format!(
+            "{:#}",
+            load("snap.json", &doc("/nix/store", "x-y")).unwrap_err()
+        );
+        assert!(err.contains("`x-y`") && err.contains("`roots`"), "{err}");
+        let err = format!(
+            "{:#}",
+            load("snap.json", &doc("nix/store", ROOT)).unwrap_err()
+        );
+        assert!(
+            err.contains("`nix/store` is not a valid store directory"),
+            "{err}"
+        );
+    }
 }

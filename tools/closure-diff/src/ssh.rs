@@ -3,10 +3,10 @@
 //! Extra `ssh` options come from `NIX_SSHOPTS`, as for Nix's own SSH stores.
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
-use fromgit_nix::{drv, pathinfo, store_path};
+use fromgit_nix::command::{Argv, Nix, Ssh, SshHost};
+use fromgit_nix::{drv, pathinfo, store_path, StoreDir};
 
 use crate::side::{Drvs, Side, Source};
 
@@ -17,7 +17,7 @@ const MARKER: &str = "--closure-diff-drvs--";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshSpec {
     /// `[user@]host`.
-    pub host: String,
+    pub host: SshHost,
     /// The port, when given.
     pub port: Option<u16>,
     /// The remote store path.
@@ -61,9 +61,7 @@ pub fn parse(spec: &str) -> Result<SshSpec> {
             }
         }
     }
-    if host.starts_with('-') {
-        bail!("`{spec}`: host may not start with `-`");
-    }
+    let host = SshHost::new(&host).with_context(|| format!("`{spec}`"))?;
     Ok(SshSpec {
         host,
         port,
@@ -72,51 +70,37 @@ pub fn parse(spec: &str) -> Result<SshSpec> {
     })
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The remote shell command (one round trip).
 pub fn remote_command(s: &SshSpec) -> String {
-    let store = s
-        .store
-        .as_deref()
-        .map(|d| format!(" --store {}", quote(d)))
-        .unwrap_or_default();
-    let nix = "nix --extra-experimental-features nix-command --option substituters ''";
+    let nix = match &s.store {
+        Some(d) => Nix::new().without_substituters().store(d),
+        None => Nix::new().without_substituters(),
+    };
     format!(
-        "{nix} path-info --recursive --json{store} -- {p} && echo && echo {MARKER} && \
-         {{ {nix} show-derivation --recursive{store} -- {p} 2>/dev/null || echo null; }}",
-        p = quote(&s.path)
+        "{} && echo && echo {MARKER} && {{ {} 2>/dev/null || echo null; }}",
+        nix.path_info_closure([&s.path]).to_shell(),
+        nix.show_derivation_closure([&s.path]).to_shell(),
     )
 }
 
-/// The `ssh` argument list (checked by unit tests).
-pub fn ssh_argv(s: &SshSpec, extra_opts: &str) -> Vec<String> {
-    let mut argv = vec!["ssh".to_owned()];
-    argv.extend(extra_opts.split_whitespace().map(str::to_owned));
-    argv.extend(["-o".to_owned(), "BatchMode=yes".to_owned()]);
-    if let Some(p) = s.port {
-        argv.extend(["-p".to_owned(), p.to_string()]);
-    }
-    argv.push("--".to_owned());
-    argv.push(s.host.clone());
-    argv.push(remote_command(s));
-    argv
+/// The `ssh` argument list.
+pub fn ssh_argv(s: &SshSpec, extra_opts: &str) -> Argv {
+    Ssh::new(s.host.clone())
+        .port(s.port)
+        .options_from(extra_opts)
+        .remote(&remote_command(s))
 }
 
 /// Loads a side from a remote store.
-pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
+pub fn load(spec: &str, store_dir: &StoreDir) -> Result<Side> {
     let s = parse(spec)?;
     // A symlink such as `/run/current-system` is resolved by the remote Nix;
     // the root is then the one path no other path refers to.
-    let root = store_path::base_name_of(&s.path, store_dir)
-        .ok()
-        .map(str::to_owned);
+    let root = store_dir.store_path_of(&s.path).ok();
     let argv = ssh_argv(&s, &std::env::var("NIX_SSHOPTS").unwrap_or_default());
-    tracing::info!("running {:?}", argv);
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
+    tracing::info!("running {:?}", argv.to_vec());
+    let out = argv
+        .command()
         .stdin(std::process::Stdio::null())
         .output()
         .with_context(|| "cannot run `ssh`".to_owned())?;
@@ -131,7 +115,7 @@ pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
     let (infos_json, drvs_json) = text
         .split_once(MARKER)
         .with_context(|| format!("`{spec}`: the remote output is truncated"))?;
-    let dump = pathinfo::parse_path_info_json(infos_json.trim().as_bytes(), store_dir)
+    let dump = pathinfo::parse_path_info_json(infos_json.trim().as_bytes(), store_dir.as_str())
         .with_context(|| format!("`{spec}`: the remote `nix path-info` output"))?;
     let mut drvs = HashMap::new();
     let v: serde_json::Value = serde_json::from_str(drvs_json.trim()).with_context(|| {
@@ -139,7 +123,7 @@ pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
     })?;
     if let Some(map) = v.as_object() {
         for (path, d) in map {
-            let base = store_path::base_name_of(path, store_dir)?.to_owned();
+            let base = store_path::base_name_of(path, store_dir.as_str())?.to_owned();
             let parsed =
                 drv::from_json(d).with_context(|| format!("`{spec}`: derivation `{path}`"))?;
             drvs.insert(base, parsed);
@@ -148,7 +132,7 @@ pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
     let mut side = Side {
         spec: spec.to_owned(),
         source: Source::Ssh,
-        store_dir: dump.store_dir.clone(),
+        store_dir: StoreDir::new(&dump.store_dir).with_context(|| format!("`{spec}`"))?,
         roots: Vec::new(),
         root_drvs: Vec::new(),
         infos: dump
@@ -167,13 +151,9 @@ pub fn load(spec: &str, store_dir: &str) -> Result<Side> {
     };
     side.roots = match root {
         Some(r) => vec![r],
-        None => crate::side::infer_roots(&side.infos),
+        None => side.store_paths(&crate::side::infer_roots(&side.infos))?,
     };
-    side.root_drvs = side
-        .roots
-        .iter()
-        .filter_map(|r| side.infos.get(r).and_then(|i| i.deriver.clone()))
-        .collect();
+    side.root_drvs = side.derivers_of_roots()?;
     side.close_over_roots();
     Ok(side)
 }
@@ -185,7 +165,7 @@ mod tests {
     #[test]
     fn parses_urls() {
         let s = parse("ssh://root@127.0.0.1:2222/nix/store/abc-x?store=/tmp/st").unwrap();
-        assert_eq!(s.host, "root@127.0.0.1");
+        assert_eq!(s.host.as_str(), "root@127.0.0.1");
         assert_eq!(s.port, Some(2222));
         assert_eq!(s.path, "/nix/store/abc-x");
         assert_eq!(s.store.as_deref(), Some("/tmp/st"));
@@ -193,14 +173,35 @@ mod tests {
         assert_eq!((s.host.as_str(), s.port), ("host", None));
         assert!(parse("ssh://host").is_err());
         assert!(parse("ssh:///nix/store/x").is_err());
-        assert!(parse("ssh://-oProxyCommand=x/nix/store/x").is_err());
+        for hostile in [
+            "ssh://-oProxyCommand=x/nix/store/x",
+            "ssh://me@-oProxyCommand=x/nix/store/x",
+        ] {
+            let err = format!("{:#}", parse(hostile).expect_err(hostile));
+            assert!(err.contains("may not start with `-`"), "{err}");
+        }
         assert!(parse("ssh://h/p?evil=1").is_err());
+    }
+
+    #[test]
+    fn remote_command_is_one_round_trip() {
+        let s = parse("ssh://h/run/current-system?store=/tmp/st").unwrap();
+        assert_eq!(
+            remote_command(&s),
+            "nix --extra-experimental-features nix-command --option substituters '' \
+             path-info --recursive --json --store /tmp/st -- /run/current-system \
+             && echo && echo --closure-diff-drvs-- && \
+             { nix --extra-experimental-features nix-command --option substituters '' \
+             show-derivation --recursive --store /tmp/st -- /run/current-system \
+             2>/dev/null || echo null; }"
+        );
     }
 
     #[test]
     fn argv_and_quoting() {
         let s = parse("ssh://me@h:22/nix/store/abc-it's").unwrap();
         let argv = ssh_argv(&s, "-i key -o StrictHostKeyChecking=yes");
+        let argv = argv.to_strs().unwrap();
         assert_eq!(
             &argv[..9],
             [

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::hash::Sha256Hash;
 use crate::pathinfo::PathInfo;
-use crate::store_path;
+use crate::store_path::{self, StorePath};
 
 /// Why the database could not be read.
 #[derive(Debug, Error)]
@@ -88,12 +88,14 @@ impl NixDb {
         }
     }
 
-    /// Whether an absolute store path is registered.
-    pub fn is_valid(&self, path: &str) -> Result<bool, DbError> {
+    /// Whether a store path is registered.
+    pub fn is_valid(&self, path: &StorePath) -> Result<bool, DbError> {
         self.conn
-            .query_row("SELECT 1 FROM ValidPaths WHERE path = ?1", [path], |_| {
-                Ok(())
-            })
+            .query_row(
+                "SELECT 1 FROM ValidPaths WHERE path = ?1",
+                [path.as_str()],
+                |_| Ok(()),
+            )
             .map(|()| true)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(false),
@@ -101,12 +103,12 @@ impl NixDb {
             })
     }
 
-    /// The recorded deriver of a path (absolute), if any.
-    pub fn deriver(&self, path: &str) -> Result<Option<String>, DbError> {
+    /// The recorded deriver of a path (absolute, as the database holds it), if any.
+    pub fn deriver(&self, path: &StorePath) -> Result<Option<String>, DbError> {
         self.conn
             .query_row(
                 "SELECT deriver FROM ValidPaths WHERE path = ?1",
-                [path],
+                [path.as_str()],
                 |row| row.get::<_, Option<String>>(0),
             )
             .or_else(|e| match e {
@@ -116,12 +118,12 @@ impl NixDb {
             .map(|d| d.filter(|d| !d.is_empty()))
     }
 
-    /// The closure of `roots` (absolute paths), in one transaction so that
-    /// the path rows and reference rows come from the same snapshot.
-    pub fn closure(&self, roots: &[String], store_dir: &str) -> Result<Vec<PathInfo>, DbError> {
+    /// The closure of `roots`, in one transaction so that the path rows and
+    /// reference rows come from the same snapshot.
+    pub fn closure(&self, roots: &[StorePath], store_dir: &str) -> Result<Vec<PathInfo>, DbError> {
         for r in roots {
             if !self.is_valid(r)? {
-                return Err(DbError::NotValid(r.clone()));
+                return Err(DbError::NotValid(r.to_string()));
             }
         }
         self.conn
@@ -132,7 +134,11 @@ impl NixDb {
         result
     }
 
-    fn closure_in_tx(&self, roots: &[String], store_dir: &str) -> Result<Vec<PathInfo>, DbError> {
+    fn closure_in_tx(
+        &self,
+        roots: &[StorePath],
+        store_dir: &str,
+    ) -> Result<Vec<PathInfo>, DbError> {
         // One recursive walk; each row carries its references as a list of
         // row ids, resolved to paths once every row is known.
         let sql = "WITH RECURSIVE closure(id) AS (

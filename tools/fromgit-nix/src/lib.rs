@@ -1,12 +1,14 @@
 //! Nix store formats shared by the fromgit tools: NAR serialisation and
 //! hashing, Nix32, hashes in every encoding, store paths, derivations
 //! (`ATerm` and JSON), package names and versions, path-info JSON and
-//! `.narinfo`, read-only access to the local store database, and the Nix
-//! string literals the tools write into `.nix` files.
+//! `.narinfo`, read-only access to the local store database, the Nix
+//! string literals the tools write into `.nix` files, and the `nix` and
+//! `ssh` command lines the tools run.
 //!
 //! The formats follow the Nix manual's protocol pages and were checked
 //! against Nix 2.8 (`nix-store --dump`, `nix-hash`, `nix path-info`).
 
+pub mod command;
 pub mod db;
 pub mod drv;
 pub mod hash;
@@ -20,3 +22,4 @@ pub mod store_path;
 
 pub use hash::Sha256Hash;
 pub use pathinfo::PathInfo;
+pub use store_path::{StoreDir, StorePath};

@@ -23,21 +23,47 @@ pub enum StorePathError {
     /// The base name is not `<32 Nix32 chars>-<name>` with a valid name.
     #[error("`{0}` is not a valid store path base name (`<32 Nix32 chars>-<name>`)")]
     BadBaseName(String),
+    /// The store directory is not a canonical absolute path.
+    #[error("`{dir}` is not a valid store directory: {why}")]
+    BadStoreDir {
+        /// The offending directory.
+        dir: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The path is not `<store dir>/<base name>` (a relative path, or one
+    /// that names a file inside a store object).
+    #[error("`{0}` is not a store path (`<store dir>/<32 Nix32 chars>-<name>`)")]
+    NotAStorePath(String),
+}
+
+/// The length of the hash part of a store path base name.
+pub const HASH_LEN: usize = 32;
+
+/// The longest name Nix accepts (`StorePath::MaxPathLen`).
+pub const MAX_NAME_LEN: usize = 211;
+
+/// Whether `name` is a store path name as Nix's `checkName` accepts it:
+/// 1 to 211 characters from `[A-Za-z0-9+-._?=]`, whose first dash-separated
+/// component is not `.` or `..`.
+fn is_valid_name(name: &str) -> bool {
+    let first = name.split('-').next().unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && first != "."
+        && first != ".."
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))
 }
 
 /// Checks a store path base name: a 32-character Nix32 hash, `-`, then a
-/// name of 1 to 211 characters from `[A-Za-z0-9+-._?=]`.
+/// name as [`is_valid_name`] describes it.
 pub fn validate_base_name(base: &str) -> Result<(), StorePathError> {
     let bad = || StorePathError::BadBaseName(base.to_owned());
-    let (hash, name) = base.split_at_checked(32).ok_or_else(bad)?;
+    let (hash, name) = base.split_at_checked(HASH_LEN).ok_or_else(bad)?;
     let name = name.strip_prefix('-').ok_or_else(bad)?;
-    if !nix32::is_nix32(hash)
-        || name.is_empty()
-        || name.len() > 211
-        || !name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))
-    {
+    if !nix32::is_nix32(hash) || !is_valid_name(name) {
         return Err(bad());
     }
     Ok(())
@@ -62,6 +88,233 @@ pub fn base_name_of<'a>(path: &'a str, store_dir: &str) -> Result<&'a str, Store
     let base = rest.split('/').next().unwrap_or(rest);
     validate_base_name(base)?;
     Ok(base)
+}
+
+/// A store directory: an absolute, canonical path such as `/nix/store`
+/// (no trailing `/`, no empty, `.` or `..` component), checked once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoreDir(Box<str>);
+
+impl StoreDir {
+    /// Checks `dir`.
+    pub fn new(dir: &str) -> Result<Self, StorePathError> {
+        let bad = |why| StorePathError::BadStoreDir {
+            dir: dir.to_owned(),
+            why,
+        };
+        let rest = dir.strip_prefix('/').ok_or_else(|| bad("not absolute"))?;
+        if rest.is_empty() {
+            return Err(bad("the root directory cannot hold store paths"));
+        }
+        if dir.contains('\0') {
+            return Err(bad("contains a NUL byte"));
+        }
+        if rest
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(bad(
+                "not canonical (a trailing `/`, `//`, or a `.` or `..` component)",
+            ));
+        }
+        Ok(Self(dir.into()))
+    }
+
+    /// The directory as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The store path of a base name in this directory.
+    pub fn join(&self, base: &str) -> Result<StorePath, StorePathError> {
+        validate_base_name(base)?;
+        Ok(StorePath {
+            path: format!("{}/{base}", self.0).into(),
+            base_start: self.0.len() + 1,
+        })
+    }
+
+    /// Parses `path` as a store path in this directory; a path below a store
+    /// object (`/nix/store/x-foo/bin/sh`) is refused.
+    pub fn parse(&self, path: &str) -> Result<StorePath, StorePathError> {
+        let sp = self.store_path_of(path)?;
+        if sp.as_str().len() != path.len() {
+            return Err(StorePathError::NotAStorePath(path.to_owned()));
+        }
+        Ok(sp)
+    }
+
+    /// The store object `path` is, or lies below (`/nix/store/x-foo/bin/sh`
+    /// gives `/nix/store/x-foo`).
+    pub fn store_path_of(&self, path: &str) -> Result<StorePath, StorePathError> {
+        let base = base_name_of(path, &self.0)?;
+        Ok(StorePath {
+            path: path[..self.0.len() + 1 + base.len()].into(),
+            base_start: self.0.len() + 1,
+        })
+    }
+}
+
+impl Default for StoreDir {
+    fn default() -> Self {
+        Self(DEFAULT_STORE_DIR.into())
+    }
+}
+
+impl std::fmt::Display for StoreDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for StoreDir {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for StoreDir {
+    type Err = StorePathError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for StoreDir {
+    type Error = StorePathError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for StoreDir {
+    type Error = StorePathError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl serde::Serialize for StoreDir {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoreDir {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An absolute store path, `<store dir>/<32 Nix32 chars>-<name>`, checked
+/// once: its store directory, hash part and name are valid, and it names a
+/// store object, not a file inside one. Ordered and hashed as its string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorePath {
+    path: Box<str>,
+    /// Where the base name starts (after the store directory and `/`).
+    base_start: usize,
+}
+
+impl StorePath {
+    /// Parses an absolute store path; its store directory is everything
+    /// before the last `/`.
+    pub fn new(path: &str) -> Result<Self, StorePathError> {
+        let not_store_path = || StorePathError::NotAStorePath(path.to_owned());
+        let (dir, _) = path.rsplit_once('/').ok_or_else(not_store_path)?;
+        let dir = StoreDir::new(dir).map_err(|_| not_store_path())?;
+        dir.parse(path)
+    }
+
+    /// The whole path.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// The store directory, without the trailing `/`.
+    pub fn store_dir(&self) -> &str {
+        &self.path[..self.base_start - 1]
+    }
+
+    /// The base name, `<hash>-<name>`.
+    pub fn base_name(&self) -> &str {
+        &self.path[self.base_start..]
+    }
+
+    /// The 32-character Nix32 hash part.
+    pub fn hash_part(&self) -> &str {
+        &self.base_name()[..HASH_LEN]
+    }
+
+    /// The name after the hash and `-`.
+    pub fn name(&self) -> &str {
+        &self.base_name()[HASH_LEN + 1..]
+    }
+
+    /// Whether this is a derivation: its name ends in `.drv`, compared as
+    /// Nix does (case-sensitively).
+    pub fn is_derivation(&self) -> bool {
+        self.name().as_bytes().ends_with(b".drv")
+    }
+}
+
+impl std::fmt::Display for StorePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+impl AsRef<str> for StorePath {
+    fn as_ref(&self) -> &str {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for StorePath {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_ref().as_ref()
+    }
+}
+
+impl AsRef<std::path::Path> for StorePath {
+    fn as_ref(&self) -> &std::path::Path {
+        self.path.as_ref().as_ref()
+    }
+}
+
+impl std::str::FromStr for StorePath {
+    type Err = StorePathError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for StorePath {
+    type Error = StorePathError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for StorePath {
+    type Error = StorePathError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl serde::Serialize for StorePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.path)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StorePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// XOR-folds a SHA-256 digest to 20 bytes, as Nix does for store path hashes.
@@ -127,6 +380,131 @@ mod tests {
             Ok("hbzqcq91kds495bgrlq6rpyp54q2y0xw-t")
         );
         assert!(base_name_of("/tmp/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t", "/nix/store").is_err());
+    }
+
+    #[test]
+    fn names_follow_nix_check_name() {
+        let hash = "hbzqcq91kds495bgrlq6rpyp54q2y0xw";
+        for ok in [
+            ".a",
+            "..a",
+            ".gitignore",
+            "a.",
+            "a-.",
+            "a?b=c+d_e",
+            &"x".repeat(211),
+        ] {
+            validate_base_name(&format!("{hash}-{ok}")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            ".",
+            "..",
+            ".-a",
+            "..-a",
+            "a b",
+            "a/b",
+            "a:b",
+            "é",
+            &"x".repeat(212),
+        ] {
+            assert!(
+                validate_base_name(&format!("{hash}-{bad}")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn store_dirs_are_canonical_absolute_paths() {
+        assert_eq!(StoreDir::default().as_str(), "/nix/store");
+        assert_eq!(
+            "/tmp/st/store".parse::<StoreDir>().unwrap().as_str(),
+            "/tmp/st/store"
+        );
+        for bad in [
+            "",
+            "/",
+            "nix/store",
+            "/nix/store/",
+            "/nix//store",
+            "/nix/./store",
+            "/nix/../store",
+            "/a\0b",
+        ] {
+            let err = StoreDir::new(bad).expect_err(bad);
+            assert!(
+                matches!(&err, StorePathError::BadStoreDir { dir, .. } if dir == bad),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn store_paths_are_checked_once_and_split() {
+        let p: StorePath = "/nix/store/b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv"
+            .parse()
+            .unwrap();
+        assert_eq!(p.store_dir(), "/nix/store");
+        assert_eq!(p.hash_part(), "b6wzvjp55iapvbbnd0fx9w1ag6bznr1q");
+        assert_eq!(p.name(), "hello-1.0.drv");
+        assert_eq!(
+            p.base_name(),
+            "b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv"
+        );
+        assert!(p.is_derivation());
+        assert_eq!(p.to_string(), p.as_str());
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            "\"/nix/store/b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv\""
+        );
+        let back: StorePath = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        let other = StorePath::try_from("/tmp/st/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t").unwrap();
+        assert_eq!(other.store_dir(), "/tmp/st");
+        assert!(!other.is_derivation());
+        assert!(p < other, "ordered as strings");
+
+        for bad in [
+            "hbzqcq91kds495bgrlq6rpyp54q2y0xw-t",
+            "/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t",
+            "/nix//store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t",
+            "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t/bin/sh",
+            "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0ex-t",
+            "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-",
+            "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-..",
+        ] {
+            let err = StorePath::try_from(bad).expect_err(bad);
+            let tail = bad.rsplit('/').next().unwrap_or(bad);
+            assert!(err.to_string().contains(tail), "{bad}: {err}");
+        }
+        assert!(serde_json::from_str::<StorePath>("\"/nix/store/x-y\"").is_err());
+    }
+
+    #[test]
+    fn a_store_dir_parses_only_its_own_paths() {
+        let dir = StoreDir::default();
+        let p = dir
+            .parse("/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t")
+            .unwrap();
+        assert_eq!(dir.join(p.base_name()).unwrap(), p);
+        assert_eq!(
+            dir.store_path_of("/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t/bin/x")
+                .unwrap(),
+            p
+        );
+        assert!(matches!(
+            dir.parse("/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t/bin/x"),
+            Err(StorePathError::NotAStorePath(_))
+        ));
+        assert!(matches!(
+            dir.parse("/tmp/st/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t"),
+            Err(StorePathError::NotInStore { .. })
+        ));
+        assert!(matches!(
+            dir.parse("/nix/storefoo/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t"),
+            Err(StorePathError::NotInStore { .. })
+        ));
+        assert!(dir.join("not-a-base-name").is_err());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fromgit_nix::command::Nix;
+use fromgit_nix::StorePath;
+
 use super::probe::{check, sh};
 use crate::config::Config;
 use crate::evidence::CheckRecord;
@@ -43,18 +46,30 @@ pub(super) async fn current_system_check(
     if observed == toplevel {
         return check(check_name, true, expected, format!("`{observed}`"));
     }
+    let observed_path = match StorePath::new(&observed) {
+        Ok(path) => path,
+        Err(e) => {
+            return check(
+                check_name,
+                false,
+                expected,
+                format!("`{observed}`; its closure cannot be recorded: {e}"),
+            )
+        }
+    };
+    let argv = Nix::new().path_info_closure([&observed_path]);
+    let Some(words) = argv.to_strs() else {
+        return check(
+            check_name,
+            false,
+            expected,
+            format!("`{observed}`; `{argv}` is not UTF-8"),
+        );
+    };
     let dump = client
         .exec(
             name,
-            &[
-                "nix",
-                "--extra-experimental-features",
-                "nix-command",
-                "path-info",
-                "--json",
-                "--recursive",
-                &observed,
-            ],
+            &words,
             Duration::from_secs(300),
             "recording the closure",
         )
