@@ -470,11 +470,18 @@ pub struct Written {
 impl Written {
     /// Replaces `target` with this file once the bytes read back from disk
     /// pass [`Written::verify`]; on any failure `target` is left as it was.
+    /// An existing file keeps its mode, a new one is owner-only, as sops
+    /// makes it.
     pub fn write_to(
         &self,
         target: &std::path::Path,
-    ) -> Result<(), crate::atomic::AtomicWriteError<SopsError>> {
-        crate::atomic::replace_checked(target, self.text.as_bytes(), |bytes| self.verify(bytes))
+    ) -> Result<(), fromgit_fs::WriteError<SopsError>> {
+        fromgit_fs::write_checked(
+            target,
+            self.text.as_bytes(),
+            fromgit_fs::Mode::KeepOrPrivate,
+            |bytes| self.verify(bytes),
+        )
     }
 
     /// Parses `bytes` as an encrypted file and checks that it lists exactly the

@@ -6,7 +6,6 @@
 //! Plaintext stays in memory, in zeroizing buffers; no error or `Debug`
 //! output carries a secret value.
 
-pub mod atomic;
 pub mod cipher;
 pub mod config;
 pub mod file;
