@@ -109,6 +109,7 @@ pub fn changes(
                 path: request.base.join(new),
                 before: None,
                 after: rewrite::apply(&file.text, &edits),
+                sealed: None,
             });
             continue;
         }
@@ -119,6 +120,7 @@ pub fn changes(
                     path: request.base.join(&file.relative),
                     before: Some(file.text.clone()),
                     after,
+                    sealed: None,
                 });
             }
         }
@@ -139,6 +141,7 @@ pub fn changes(
             path: request.base.join(new),
             before: None,
             after: text,
+            sealed: None,
         });
     }
     let (settings, notes) = crate::wiring::secret_settings(
@@ -156,6 +159,7 @@ pub fn changes(
             path: options_path,
             before: existing,
             after: options_text,
+            sealed: None,
         });
     }
     let (instance, moved) = instance_repo(request, recipients, &facts, &inline)?;
