@@ -37,6 +37,20 @@ impl Format {
         }
     }
 
+    /// The format of a text whose name says none: JSON when it opens with
+    /// `{`, YAML otherwise.
+    pub fn sniff(data: &[u8]) -> Format {
+        match data.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+
+    /// The format the name says, else the one the content says.
+    pub fn of(path: &std::path::Path, data: &[u8]) -> Format {
+        Format::from_path(path).unwrap_or_else(|| Format::sniff(data))
+    }
+
     pub fn parse(self, text: &str) -> Result<Map, SopsError> {
         match self {
             Format::Yaml => yaml::parse(text).map_err(SopsError::Yaml),

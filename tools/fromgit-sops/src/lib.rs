@@ -8,6 +8,7 @@
 
 pub mod cipher;
 pub mod config;
+pub mod detect;
 pub mod file;
 pub mod json;
 pub mod keys;
