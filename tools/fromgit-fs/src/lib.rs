@@ -15,6 +15,10 @@
 //! temporary file that a crash left behind is removed, with a warning, by
 //! the next write of the same file. A target that is a symlink is written
 //! through: the file it points to is replaced and the link stays a link.
+//! A target that is a stream, a FIFO or a character device such as
+//! `/dev/stdout`, has nothing to replace: the check runs on the bytes, which
+//! are then written to it in place. Any other target that is not a regular
+//! file is refused.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -58,6 +62,9 @@ pub enum WriteError<E: std::error::Error + 'static = Infallible> {
     /// [`create_new`] found something at the path.
     #[error("`{}` already exists", path.display())]
     Exists { path: PathBuf },
+    /// The target is a directory, a socket or a block device.
+    #[error("`{}` is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
 }
 
 impl WriteError {
@@ -68,12 +75,16 @@ impl WriteError {
             WriteError::ReadBack { path } => WriteError::ReadBack { path },
             WriteError::Check { source, .. } => match source {},
             WriteError::Exists { path } => WriteError::Exists { path },
+            WriteError::NotAFile { path } => WriteError::NotAFile { path },
         }
     }
 }
 
 /// Replaces (or creates) `target` with `contents`, read back and compared.
 pub fn write(target: &Path, contents: &[u8], mode: Mode) -> Result<(), WriteError> {
+    if is_stream(target) {
+        return write_stream(target, contents);
+    }
     stage(target, contents, mode, |_| Ok::<(), Infallible>(()))?.commit()
 }
 
@@ -88,9 +99,36 @@ where
     E: std::error::Error + 'static,
     F: FnOnce(&[u8]) -> Result<(), E>,
 {
+    if is_stream(target) {
+        check(contents).map_err(|source| WriteError::Check {
+            path: target.to_path_buf(),
+            source,
+        })?;
+        return write_stream(target, contents).map_err(WriteError::widen);
+    }
     stage(target, contents, mode, check)?
         .commit()
         .map_err(WriteError::widen)
+}
+
+/// Whether `target` is a FIFO or a character device (`/dev/stdout`).
+fn is_stream(target: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    fs_err::metadata(target).is_ok_and(|meta| {
+        let kind = meta.file_type();
+        kind.is_fifo() || kind.is_char_device()
+    })
+}
+
+fn write_stream(target: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    fs_err::OpenOptions::new()
+        .write(true)
+        .open(target)
+        .and_then(|mut stream| stream.write_all(contents))
+        .map_err(|source| WriteError::Io {
+            path: target.to_path_buf(),
+            source,
+        })
 }
 
 /// Creates `target`, which must not exist (not even as a symlink), with
@@ -192,8 +230,14 @@ where
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let existing = fs_err::metadata(real);
+    if existing.as_ref().is_ok_and(|meta| !meta.is_file()) {
+        return Err(WriteError::NotAFile {
+            path: shown.to_path_buf(),
+        });
+    }
     remove_stale_temp_files(dir, &name);
-    let permissions = std::fs::Permissions::from_mode(match (mode, fs_err::metadata(real)) {
+    let permissions = std::fs::Permissions::from_mode(match (mode, existing) {
         (Mode::Private, _) => 0o600,
         (Mode::KeepOrPrivate | Mode::KeepOrPublic, Ok(meta)) => meta.permissions().mode(),
         (Mode::KeepOrPrivate, Err(err)) if err.kind() == std::io::ErrorKind::NotFound => 0o600,
@@ -274,6 +318,7 @@ fn remove_stale_temp_files(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt as _;
 
     #[derive(Debug, thiserror::Error)]
     #[error("rejected")]
@@ -418,6 +463,28 @@ mod tests {
         .expect("committed");
         assert_eq!(fs_err::read_to_string(&target).expect("read"), "new");
         assert_eq!(leftovers(dir.path()), ["flake.nix"]);
+    }
+
+    #[test]
+    fn a_stream_is_written_in_place_and_anything_else_not_a_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(Path::new("/dev/null"), b"x", Mode::KeepOrPublic).expect("written");
+        let rejected = write_checked(Path::new("/dev/null"), b"x", Mode::Private, |_| {
+            Err(Rejected)
+        });
+        assert!(matches!(rejected, Err(WriteError::Check { .. })));
+        assert!(fs_err::metadata("/dev/null")
+            .expect("stat")
+            .file_type()
+            .is_char_device());
+        let sub = dir.path().join("sub");
+        fs_err::create_dir(&sub).expect("mkdir");
+        assert!(matches!(
+            write(&sub, b"x", Mode::KeepOrPublic),
+            Err(WriteError::NotAFile { .. })
+        ));
+        assert!(sub.is_dir());
+        assert_eq!(leftovers(dir.path()), ["sub"]);
     }
 
     #[test]
