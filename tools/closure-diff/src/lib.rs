@@ -157,7 +157,7 @@ fn snapshot(args: &SnapshotArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     text.push('\n');
     match &args.output {
         Some(path) => {
-            fs_err::write(path, text.as_bytes())?;
+            fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)?;
             if !global.json && global.quiet == 0 {
                 tracing::info!("wrote {} paths to `{}`", side.infos.len(), path.display());
             }

@@ -114,7 +114,7 @@ impl EncValue {
 
     /// Whether `text` looks like an `ENC[…]` value at all (for selection checks).
     pub fn looks_encrypted(text: &str) -> bool {
-        text.starts_with("ENC[AES256_GCM,")
+        crate::detect::is_encrypted(text)
     }
 
     /// Decrypts with `aad` (the key path, or `lastmodified` for the MAC).

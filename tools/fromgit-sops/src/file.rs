@@ -37,6 +37,20 @@ impl Format {
         }
     }
 
+    /// The format of a text whose name says none: JSON when it opens with
+    /// `{`, YAML otherwise.
+    pub fn sniff(data: &[u8]) -> Format {
+        match data.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+
+    /// The format the name says, else the one the content says.
+    pub fn of(path: &std::path::Path, data: &[u8]) -> Format {
+        Format::from_path(path).unwrap_or_else(|| Format::sniff(data))
+    }
+
     pub fn parse(self, text: &str) -> Result<Map, SopsError> {
         match self {
             Format::Yaml => yaml::parse(text).map_err(SopsError::Yaml),
@@ -470,11 +484,18 @@ pub struct Written {
 impl Written {
     /// Replaces `target` with this file once the bytes read back from disk
     /// pass [`Written::verify`]; on any failure `target` is left as it was.
+    /// An existing file keeps its mode, a new one is owner-only, as sops
+    /// makes it.
     pub fn write_to(
         &self,
         target: &std::path::Path,
-    ) -> Result<(), crate::atomic::AtomicWriteError<SopsError>> {
-        crate::atomic::replace_checked(target, self.text.as_bytes(), |bytes| self.verify(bytes))
+    ) -> Result<(), fromgit_fs::WriteError<SopsError>> {
+        fromgit_fs::write_checked(
+            target,
+            self.text.as_bytes(),
+            fromgit_fs::Mode::KeepOrPrivate,
+            |bytes| self.verify(bytes),
+        )
     }
 
     /// Parses `bytes` as an encrypted file and checks that it lists exactly the

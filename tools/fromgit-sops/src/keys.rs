@@ -49,6 +49,9 @@ pub enum KeyError {
     /// Reading a key file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Writing a new key file failed, or the file exists.
+    #[error(transparent)]
+    Write(#[from] fromgit_fs::WriteError),
     /// age refused to wrap the data key.
     #[error("age could not wrap the data key: {0}")]
     Wrap(String),
@@ -229,8 +232,6 @@ impl Identities {
 /// in the `age-keygen` layout, and returns its recipient.
 pub fn generate_identity_file(path: &Path) -> Result<String, KeyError> {
     use age::secrecy::ExposeSecret as _;
-    use fs_err::os::unix::fs::OpenOptionsExt as _;
-    use std::io::Write as _;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let created = time::OffsetDateTime::now_utc()
@@ -243,13 +244,7 @@ pub fn generate_identity_file(path: &Path) -> Result<String, KeyError> {
         "# created: {created}\n# public key: {recipient}\n{}\n",
         secret.expose_secret()
     ));
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
+    fromgit_fs::create_new(path, text.as_bytes(), fromgit_fs::Mode::Private)?;
     Ok(recipient)
 }
 

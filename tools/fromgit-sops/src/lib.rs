@@ -6,9 +6,9 @@
 //! Plaintext stays in memory, in zeroizing buffers; no error or `Debug`
 //! output carries a secret value.
 
-pub mod atomic;
 pub mod cipher;
 pub mod config;
+pub mod detect;
 pub mod file;
 pub mod json;
 pub mod keys;

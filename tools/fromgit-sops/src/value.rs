@@ -164,6 +164,35 @@ pub fn depth(map: &Map) -> usize {
     deepest
 }
 
+/// Calls `f` with the path and value of every leaf (scalar or null) of
+/// `map`, in document order. Recursive: for a tree read by this crate,
+/// whose depth is at most [`MAX_DEPTH`].
+pub fn walk_leaves(map: &Map, f: &mut dyn FnMut(&KeyPath, &Value)) {
+    walk_map(map, &mut KeyPath::default(), f);
+}
+
+fn walk_map(map: &Map, path: &mut KeyPath, f: &mut dyn FnMut(&KeyPath, &Value)) {
+    for (key, value) in map {
+        path.push(PathStep::Key(key.clone()));
+        walk_value(value, path, f);
+        path.pop();
+    }
+}
+
+fn walk_value(value: &Value, path: &mut KeyPath, f: &mut dyn FnMut(&KeyPath, &Value)) {
+    match value {
+        Value::Map(map) => walk_map(map, path, f),
+        Value::List(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push(PathStep::Index(index));
+                walk_value(item, path, f);
+                path.pop();
+            }
+        }
+        leaf => f(path, leaf),
+    }
+}
+
 /// Errors about values, independent of the file they come from.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValueError {
@@ -358,6 +387,34 @@ mod tests {
         assert_eq!(
             KeyPath::parse_extract(&too_deep),
             Err(ExtractSyntaxError::TooDeep(MAX_DEPTH))
+        );
+    }
+
+    #[test]
+    fn walk_leaves_visits_every_leaf_in_document_order_with_its_path() {
+        let map: Map = vec![
+            ("a".to_owned(), Value::Scalar(Scalar::string("1"))),
+            (
+                "b".to_owned(),
+                Value::List(vec![
+                    Value::Map(vec![("c".to_owned(), Value::Null)]),
+                    Value::Scalar(Scalar::string("2")),
+                    Value::Map(Vec::new()),
+                ]),
+            ),
+        ];
+        let mut seen = Vec::new();
+        walk_leaves(&map, &mut |path, value| {
+            seen.push((path.steps().to_vec(), matches!(value, Value::Null)));
+        });
+        let key = |k: &str| PathStep::Key(k.to_owned());
+        assert_eq!(
+            seen,
+            [
+                (vec![key("a")], false),
+                (vec![key("b"), PathStep::Index(0), key("c")], true),
+                (vec![key("b"), PathStep::Index(1)], false),
+            ]
         );
     }
 

@@ -124,7 +124,7 @@ fn evaluate(
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        fs_err::write(&path, text)?;
+        fromgit_fs::write(&path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)?;
     }
     let expression = format!(
         "let r = import {compose} {{ modules = [ {module} ((import {flake}).outputs {{ self = null; }}).nixosModules.instance ]; }}; \

@@ -81,8 +81,7 @@ impl Cache {
         if let Some(dir) = self.path.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension("tmp");
-        fs_err::write(&tmp, bytes)?;
-        fs_err::rename(&tmp, &self.path)
+        fromgit_fs::write(&self.path, &bytes, fromgit_fs::Mode::KeepOrPublic)
+            .map_err(std::io::Error::other)
     }
 }

@@ -8,8 +8,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use fromgit_sops::detect;
 use fromgit_sops::keys::Identities;
-use fromgit_sops::{EncryptedFile, Format, Value};
+use fromgit_sops::value::PathStep;
+use fromgit_sops::{EncryptedFile, Format, Map, Value};
 use regex::Regex;
 
 use crate::known::Enroller;
@@ -61,38 +63,28 @@ fn sops_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn looks_like_sops(text: &str) -> bool {
-    text.contains("sops") && text.contains("mac") && text.contains("ENC[AES256_GCM,")
-}
-
-/// Walks the encrypted and decrypted trees together: only leaves that were
-/// `ENC[…]` in the file are secrets.
-fn leaves<'a>(
-    encrypted: &'a Value,
-    decrypted: &'a Value,
-    path: &mut Vec<String>,
-    out: &mut Vec<(String, &'a str)>,
-) {
-    match (encrypted, decrypted) {
-        (Value::Map(e), Value::Map(d)) => {
-            for ((key, ev), (_, dv)) in e.iter().zip(d) {
-                path.push(key.clone());
-                leaves(ev, dv, path, out);
-                path.pop();
-            }
+/// The secrets of a sops file: the leaves that are encrypted values in the
+/// file, as key paths (`a.0.b`) with their decrypted text.
+fn leaves<'a>(encrypted: &Map, decrypted: &'a Value) -> Vec<(String, &'a str)> {
+    let mut found = Vec::new();
+    fromgit_sops::value::walk_leaves(encrypted, &mut |path, value| {
+        let Value::Scalar(scalar) = value else { return };
+        if !detect::is_encrypted(&scalar.text) {
+            return;
         }
-        (Value::List(e), Value::List(d)) => {
-            for (index, (ev, dv)) in e.iter().zip(d).enumerate() {
-                path.push(index.to_string());
-                leaves(ev, dv, path, out);
-                path.pop();
-            }
+        if let Some(Value::Scalar(clear)) = decrypted.get(path) {
+            let steps: Vec<String> = path
+                .steps()
+                .iter()
+                .map(|step| match step {
+                    PathStep::Key(key) => key.clone(),
+                    PathStep::Index(index) => index.to_string(),
+                })
+                .collect();
+            found.push((steps.join("."), clear.text.as_str()));
         }
-        (Value::Scalar(e), Value::Scalar(d)) if e.text.starts_with("ENC[AES256_GCM,") => {
-            out.push((path.join("."), d.text.as_str()));
-        }
-        _ => {}
-    }
+    });
+    found
 }
 
 pub fn enroll(
@@ -117,7 +109,7 @@ pub fn enroll(
     let mut keys: Option<Identities> = None;
     for path in sops_files(instance) {
         let text = zeroize::Zeroizing::new(fs_err::read_to_string(&path)?);
-        if !looks_like_sops(&text) {
+        if !detect::mentions_sops(&text) {
             continue;
         }
         let Some(format) = Format::from_path(&path) else {
@@ -140,16 +132,8 @@ pub fn enroll(
         let decrypted = file
             .decrypt(ids)
             .with_context(|| format!("cannot decrypt `{rel}`"))?;
-        let encrypted_tree = Value::Map(file.tree.clone());
         let decrypted_tree = Value::Map(decrypted.tree.clone());
-        let mut found = Vec::new();
-        leaves(
-            &encrypted_tree,
-            &decrypted_tree,
-            &mut Vec::new(),
-            &mut found,
-        );
-        for (key_path, value) in found {
+        for (key_path, value) in leaves(&file.tree, &decrypted_tree) {
             let origin = format!("`{rel}`: `{key_path}`");
             if let Some(label) = enroller.secret(&origin, value) {
                 tracing::info!("{label}: {origin}");

@@ -68,7 +68,8 @@ fn format_of(args: &ScanArgs, global: &GlobalArgs) -> Format {
 
 fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match output {
-        Some(path) => fs_err::write(path, text).map_err(Into::into),
+        Some(path) => fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)
+            .map_err(Into::into),
         None => fromgit_cli::write_stdout(text.as_bytes()).map_err(Into::into),
     }
 }
@@ -99,9 +100,12 @@ fn enroll_command(args: &EnrollArgs, global: &GlobalArgs) -> anyhow::Result<Exit
     text.push('\n');
     // The file holds only salted hashes, but they are keyed to the secrets:
     // owner-only, written whole or not at all.
-    fromgit_sops::atomic::replace_checked_private(&args.output, text.as_bytes(), |bytes| {
-        serde_json::from_slice::<serde_json::Value>(bytes).map(drop)
-    })?;
+    fromgit_fs::write_checked(
+        &args.output,
+        text.as_bytes(),
+        fromgit_fs::Mode::Private,
+        |bytes| serde_json::from_slice::<serde_json::Value>(bytes).map(drop),
+    )?;
     for warning in &summary.warnings {
         fromgit_cli::warn(warning);
     }

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use fromgit_sops::{EncryptedFile, Format, KeyPath, Value};
+use fromgit_sops::detect::{self, looks_like_sops};
+use fromgit_sops::{EncryptedFile, Format, Value};
 use yaml_rust2::parser::{Event, Parser};
 use zeroize::Zeroizing;
 
@@ -44,13 +45,6 @@ pub enum PolicyError {
     TooDeep(String),
 }
 
-fn sniff_format(data: &[u8]) -> Format {
-    match data.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Format::Json,
-        _ => Format::Yaml,
-    }
-}
-
 /// A hit of the sops checks: where, which rule, and the bytes its content
 /// fingerprint is made of (the key path and the clear value, or the whole
 /// unreadable file), zeroized after use.
@@ -58,41 +52,6 @@ pub struct SopsHit {
     pub offset: usize,
     pub rule: &'static str,
     pub material: Zeroizing<Vec<u8>>,
-}
-
-/// Whether a text has the shape of a sops file: an `ENC[AES256_GCM,` value
-/// and a top-level `sops` key, in block style (a `sops:` line at column 0)
-/// or, in a document that is one flow mapping or JSON object, as a key of
-/// it (after a brace or a comma). Prose and source code that only mention
-/// sops do not.
-pub fn looks_like_sops(data: &[u8]) -> bool {
-    if memchr::memmem::find(data, b"ENC[AES256_GCM,").is_none() {
-        return false;
-    }
-    memchr::memmem::find_iter(data, b"sops").any(|at| {
-        let quoted = at > 0 && matches!(data[at - 1], b'"' | b'\'');
-        let start = at - usize::from(quoted);
-        let mut end = at + 4;
-        if quoted && data.get(end) == Some(&data[start]) {
-            end += 1;
-        } else if quoted {
-            return false;
-        }
-        let after = data[end..].iter().find(|b| !matches!(b, b' ' | b'\t'));
-        if after != Some(&b':') {
-            return false;
-        }
-        let block_key = start == 0 || data[start - 1] == b'\n';
-        let flow_key = sniff_format(data) == Format::Json
-            && matches!(
-                data[..start]
-                    .iter()
-                    .rev()
-                    .find(|b| !b.is_ascii_whitespace()),
-                Some(b'{' | b',')
-            );
-        block_key || flow_key
-    })
 }
 
 /// The deepest nesting of mappings and sequences, counted on the event
@@ -204,7 +163,7 @@ pub fn check(data: &[u8]) -> Vec<SopsHit> {
     let Ok(text) = std::str::from_utf8(data) else {
         return unreadable();
     };
-    let Some(leaves) = read_guarded(text, sniff_format(data), clear_leaves) else {
+    let Some(leaves) = read_guarded(text, Format::sniff(data), clear_leaves) else {
         return unreadable();
     };
     leaves
@@ -224,13 +183,10 @@ fn clear_leaves(file: &EncryptedFile) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         return vec![("sops".to_owned(), Zeroizing::new(b"sops".to_vec()))];
     };
     let mut out = Vec::new();
-    let mut path = KeyPath::default();
-    walk(&file.tree, &mut path, &mut |path, value| {
+    fromgit_sops::value::walk_leaves(&file.tree, &mut |path, value| {
         let encrypted_by_rule = matcher.encrypts(path.keys());
         let clear = match value {
-            Value::Scalar(scalar) => {
-                !scalar.text.starts_with("ENC[AES256_GCM,") && !scalar.text.is_empty()
-            }
+            Value::Scalar(scalar) => !detect::is_encrypted(&scalar.text) && !scalar.text.is_empty(),
             _ => false,
         };
         if let (true, Value::Scalar(scalar)) = (encrypted_by_rule && clear, value) {
@@ -244,28 +200,6 @@ fn clear_leaves(file: &EncryptedFile) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         }
     });
     out
-}
-
-fn walk(map: &[(String, Value)], path: &mut KeyPath, f: &mut dyn FnMut(&KeyPath, &Value)) {
-    for (key, value) in map {
-        path.push(fromgit_sops::value::PathStep::Key(key.clone()));
-        walk_value(value, path, f);
-        path.pop();
-    }
-}
-
-fn walk_value(value: &Value, path: &mut KeyPath, f: &mut dyn FnMut(&KeyPath, &Value)) {
-    match value {
-        Value::Map(map) => walk(map, path, f),
-        Value::List(items) => {
-            for (index, item) in items.iter().enumerate() {
-                path.push(fromgit_sops::value::PathStep::Index(index));
-                walk_value(item, path, f);
-                path.pop();
-            }
-        }
-        leaf => f(path, leaf),
-    }
 }
 
 /// The offset of the first `key:` or `"key"` in the text (0 when not found).
@@ -313,7 +247,7 @@ pub fn check_covered(data: &[u8], relative: &str) -> Option<&'static str> {
     let Ok(text) = std::str::from_utf8(data) else {
         return Some(SOPS_NOT_ENCRYPTED);
     };
-    let format = Format::from_path(Path::new(relative)).unwrap_or_else(|| sniff_format(data));
+    let format = Format::of(Path::new(relative), data);
     let extension = Path::new(relative)
         .extension()
         .and_then(|e| e.to_str())

@@ -397,20 +397,9 @@ impl Evidence {
     }
 }
 
-/// Writes an owner-only file through a temporary file and a rename.
+/// Writes an owner-only file through fromgit's one write path.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use fs_err::os::unix::fs::OpenOptionsExt as _;
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs_err::rename(&tmp, path)
+    fromgit_fs::write(path, bytes, fromgit_fs::Mode::Private).map_err(std::io::Error::other)
 }
 
 /// Runs of equal entries as (entry, count): a polled check reads as one line.

@@ -116,6 +116,7 @@ pub fn changes(
                 path: request.base.join(new),
                 before: None,
                 after: rewrite::apply(&file.text, &edits),
+                sealed: None,
             });
             continue;
         }
@@ -126,6 +127,7 @@ pub fn changes(
                     path: request.base.join(&file.relative),
                     before: Some(file.text.clone()),
                     after,
+                    sealed: None,
                 });
             }
         }
@@ -146,6 +148,7 @@ pub fn changes(
             path: request.base.join(new),
             before: None,
             after: text,
+            sealed: None,
         });
     }
     let (settings, notes) = crate::wiring::secret_settings(
@@ -163,6 +166,7 @@ pub fn changes(
             path: options_path,
             before: existing,
             after: options_text,
+            sealed: None,
         });
     }
     let (instance, moved) = instance_repo(request, recipients, &facts, &inline)?;

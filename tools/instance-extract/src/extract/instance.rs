@@ -126,6 +126,7 @@ pub(super) fn instance_repo(
             path: PathBuf::from(name),
             before: None,
             after,
+            sealed: None,
         })
         .collect();
     if !request.secrets.is_empty() || !inline.is_empty() {
@@ -140,6 +141,7 @@ pub(super) fn instance_repo(
             path: PathBuf::from("secrets/secrets.yaml"),
             before: None,
             after: written.text.to_string(),
+            sealed: Some(written),
         });
     }
     Ok((changes, moved))

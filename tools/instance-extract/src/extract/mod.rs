@@ -78,6 +78,9 @@ pub struct FileChange {
     pub path: PathBuf,
     pub before: Option<String>,
     pub after: String,
+    /// For a sops file: what checks that the bytes written decrypt to the
+    /// intended values.
+    pub sealed: Option<fromgit_sops::Written>,
 }
 
 /// A secret moved into the instance repo, as the report shows it.

@@ -1,34 +1,29 @@
 //! `apply` writes every change or none: the instance repo is assembled in a
 //! temporary directory and renamed into place, the base's files are staged
-//! as temporary files beside their targets and renamed last; a failure on
-//! the way restores what was renamed.
+//! (written and checked by `fromgit-fs`) beside their targets and renamed
+//! last; a failure on the way restores what was renamed.
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use fromgit_fs::Mode;
 
 use crate::extract::{Changes, FileChange};
 
 /// Writes every change or none.
 pub(super) fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()> {
-    // Stage the base: temporary files beside their targets.
+    // Stage the base: checked temporary files beside their targets.
     let mut staged = Vec::new();
     for change in &changes.base {
         let dir = change.path.parent().unwrap_or(Path::new("."));
         fs_err::create_dir_all(dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".fromgit-")
-            .tempfile_in(dir)
-            .with_context(|| format!("Failed to stage `{}`", change.path.display()))?;
-        std::io::Write::write_all(&mut temp, change.after.as_bytes())?;
-        temp.as_file().sync_all()?;
-        if let Ok(meta) = fs_err::metadata(&change.path) {
-            temp.as_file().set_permissions(meta.permissions())?;
-        } else {
-            use std::os::unix::fs::PermissionsExt as _;
-            temp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        }
+        let temp = fromgit_fs::stage(
+            &change.path,
+            change.after.as_bytes(),
+            Mode::KeepOrPublic,
+            |_| Ok::<(), std::convert::Infallible>(()),
+        )
+        .with_context(|| format!("Failed to stage `{}`", change.path.display()))?;
         staged.push((temp, change));
     }
     for (_, new) in &changes.renamed {
@@ -54,7 +49,20 @@ pub(super) fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()
         if let Some(dir) = path.parent() {
             fs_err::create_dir_all(dir)?;
         }
-        fs_err::write(&path, &change.after)?;
+        let context = || format!("Failed to write the instance's `{}`", change.path.display());
+        match &change.sealed {
+            // Ciphertext, owner-only as sops makes it, and proven to decrypt
+            // from the bytes on disk.
+            Some(written) => fromgit_fs::write_checked(
+                &path,
+                change.after.as_bytes(),
+                Mode::KeepOrPrivate,
+                |bytes| written.verify(bytes),
+            )
+            .with_context(context)?,
+            None => fromgit_fs::write(&path, change.after.as_bytes(), Mode::KeepOrPublic)
+                .with_context(context)?,
+        }
     }
     // Commit: the instance directory first (one rename), then the base files.
     if absolute.exists() {
@@ -64,9 +72,9 @@ pub(super) fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()
     fs_err::rename(&assembled, &absolute)?;
     let mut done: Vec<&FileChange> = Vec::new();
     for (temp, change) in staged {
-        if let Err(err) = temp.persist(&change.path) {
+        if let Err(err) = temp.commit() {
             restore(&done, &absolute);
-            return Err(err.error).with_context(|| {
+            return Err(err).with_context(|| {
                 format!(
                     "Failed to replace `{}`; the split was rolled back",
                     change.path.display()
@@ -93,7 +101,8 @@ pub(super) fn write_all(changes: &Changes, instance: &Path) -> anyhow::Result<()
 fn restore(done: &[&FileChange], instance: &Path) {
     for change in done {
         let _ = match &change.before {
-            Some(before) => fs_err::write(&change.path, before),
+            Some(before) => fromgit_fs::write(&change.path, before.as_bytes(), Mode::KeepOrPublic)
+                .map_err(std::io::Error::other),
             None => fs_err::remove_file(&change.path),
         };
     }
