@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, run, stdout, success, AgeKey};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     SignatureAlgorithm, SubjectPublicKeyInfo,
@@ -150,10 +150,6 @@ impl Pki {
         args.extend(extra.iter().map(OsStr::new));
         self.cert_seal(args)
     }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn assert_passes(output: &Output, what: &str) {

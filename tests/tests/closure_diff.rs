@@ -19,7 +19,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{fromgit_bin, peer, run, start_sshd, success};
+use fromgit_testkit::{fromgit_bin, peer, run, start_sshd, success, text};
 
 /// The fixture system: a toplevel, a `system-path`, and packages with
 /// realistic names, one of which (`libfoo`) sits deep in the graph.
@@ -128,10 +128,6 @@ impl Fixture {
     fn real(&self, store: &str, path: &str) -> PathBuf {
         self.store(store).join(path.trim_start_matches('/'))
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn code(out: &Output) -> Option<i32> {

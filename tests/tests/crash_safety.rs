@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
 
 const SECRET: &str = "crash-secret-5b1d9e7c3a0f2468ace1";
 

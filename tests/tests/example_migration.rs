@@ -12,18 +12,7 @@ use std::os::unix::fs::{symlink, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{fromgit_bin, peer, run};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn bin_dir() -> PathBuf {
-    fromgit_bin("instance-extract")
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_owned()
-}
+use fromgit_testkit::{bin_dir, peer, repo_root as repo, run};
 
 fn migrate(env: &[(&str, &OsStr)]) -> Output {
     run(

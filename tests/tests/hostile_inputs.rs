@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, run, stderr, success};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use time::{Duration, OffsetDateTime};
 
@@ -24,10 +24,6 @@ where
     S: AsRef<OsStr>,
 {
     run(&fromgit_bin(name), args, dir, &[], stdin)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Exit 2, not a signal (an abort has no exit code), and one error line.
@@ -202,7 +198,7 @@ fn closure_diff_refuses_a_path_listed_twice_with_different_hashes() {
 /// A file encrypted by `instance-extract` for a fresh age key.
 struct Secrets {
     dir: tempfile::TempDir,
-    key: fromgit_e2e::AgeKey,
+    key: fromgit_testkit::AgeKey,
 }
 
 impl Secrets {

@@ -22,35 +22,10 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success};
+use fromgit_testkit::{
+    age_keygen, fromgit_bin, git, peer, run, success, text, write_file as write, Rng, ALNUM, BASE64,
+};
 
-const GIT_ENV: [(&str, &str); 4] = [
-    ("GIT_AUTHOR_NAME", "Hostile"),
-    ("GIT_AUTHOR_EMAIL", "hostile@example.com"),
-    ("GIT_COMMITTER_NAME", "Hostile"),
-    ("GIT_COMMITTER_EMAIL", "hostile@example.com"),
-];
-
-/// Deterministic pseudo-random text.
-struct Rng(u64);
-
-impl Rng {
-    fn text(&mut self, n: usize, alphabet: &str) -> String {
-        let chars: Vec<char> = alphabet.chars().collect();
-        (0..n)
-            .map(|_| {
-                self.0 = self
-                    .0
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                chars[usize::try_from(self.0 >> 33).unwrap() % chars.len()]
-            })
-            .collect()
-    }
-}
-
-const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const BASE64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const BASE32: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 fn private_key_pem(rng: &mut Rng) -> String {
@@ -62,18 +37,6 @@ fn private_key_pem(rng: &mut Rng) -> String {
     )
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let env: Vec<(&str, &OsStr)> = GIT_ENV.iter().map(|(k, v)| (*k, OsStr::new(*v))).collect();
-    let output = run(Path::new("git"), args, dir, &env, b"");
-    success(&output, &format!("git {}", args.join(" ")))
-}
-
-fn write(dir: &Path, path: &str, content: impl AsRef<[u8]>) {
-    let path = dir.join(path);
-    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
-    fs_err::write(path, content).unwrap();
-}
-
 fn leak_scan<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     let output = run(&fromgit_bin("leak-scan"), args, dir, &[], b"");
     assert!(
@@ -83,10 +46,6 @@ fn leak_scan<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn json(output: &Output) -> serde_json::Value {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fromgit_e2e::{peer, run, success};
+use fromgit_testkit::{peer, repo_root as repo, run, success};
 
 fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in fs_err::read_dir(dir).unwrap() {
@@ -20,10 +20,6 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
             found.push(path);
         }
     }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]

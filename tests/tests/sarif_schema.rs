@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use fromgit_e2e::{fromgit_bin, peer, run, success};
+use fromgit_testkit::{fromgit_bin, peer, run, success};
 
 fn schema() -> Option<PathBuf> {
     let path = std::env::var_os("FROMGIT_SARIF_SCHEMA")

@@ -8,8 +8,8 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
 use fromgit_sops::{Format, Kind, Map, Scalar, Value};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
 
 /// A deterministic generator (xorshift), so a failing tree can be reproduced.
 struct Gen(u64);

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, repo_root as repo, run, success, AgeKey};
 
 const DOMAIN: &str = "ci.example.net";
 const SECRETS: &[(&str, &str)] = &[
@@ -24,10 +24,6 @@ const SECRETS: &[(&str, &str)] = &[
     ("drone/rpc", "drone-rpc-secret"),
     ("webhook/hmac", "webhook-hmac"),
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 struct Peers {
     sops: PathBuf,

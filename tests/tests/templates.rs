@@ -15,18 +15,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, repo_root as repo, run, success, AgeKey};
 
 const NIX_CONFIG: &str = "substituters =\nexperimental-features = nix-command flakes";
 const KEY_FILE: &str = "/var/lib/sops-nix/key.txt";
 const DOMAIN: &str = "shop.example.net";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Nix 2.8 without a daemon: concurrent evaluations race on adding sources
 /// to the store, so this file runs them one at a time.

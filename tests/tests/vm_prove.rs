@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, incus_test_env, peer, run, start_sshd, success};
+use fromgit_testkit::{
+    age_keygen, fromgit_bin, incus_test_env, peer, run, start_sshd, success, text,
+};
 
 struct Daemon {
     vars: BTreeMap<String, String>,
@@ -328,10 +330,6 @@ fn assert_exit(out: &std::process::Output, code: i32, needle: &str) {
         "`{needle}` is not in:\n{}",
         text(&out.stderr)
     );
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
@@ -793,19 +791,7 @@ fn wildcard_certificate() -> (String, String) {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = run(
-        &peer("git").unwrap(),
-        args,
-        dir,
-        &[
-            ("GIT_AUTHOR_NAME", OsStr::new("fromgit test")),
-            ("GIT_AUTHOR_EMAIL", OsStr::new("test@fromgit.invalid")),
-            ("GIT_COMMITTER_NAME", OsStr::new("fromgit test")),
-            ("GIT_COMMITTER_EMAIL", OsStr::new("test@fromgit.invalid")),
-        ],
-        b"",
-    );
-    success(&out, &format!("git {args:?}")).trim().to_owned()
+    fromgit_testkit::git(dir, args).trim().to_owned()
 }
 
 /// The two repositories of a fromgit host: a generic base (with a
