@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests (the `fromgit-e2e` crate): finds
 //! the fromgit binaries and the real peer programs, runs them in throwaway
-//! directories, and builds git repositories.
+//! directories, builds git repositories, and snapshots their output with
+//! filters for what varies per run ([`tool_snapshot!`]).
 //!
 //! A peer that is missing fails the test under `CI=true` (CI installs every
 //! peer, so a missing one is a broken CI, not a reason to pass), and skips it
@@ -16,8 +17,10 @@
 pub mod cli;
 pub mod git;
 pub mod peers;
+pub mod snapshot;
 
 pub use git::{git, write_file, Rng, ALNUM, BASE64, GIT_IDENTITY};
+pub use insta;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
