@@ -536,6 +536,10 @@ fn assert_redacted(f: &Fixture, output: &Output, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen),
+    ignore = "needs `sops` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn history_finds_every_planted_leak_and_nothing_on_the_clean_twin() {
     let Some(f) = fixture() else { return };
     let output = scan(&f, &f.planted, &["--history", "--json", "--no-cache"]);
@@ -607,6 +611,10 @@ fn history_finds_every_planted_leak_and_nothing_on_the_clean_twin() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen),
+    ignore = "needs `sops` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_cache_makes_the_second_run_read_only_new_objects() {
     let Some(f) = fixture() else { return };
     let first = scan(&f, &f.clean, &["--history", "--json"]);
@@ -632,6 +640,10 @@ fn the_cache_makes_the_second_run_read_only_new_objects() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen),
+    ignore = "needs `sops` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_shallow_clone_is_unproven() {
     let Some(f) = fixture() else { return };
     let shallow = f.clean.parent().unwrap().join("shallow");
@@ -654,6 +666,10 @@ fn a_shallow_clone_is_unproven() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen, missing_gitleaks),
+    ignore = "needs `sops`, `age-keygen` and `gitleaks`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn gitleaks_findings_among_the_plants_are_a_subset_of_ours() {
     let Some(f) = fixture() else { return };
     let Some(gitleaks) = peer("gitleaks") else {
@@ -708,6 +724,10 @@ fn gitleaks_findings_among_the_plants_are_a_subset_of_ours() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen, missing_detect_secrets),
+    ignore = "needs `sops`, `age-keygen` and `detect-secrets`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn detect_secrets_findings_among_the_plants_are_a_subset_of_ours() {
     let Some(f) = fixture() else { return };
     let Some(detect) = peer("detect-secrets") else {
@@ -754,6 +774,10 @@ fn detect_secrets_findings_among_the_plants_are_a_subset_of_ours() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_pre_commit,
+    ignore = "`pre-commit` not found when the tests were built: `bash tests/run --install-only` installs it; under CI=true the test fails instead"
+)]
 fn pre_commit_blocks_a_commit_with_a_leak() {
     let Some(pre_commit) = peer("pre-commit") else {
         return;

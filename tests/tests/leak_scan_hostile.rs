@@ -206,6 +206,10 @@ fn crafted_and_secret_file_names_are_escaped_and_redacted_in_every_format() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_gitleaks,
+    ignore = "`gitleaks` not found when the tests were built: `bash tests/run --install-only` installs it; under CI=true the test fails instead"
+)]
 fn ignore_files_cannot_hide_tracked_files_from_the_tree_scan() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
@@ -351,6 +355,10 @@ fn real_sops_yaml(dir: &Path, rng: &mut Rng) -> Option<(String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen),
+    ignore = "needs `sops` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_sops_file_the_reader_refuses_is_never_proven_clean() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x0bad_5095);
@@ -402,6 +410,10 @@ fn a_sops_file_the_reader_refuses_is_never_proven_clean() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_age_keygen),
+    ignore = "needs `sops` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_suppression_covers_its_rule_path_and_value_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x0005_0000_5eed);
@@ -465,6 +477,10 @@ fn a_suppression_covers_its_rule_path_and_value_only() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_gitleaks,
+    ignore = "`gitleaks` not found when the tests were built: `bash tests/run --install-only` installs it; under CI=true the test fails instead"
+)]
 fn aws_keys_hex_private_keys_and_an_address_in_a_file_name_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");

@@ -23,6 +23,10 @@ fn nix_files(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_nix_instantiate,
+    ignore = "`nix-instantiate` not found when the tests were built: `bash tests/run --install-only` installs it; under CI=true the test fails instead"
+)]
 fn every_nix_file_parses() {
     let Some(nix_instantiate) = peer("nix-instantiate") else {
         return;

@@ -587,6 +587,10 @@ fn leaks(text: &str, forms: &[String]) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_openssl, missing_age_keygen),
+    ignore = "needs `sops`, `openssl` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn no_secret_reaches_any_output() {
     let Some(scenario) = Scenario::new() else {
         return;
@@ -732,6 +736,10 @@ fn write_vm_prove_config(scenario: &Scenario, incus: &std::collections::BTreeMap
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_openssl, missing_age_keygen),
+    ignore = "needs `sops`, `openssl` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn every_subcommand_is_audited() {
     let Some(scenario) = Scenario::new() else {
         return;

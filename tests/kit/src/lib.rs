@@ -4,8 +4,8 @@
 //! filters for what varies per run ([`tool_snapshot!`]).
 //!
 //! A peer that is missing fails the test under `CI=true` (CI installs every
-//! peer, so a missing one is a broken CI, not a reason to pass), and skips it
-//! with a message naming the peer otherwise.
+//! peer, so a missing one is a broken CI, not a reason to pass); otherwise the
+//! e2e crate's build script marks the test ignored, naming the peer.
 
 #![allow(
     clippy::panic,
@@ -72,6 +72,8 @@ pub fn in_ci() -> bool {
 
 /// Finds a peer program: `FROMGIT_<NAME>` (upper case, `-` as `_`), else PATH.
 /// `None` means "skip" outside CI; under `CI=true` a missing peer panics.
+/// (Outside CI the e2e crate's build script marks a test whose peer is
+/// missing as ignored; this `None` is reached when PATH changed since.)
 pub fn peer(name: &str) -> Option<PathBuf> {
     let var = peers::peer_var(name);
     let found = peers::find_peer(name);
