@@ -1,5 +1,6 @@
 # The flake's checks: the build, the test suite (the tests that need no
-# network; tests whose peer program is absent from the sandbox skip),
+# network; tests whose peer program is absent from the sandbox are ignored,
+# with the reason),
 # clippy with warnings denied, formatting, and leak-scan over the flake's
 # own source tree.
 {

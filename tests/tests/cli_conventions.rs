@@ -8,34 +8,10 @@
 use std::path::Path;
 use std::process::Output;
 
-use fromgit_e2e::{fromgit_bin, run};
-
-const BINARIES: [&str; 5] = [
-    "instance-extract",
-    "cert-seal",
-    "leak-scan",
-    "closure-diff",
-    "vm-prove",
-];
+use fromgit_testkit::{cli::commands, fromgit_bin, run, text, BINARIES};
 
 fn call(binary: &str, args: &[&str]) -> Output {
     run(&fromgit_bin(binary), args, Path::new("."), &[], b"")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The names in the `Commands:` section of a help text.
-fn commands(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|line| !line.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|line| line.starts_with("  "))
-        .filter(|line| !line.starts_with("   "))
-        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-        .filter(|name| name != "help")
-        .collect()
 }
 
 #[test]

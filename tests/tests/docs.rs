@@ -8,15 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use fromgit_e2e::{fromgit_bin, run};
-
-const BINARIES: [&str; 5] = [
-    "instance-extract",
-    "cert-seal",
-    "leak-scan",
-    "closure-diff",
-    "vm-prove",
-];
+use fromgit_testkit::{fromgit_bin, repo_root as repo, run, BINARIES};
 
 /// Repository directories whose paths the docs may name.
 const TOP_DIRS: [&str; 9] = [
@@ -30,13 +22,6 @@ const TOP_DIRS: [&str; 9] = [
     "fuzz/",
     ".ci/",
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Every Markdown document a user reads: the README, `docs/`, and the
 /// READMEs of the templates, the example and the tools.

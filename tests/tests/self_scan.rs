@@ -3,13 +3,11 @@
 //! hook, not here, since a CI clone may be shallow) finds nothing beyond the
 //! reasoned suppressions in `.leak-scan.toml`, and none of those is stale.
 
-use std::path::Path;
-
-use fromgit_e2e::{fromgit_bin, run};
+use fromgit_testkit::{fromgit_bin, repo_root, run};
 
 #[test]
 fn the_repository_tree_is_clean() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = repo_root();
     let output = run(
         &fromgit_bin("leak-scan"),
         [".", "--fail-unused-suppressions"],

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_testkit::{age_keygen, fromgit_bin, peer, repo_root as repo, run, success, AgeKey};
 
 const DOMAIN: &str = "ci.example.net";
 const SECRETS: &[(&str, &str)] = &[
@@ -24,10 +24,6 @@ const SECRETS: &[(&str, &str)] = &[
     ("drone/rpc", "drone-rpc-secret"),
     ("webhook/hmac", "webhook-hmac"),
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 struct Peers {
     sops: PathBuf,
@@ -265,6 +261,10 @@ fn assert_fails_on(output: &Output, check: &str, detail: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_migrated_monolith_decrypts_on_a_blank_host_with_the_bootstrap_key_alone() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -297,6 +297,10 @@ fn the_migrated_monolith_decrypts_on_a_blank_host_with_the_bootstrap_key_alone()
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn an_enabled_service_owns_the_secret_it_reads_and_is_restarted() {
     // With traefik enabled, NixOS declares its user: the certificate is its.
     // A systemd `EnvironmentFile` is read by systemd as root: its unit restarts.
@@ -371,6 +375,10 @@ fn an_enabled_service_owns_the_secret_it_reads_and_is_restarted() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_instance_template_decrypts_with_the_bootstrap_key_alone() {
     let Some(peers) = peers() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -441,6 +449,10 @@ fn the_instance_template_decrypts_with_the_bootstrap_key_alone() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_without_the_key_file() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -465,6 +477,10 @@ fn verify_fails_without_the_key_file() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_when_openssh_would_add_the_new_host_keys() {
     let Some(migrated) = Migrated::new(
         |base| {
@@ -499,6 +515,10 @@ fn verify_fails_when_openssh_would_add_the_new_host_keys() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_on_a_declared_secret_without_a_value() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -517,6 +537,10 @@ fn verify_fails_on_a_declared_secret_without_a_value() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_on_a_value_declared_nowhere() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -542,6 +566,10 @@ fn verify_fails_on_a_value_declared_nowhere() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_on_an_undeclared_owner() {
     let Some(migrated) = Migrated::new(|_| {}, &["--secret-attr", "drone/rpc:owner=drone"]) else {
         return;
@@ -569,6 +597,10 @@ fn verify_fails_on_an_undeclared_owner() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_on_a_secrets_symlink_out_of_the_repo() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -587,6 +619,10 @@ fn verify_fails_on_a_secrets_symlink_out_of_the_repo() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_is_unproven_without_nix() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;
@@ -684,6 +720,15 @@ fn wildcard_certificate(openssl: &Path, work: &Path, domain: &str) {
 /// and the real `sops` decrypts it from the sealed file with the bootstrap
 /// key alone.
 #[test]
+#[cfg_attr(
+    any(
+        missing_sops,
+        missing_nix_instantiate,
+        missing_age_keygen,
+        missing_openssl
+    ),
+    ignore = "needs `sops`, `nix-instantiate`, `age-keygen` and `openssl`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn cert_seal_declarations_decrypt_for_their_owner() {
     let Some(peers) = peers() else { return };
     let Some(openssl) = peer("openssl") else {
@@ -804,6 +849,15 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
 /// The second provisioning choice: the host also decrypts with its own SSH
 /// key, whose recipient `apply` must have put into `.sops.yaml`.
 #[test]
+#[cfg_attr(
+    any(
+        missing_ssh_keygen,
+        missing_sops,
+        missing_nix_instantiate,
+        missing_age_keygen
+    ),
+    ignore = "needs `ssh-keygen`, `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn host_key_decryption_needs_the_host_recipient_and_verify_checks_it() {
     let Some(ssh_keygen) = peer("ssh-keygen") else {
         return;
@@ -901,6 +955,10 @@ fn host_key_decryption_needs_the_host_recipient_and_verify_checks_it() {
 /// A base the stand-in cannot evaluate (it knows little of `lib`) is
 /// unproven, never passed nor failed.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_is_unproven_when_the_stand_in_cannot_evaluate_the_base() {
     let Some(migrated) = Migrated::new(|_| {}, &[]) else {
         return;

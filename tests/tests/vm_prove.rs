@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fromgit_e2e::{age_keygen, fromgit_bin, incus_test_env, peer, run, start_sshd, success};
+use fromgit_testkit::{
+    age_keygen, fromgit_bin, incus_test_env, peer, run, start_sshd, success, text,
+};
 
 struct Daemon {
     vars: BTreeMap<String, String>,
@@ -330,11 +332,11 @@ fn assert_exit(out: &std::process::Output, code: i32, needle: &str) {
     );
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_successful_run_then_nothing_remains() {
     let Some(daemon) = Daemon::find() else { return };
     let extra = "[checks]\nunits = [\"hello.service\"]\ncurrent_system = \"/nix/store/0f4ch7y9qsa1hxq0pb1c8dxzk4dpmv4q-nixos-system-ci-25.11\"\n[[checks.secrets]]\npath = \"/run/secrets/greeting\"\nmode = \"0400\"\n";
@@ -460,6 +462,10 @@ fn vm_prove_successful_run_then_nothing_remains() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_failing_block_exits_1_and_deletes() {
     let Some(daemon) = Daemon::find() else { return };
     let runbook = "```sh {name=first vm-prove=run timeout=30}\ntouch /root/first\n```\n\n```sh {name=fails vm-prove=run timeout=30}\necho about to fail\nfalse\n```\n\n```sh {name=never vm-prove=run timeout=30}\ntouch /root/never\n```\n";
@@ -490,6 +496,10 @@ fn vm_prove_failing_block_exits_1_and_deletes() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_block_timeout_and_failed_check() {
     let Some(daemon) = Daemon::find() else { return };
     // A block that outlives its timeout.
@@ -540,6 +550,10 @@ fn vm_prove_block_timeout_and_failed_check() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_wrong_project_refused_before_any_change() {
     let Some(daemon) = Daemon::find() else { return };
     // Allowed by the configuration, but not by the restricted certificate:
@@ -576,6 +590,10 @@ fn vm_prove_wrong_project_refused_before_any_change() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_over_budget_memory_refused_before_any_change() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "mem", OK_RUNBOOK, "#!budget=128MiB\n") else {
@@ -601,6 +619,10 @@ fn vm_prove_over_budget_memory_refused_before_any_change() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_bad_key_is_an_error_before_any_change() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "key", OK_RUNBOOK, "") else {
@@ -664,6 +686,10 @@ fn signal(child: &std::process::Child, sig: &str) {
 const SLOW_RUNBOOK: &str = "```sh {name=marker vm-prove=run timeout=30}\ntouch /root/started\n```\n\n```sh {name=sleep vm-prove=run timeout=120}\necho sleeping-now\nsleep 100\n```\n";
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_sigterm_mid_runbook_deletes_the_instance() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "term", SLOW_RUNBOOK, "") else {
@@ -691,6 +717,10 @@ fn vm_prove_sigterm_mid_runbook_deletes_the_instance() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_sweep_after_a_crash_deletes_only_tagged_leftovers() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "sweep", SLOW_RUNBOOK, "") else {
@@ -793,19 +823,7 @@ fn wildcard_certificate() -> (String, String) {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = run(
-        &peer("git").unwrap(),
-        args,
-        dir,
-        &[
-            ("GIT_AUTHOR_NAME", OsStr::new("fromgit test")),
-            ("GIT_AUTHOR_EMAIL", OsStr::new("test@fromgit.invalid")),
-            ("GIT_COMMITTER_NAME", OsStr::new("fromgit test")),
-            ("GIT_COMMITTER_EMAIL", OsStr::new("test@fromgit.invalid")),
-        ],
-        b"",
-    );
-    success(&out, &format!("git {args:?}")).trim().to_owned()
+    fromgit_testkit::git(dir, args).trim().to_owned()
 }
 
 /// The two repositories of a fromgit host: a generic base (with a
@@ -919,6 +937,10 @@ exit 1
 const SEALED_CERT: &str = "sops -d --extract '[\"tls\"][\"fullchain\"]' /srv/instance/secrets/secrets.yaml > /run/secrets/tls.crt\nsops -d --extract '[\"tls\"][\"key\"]' /srv/instance/secrets/secrets.yaml > /run/secrets/tls.key";
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_full_proof_from_bundles_serves_the_sealed_certificate() {
     let Some(daemon) = Daemon::find() else { return };
     let runbook = TLS_RUNBOOK.replace("CERT_SOURCE", SEALED_CERT);
@@ -987,6 +1009,10 @@ fn vm_prove_full_proof_from_bundles_serves_the_sealed_certificate() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_wrong_certificate_served_fails_the_tls_check() {
     let Some(daemon) = Daemon::find() else { return };
     // The runbook serves a certificate of its own instead of the sealed one.
@@ -1041,6 +1067,10 @@ fn set_incus_field(setup: &Setup, key: &str, value: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_server_certificate_not_the_pinned_one_is_refused() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "pin", OK_RUNBOOK, "") else {
@@ -1066,6 +1096,17 @@ fn vm_prove_server_certificate_not_the_pinned_one_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        missing_incus,
+        missing_incus_daemon,
+        missing_age_keygen,
+        missing_sshd,
+        missing_ssh_keygen,
+        missing_ssh
+    ),
+    ignore = "needs `incus`, `age-keygen`, `sshd`, `ssh-keygen`, `ssh` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_through_a_socks5_proxy() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "socks", OK_RUNBOOK, "") else {
@@ -1123,6 +1164,10 @@ fn vm_prove_through_a_socks5_proxy() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_resizes_the_one_named_host_first() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "resize", OK_RUNBOOK, "") else {
@@ -1233,6 +1278,10 @@ fn vm_prove_resizes_the_one_named_host_first() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_faults_are_clear_and_nothing_is_created() {
     let Some(daemon) = Daemon::find() else { return };
     // An image the project does not have: a refusal, before any change.
@@ -1278,6 +1327,10 @@ fn vm_prove_faults_are_clear_and_nothing_is_created() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_instance_that_never_comes_up_is_an_error_and_deleted() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "noboot", OK_RUNBOOK, "") else {
@@ -1412,6 +1465,10 @@ fn block_outcomes(ev: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
     let Some(daemon) = Daemon::find() else { return };
     let runbook = repository_runbook();
@@ -1483,6 +1540,10 @@ fn vm_prove_runs_docs_install_md_as_written_on_debian_and_exits_unproven() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_fails_docs_install_md_with_a_broken_step() {
     let Some(daemon) = Daemon::find() else { return };
     let written = fs_err::read_to_string(repository_runbook()).unwrap();
@@ -1560,6 +1621,10 @@ impl Drop for UnrestrictedCertificate<'_> {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_allow_list_refuses_the_default_project_whatever_the_certificate_permits() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "allow", OK_RUNBOOK, "#!project=default\n") else {
@@ -1623,6 +1688,10 @@ fn vm_prove_allow_list_refuses_the_default_project_whatever_the_certificate_perm
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_unit_checks_match_systemd() {
     let Some(daemon) = Daemon::find() else { return };
     // Four oneshots, none enabled: one started and exited 0 (systemd then
@@ -1678,6 +1747,10 @@ systemctl start --no-block slow.service
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_owner_by_name_and_the_key_listed_once() {
     let Some(daemon) = Daemon::find() else { return };
     let extra = "[checks]\nsettle_timeout = \"30s\"\n[[checks.secrets]]\npath = \"/var/lib/sops-nix/key.txt\"\nowner = \"root\"\ngroup = \"#0\"\nmode = \"0600\"\n";
@@ -1761,6 +1834,10 @@ mode = "0440"
 "#;
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_sops_nix_secrets_by_name_on_a_stand_in_for_activation() {
     let Some(daemon) = Daemon::find() else { return };
     for (variant, value, code) in [
@@ -1831,6 +1908,10 @@ fn documented_nixos_configuration() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_incus, missing_incus_daemon, missing_age_keygen),
+    ignore = "needs `incus`, `age-keygen` and the Incus test daemon; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn vm_prove_plan_accepts_the_documented_nixos_configuration() {
     let Some(daemon) = Daemon::find() else { return };
     let Some(setup) = Setup::new(&daemon, "nixosdoc", "", "") else {

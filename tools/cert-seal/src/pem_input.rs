@@ -155,3 +155,138 @@ pub fn normalised_pem(label: &str, der: &[u8]) -> Zeroizing<String> {
     out.push_str("-----\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(label: &str, der: &[u8]) -> String {
+        normalised_pem(label, der).to_string()
+    }
+
+    fn chain_refusal(bytes: &[u8]) -> InputRefusal {
+        match chain_from_bytes(Path::new("fullchain.pem"), bytes) {
+            Read::Refused(refusal) => refusal,
+            Read::Ok(chain) => panic!("accepted {} block(s)", chain.der.len()),
+        }
+    }
+
+    fn key_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privkey.pem");
+        fs_err::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn key_refusal(text: &str) -> (InputRefusal, String) {
+        let (_dir, path) = key_file(text);
+        match read_key(&path).unwrap() {
+            Read::Refused(refusal) => (refusal, path.display().to_string()),
+            Read::Ok(key) => panic!("accepted a `{}` block", key.label),
+        }
+    }
+
+    #[test]
+    fn the_chain_keeps_its_blocks_in_order() {
+        let text = format!(
+            "{}{}",
+            block("CERTIFICATE", b"leaf"),
+            block("CERTIFICATE", b"issuer")
+        );
+        let Read::Ok(chain) = chain_from_bytes(Path::new("fullchain.pem"), text.as_bytes()) else {
+            panic!("a chain of two certificate blocks was refused");
+        };
+        assert_eq!(chain.der, [b"leaf".to_vec(), b"issuer".to_vec()]);
+    }
+
+    #[test]
+    fn a_chain_that_is_not_pem_certificates_is_refused_by_name() {
+        let name = "fullchain.pem".to_owned();
+        assert_eq!(chain_refusal(b" \n\t\n"), InputRefusal::Empty(name.clone()));
+        assert_eq!(
+            chain_refusal(&[0x30, 0x82, 0xff, 0x01]),
+            InputRefusal::NotPem(name.clone())
+        );
+        assert_eq!(
+            chain_refusal(b"just text\n"),
+            InputRefusal::NotPem(name.clone())
+        );
+        let cut = block("CERTIFICATE", &[7; 200]);
+        let cut = &cut[..cut.find("-----END").unwrap()];
+        assert_eq!(
+            chain_refusal(cut.as_bytes()),
+            InputRefusal::Truncated(name.clone())
+        );
+        let with_key = format!(
+            "{}{}",
+            block("CERTIFICATE", b"leaf"),
+            block("EC PRIVATE KEY", b"k")
+        );
+        assert_eq!(
+            chain_refusal(with_key.as_bytes()),
+            InputRefusal::NotACertificate {
+                path: name,
+                label: "EC PRIVATE KEY".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn one_unencrypted_private_key_is_read() {
+        let (_dir, path) = key_file(&block("PRIVATE KEY", &[42; 48]));
+        let Read::Ok(key) = read_key(&path).unwrap() else {
+            panic!("one PKCS #8 block was refused");
+        };
+        assert_eq!(key.label, "PRIVATE KEY");
+        assert_eq!(key.der.as_slice(), [42; 48]);
+    }
+
+    #[test]
+    fn an_encrypted_a_doubled_or_a_misplaced_key_is_refused() {
+        let (refusal, path) = key_refusal(&block("ENCRYPTED PRIVATE KEY", &[1; 64]));
+        assert_eq!(refusal, InputRefusal::EncryptedKey(path));
+
+        let legacy = block("RSA PRIVATE KEY", &[2; 64]).replacen(
+            "-----\n",
+            "-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n",
+            1,
+        );
+        let (refusal, path) = key_refusal(&legacy);
+        assert_eq!(refusal, InputRefusal::EncryptedKey(path));
+
+        let two = format!(
+            "{}{}",
+            block("PRIVATE KEY", &[3; 48]),
+            block("PRIVATE KEY", &[4; 48])
+        );
+        let (refusal, path) = key_refusal(&two);
+        assert_eq!(refusal, InputRefusal::SeveralKeys(path, 2));
+
+        let (refusal, path) = key_refusal(&block("CERTIFICATE", b"leaf"));
+        assert_eq!(
+            refusal,
+            InputRefusal::NotAKey {
+                path,
+                label: "CERTIFICATE".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn normalised_pem_has_64_column_lines_and_parses_back() {
+        let der: Vec<u8> = (0..=255).collect();
+        let text = normalised_pem("CERTIFICATE", &der);
+        let body: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(
+            body[..body.len() - 1].iter().all(|l| l.len() == 64),
+            "{body:?}"
+        );
+        assert!(body.last().unwrap().len() <= 64);
+        assert!(text.ends_with("-----END CERTIFICATE-----\n"));
+        assert_eq!(pem::parse(text.as_bytes()).unwrap().contents(), der);
+    }
+}
