@@ -192,6 +192,10 @@ fn stderr(output: &Output) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn plan_lists_every_instance_specific_with_its_position() {
     let Some(host) = Host::new() else { return };
     let mut args: Vec<String> = ["plan", "--json", "--base", "cc-ci", "--domain", DOMAIN]
@@ -225,6 +229,10 @@ fn plan_lists_every_instance_specific_with_its_position() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn apply_then_verify_keeps_the_configuration_identical() {
     let Some(host) = Host::new() else { return };
     // A dry run prints diffs and writes nothing.
@@ -398,6 +406,10 @@ fn assert_refused_untouched(
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn bad_input_is_refused_and_changes_nothing() {
     let Some(host) = Host::new() else { return };
     let state = |host: &Host| {

@@ -386,6 +386,10 @@ static PROXY: Fixture = Fixture {
 };
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn reverse_proxy_with_many_subdomains_round_trips() {
     let Some(run) = Run::new(&PROXY) else { return };
     let report = run.round_trip();
@@ -404,6 +408,10 @@ fn reverse_proxy_with_many_subdomains_round_trips() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_domain_that_is_no_dns_name_is_refused_at_once() {
     let Some(run) = Run::new(&PROXY) else { return };
     for (domain, needle) in [
@@ -427,6 +435,10 @@ fn a_domain_that_is_no_dns_name_is_refused_at_once() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_file_nested_beyond_the_limit_is_refused_with_its_line() {
     let Some(run) = Run::new(&PROXY) else { return };
     let deep = format!(
@@ -462,6 +474,10 @@ static USERS: Fixture = Fixture {
 };
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn public_keys_hashes_and_recipients_never_stop_apply() {
     let Some(run) = Run::new(&USERS) else { return };
     let plan = success(
@@ -493,6 +509,10 @@ fn public_keys_hashes_and_recipients_never_stop_apply() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn an_inline_user_password_is_refused_with_the_option_to_use() {
     let Some(run) = Run::new(&USERS) else { return };
     let users = run.path("site/users.nix");
@@ -527,6 +547,10 @@ fn an_inline_user_password_is_refused_with_the_option_to_use() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn an_acceptance_stops_matching_when_the_value_changes() {
     let Some(run) = Run::new(&USERS) else { return };
     let syncthing = run.path("site/syncthing.nix");
@@ -569,6 +593,10 @@ static MAIL: Fixture = Fixture {
 };
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn addresses_and_emails_become_instance_facts_in_any_case() {
     let Some(run) = Run::new(&MAIL) else { return };
     let report = run.round_trip();
@@ -643,6 +671,10 @@ static FLEET: Fixture = Fixture {
 };
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_fleet_flake_changes_only_the_chosen_host() {
     let Some(run) = Run::new(&FLEET) else { return };
     let report = run.round_trip();
@@ -676,6 +708,10 @@ fn a_fleet_flake_changes_only_the_chosen_host() {
 /// The domain in a file only another host uses stays there, and a second
 /// `apply` says so instead of refusing the existing instance repo.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_second_apply_counts_what_other_hosts_keep() {
     let Some(run) = Run::new(&FLEET) else { return };
     let builder =
@@ -721,6 +757,10 @@ static ACME: Fixture = Fixture {
 };
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn dns01_credentials_and_load_credential_round_trip() {
     let Some(run) = Run::new(&ACME) else { return };
     run.round_trip();
@@ -732,6 +772,10 @@ fn dns01_credentials_and_load_credential_round_trip() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn secrets_read_at_evaluation_time_become_file_options_or_are_refused() {
     let Some(run) = Run::new(&PROXY) else { return };
     let db_pass = run.path("host-secrets/db-pass");
@@ -798,6 +842,10 @@ fn secrets_read_at_evaluation_time_become_file_options_or_are_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_module_symlinked_from_outside_the_base_is_refused() {
     let Some(run) = Run::new(&PROXY) else { return };
     std::os::unix::fs::symlink(
@@ -930,6 +978,10 @@ fn runtime_options_are_looked_up(real_lib: Option<&Path>) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn runtime_options_are_looked_up_in_the_hosts_option_tree() {
     runtime_options_are_looked_up(None);
 }
@@ -945,6 +997,10 @@ fn runtime_options_are_looked_up_with_the_real_module_system() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn inline_secrets_move_into_the_sops_file() {
     let Some(run) = Run::new(&TOKENS) else { return };
     let monolith = fs_err::read_to_string(run.path("monolith/configuration.nix")).unwrap();
@@ -1006,6 +1062,10 @@ fn inline_secrets_move_into_the_sops_file() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_on_a_fact_an_unresolved_import_or_an_evaluation_time_read() {
     let Some(run) = Run::new(&MAIL) else { return };
     success(&run.apply(), "apply");
@@ -1055,6 +1115,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_new_history_leaves_no_fact_reachable_in_the_base() {
     let Some(run) = Run::new(&USERS) else { return };
     let base = run.path(NAME);
@@ -1150,6 +1214,10 @@ const NIXPKGS_ONLY_LOCK: &str = r#"{
 "#;
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_lock_without_the_new_inputs_is_reported_and_leaves_verify_unproven() {
     let Some(run) = Run::new(&PROXY) else { return };
     fs_err::write(run.path("site/flake.lock"), NIXPKGS_ONLY_LOCK).unwrap();
@@ -1179,6 +1247,10 @@ fn a_lock_without_the_new_inputs_is_reported_and_leaves_verify_unproven() {
 /// from the instance directory given as an override: the lock then pins it
 /// by content under its relative URL, and `verify` has nothing stale.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_relative_instance_input_is_locked_by_content_and_verify_passes() {
     let Some(run) = Run::new(&PROXY) else { return };
     let flake = run.path("site/flake.nix");
@@ -1227,6 +1299,10 @@ fn a_relative_instance_input_is_locked_by_content_and_verify_passes() {
 /// A file called as a plain function (`import ./x.nix { }`) has no
 /// `config`: it receives the facts as an argument its caller passes.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_plain_function_file_receives_the_facts_from_its_caller() {
     let Some(run) = Run::new(&PROXY) else { return };
     let status = "{ }:\n{\n  enable = true;\n  virtualHosts.\"status.lab.example.org\".root = \"/srv/status\";\n}\n";
@@ -1260,6 +1336,10 @@ fn a_plain_function_file_receives_the_facts_from_its_caller() {
 /// `config`; one that some file also imports as a value is refused, since a
 /// function would break that use.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_bare_attribute_set_module_gains_config_unless_imported_as_a_value() {
     let Some(run) = Run::new(&PROXY) else { return };
     let extra =
@@ -1315,6 +1395,10 @@ fn a_bare_attribute_set_module_gains_config_unless_imported_as_a_value() {
 /// A home-manager module's `config` is the user's: it reads the facts
 /// from `osConfig`, which home-manager passes when used as a NixOS module.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_home_manager_module_reads_the_facts_from_os_config() {
     let Some(run) = Run::new(&PROXY) else { return };
     let home =
@@ -1368,6 +1452,10 @@ fn a_home_manager_module_reads_the_facts_from_os_config() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
     let Some(run) = Run::new(&MAIL) else { return };
     let key = |value: &str| {
@@ -1414,6 +1502,10 @@ fn the_operator_names_a_fact_or_leaves_one_with_a_reason() {
 /// (the flake cannot read a NixOS option); an input URL cannot be computed
 /// and is refused.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_domain_in_flake_outputs_reads_the_instance_input() {
     let Some(run) = Run::new(&FLEET) else { return };
     for dir in ["monolith", NAME] {
@@ -1466,6 +1558,10 @@ fn the_domain_in_flake_outputs_reads_the_instance_input() {
 /// Flake inputs are read without evaluation: a URL naming the instance
 /// cannot become an expression, and `apply` says so.
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn the_domain_in_a_flake_input_url_is_refused_with_what_to_do() {
     let Some(run) = Run::new(&FLEET) else { return };
     let flake = run.path("site/flake.nix");
@@ -1492,6 +1588,10 @@ fn assert_refused_with(output: &Output, needle: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn a_secret_directory_that_paths_are_built_from_is_reported_and_fails_verify() {
     let Some(run) = Run::new(&ACME) else { return };
     let ddns = run.path("site/ddns.nix");
@@ -1519,6 +1619,10 @@ fn a_secret_directory_that_paths_are_built_from_is_reported_and_fails_verify() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
 fn verify_fails_while_the_base_history_still_names_the_instance() {
     let Some(run) = Run::new(&TOKENS) else { return };
     let base = run.path(NAME);
