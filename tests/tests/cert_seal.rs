@@ -3,6 +3,9 @@
 //! `openssl` cross-checking the verdicts, the real `sops` decrypting every
 //! sealed file, `openssl s_server` on 127.0.0.1 for `probe`, and Nix 2.8
 //! parsing the printed declarations.
+//!
+//! Over 600 lines on purpose: every refusal of `check` and `seal` is a case
+//! against real openssl-made certificates, sharing one certificate factory.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::missing_panics_doc)]
 

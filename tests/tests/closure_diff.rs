@@ -6,6 +6,9 @@
 //! hashes are checked against `nix-hash` and `nix-store --dump`, the package
 //! view against `nix store diff-closures`, and the SSH input against a real
 //! `sshd` on 127.0.0.1.
+//!
+//! Over 600 lines on purpose: each input kind (store, snapshot, ssh, drv) is
+//! compared against the real `nix` in one test binary sharing the store set-up.
 
 #![allow(
     clippy::unwrap_used,

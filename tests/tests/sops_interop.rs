@@ -1,6 +1,9 @@
 //! Interop with the real `sops` binary, both directions, on generated trees:
 //! our files decrypt with `sops -d` to the same values, sops' files decrypt
 //! with ours, and each side's `updatekeys`/`rotate` accept the other's files.
+//!
+//! Over 600 lines on purpose: every sops operation is checked in both
+//! directions (ours read by sops, sops' read by ours) in one test binary.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::missing_panics_doc)]
 

@@ -6,6 +6,9 @@
 //! decrypts with the real `sops` and that key alone to the original bytes,
 //! and every owner exists. `instance-extract verify --base` passes, and
 //! fails for each way the wiring can be broken.
+//!
+//! Over 600 lines on purpose: one test binary per peer set keeps the composed
+//! base, its instance and each way of breaking the wiring in one place.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::print_stderr)]
 

@@ -13,6 +13,9 @@
 //! `_PROJECT`, `_IMAGE`, or the `env` file incus-setup writes
 //! (`/var/tmp/incus-ci/env`, or `FROMGIT_INCUS_ENV`). Without it the tests
 //! skip, except under `CI=true`, where they fail.
+//!
+//! Over 600 lines on purpose: every test drives the one real Incus daemon
+//! through the same guarded set-up; splitting would repeat it per binary.
 
 #![allow(
     clippy::unwrap_used,

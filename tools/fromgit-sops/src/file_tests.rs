@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::value::Scalar;
 
 struct Party {
     identities: Identities,

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
+use crate::text::SecretText;
 use crate::value::{go_format_float, Kind, Map, Scalar, Value, MAX_DEPTH};
 use crate::yaml::{push_quoted, too_deep_reason};
 
@@ -170,21 +171,21 @@ fn float(value: f64) -> Value {
 
 /// Emits a map as a JSON object in sops' layout.
 pub fn emit(map: &Map) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
+    let mut out = SecretText::new();
     emit_map(&mut out, map, 0);
     out.push('\n');
-    out
+    out.into_inner()
 }
 
 /// Emits any node as a JSON document (for `--extract` of a list).
 pub fn emit_value_document(value: &Value) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
+    let mut out = SecretText::new();
     emit_value(&mut out, value, 0);
     out.push('\n');
-    out
+    out.into_inner()
 }
 
-fn emit_map(out: &mut String, map: &Map, depth: usize) {
+fn emit_map(out: &mut SecretText, map: &Map, depth: usize) {
     if map.is_empty() {
         out.push_str("{}");
         return;
@@ -204,7 +205,7 @@ fn emit_map(out: &mut String, map: &Map, depth: usize) {
     out.push('}');
 }
 
-fn emit_value(out: &mut String, value: &Value, depth: usize) {
+fn emit_value(out: &mut SecretText, value: &Value, depth: usize) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Map(map) => emit_map(out, map, depth),
@@ -250,7 +251,7 @@ fn is_comment(value: &Value) -> bool {
     )
 }
 
-fn tabs(out: &mut String, depth: usize) {
+fn tabs(out: &mut SecretText, depth: usize) {
     out.extend(std::iter::repeat_n('\t', depth));
 }
 

@@ -13,6 +13,7 @@ pub mod file;
 pub mod json;
 pub mod keys;
 pub mod metadata;
+mod text;
 pub mod value;
 pub mod yaml;
 

@@ -17,6 +17,8 @@ use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use zeroize::Zeroizing;
 
+use crate::text::SecretText;
+
 use crate::value::{Kind, Map, Scalar, Value, MAX_DEPTH};
 
 /// Why a YAML text could not be read. Line and column are 1-based; no
@@ -330,24 +332,24 @@ pub fn comment_lines(text: &str) -> usize {
 
 /// Emits a mapping as a YAML document.
 pub fn emit(map: &Map) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
+    let mut out = SecretText::new();
     if map.is_empty() {
         out.push_str("{}\n");
     } else {
         emit_map(&mut out, map, 0, 0);
     }
-    out
+    out.into_inner()
 }
 
 /// Emits a list as a YAML document (for `--extract` of a list).
 pub fn emit_list_document(items: &[Value]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
+    let mut out = SecretText::new();
     if items.is_empty() {
         out.push_str("[]\n");
     } else {
         emit_list(&mut out, items, 0);
     }
-    out
+    out.into_inner()
 }
 
 const INDENT: usize = 4;
@@ -358,13 +360,14 @@ const MAX_IMPLICIT_KEY: usize = 1000;
 /// `key_column` is where keys start; `level` is the mapping's indentation level
 /// (the dash column for a mapping inside a sequence item), which block
 /// scalars are indented from, as yaml.v3 does.
-fn emit_map(out: &mut String, map: &Map, key_column: usize, level: usize) {
+fn emit_map(out: &mut SecretText, map: &Map, key_column: usize, level: usize) {
     for (index, (key, value)) in map.iter().enumerate() {
         if index > 0 {
             pad(out, key_column);
         }
-        let mut key_text = String::new();
+        let mut key_text = SecretText::new();
         emit_string(&mut key_text, key, false);
+        let key_text = key_text.into_inner();
         if key_text.chars().count() > MAX_IMPLICIT_KEY {
             // YAML limits implicit keys to 1024 characters: use an explicit key.
             out.push_str("? ");
@@ -393,7 +396,7 @@ fn emit_map(out: &mut String, map: &Map, key_column: usize, level: usize) {
     }
 }
 
-fn emit_list(out: &mut String, items: &[Value], dash_column: usize) {
+fn emit_list(out: &mut SecretText, items: &[Value], dash_column: usize) {
     for item in items {
         pad(out, dash_column);
         match item {
@@ -426,12 +429,12 @@ fn emit_list(out: &mut String, items: &[Value], dash_column: usize) {
     }
 }
 
-fn pad(out: &mut String, width: usize) {
+fn pad(out: &mut SecretText, width: usize) {
     out.extend(std::iter::repeat_n(' ', width));
 }
 
 /// Writes a leaf and its line end; block scalar content goes at `block_column`.
-fn emit_leaf(out: &mut String, value: &Value, block_column: usize) {
+fn emit_leaf(out: &mut SecretText, value: &Value, block_column: usize) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Map(_) => out.push_str("{}"),
@@ -452,7 +455,7 @@ fn emit_leaf(out: &mut String, value: &Value, block_column: usize) {
     out.push('\n');
 }
 
-fn emit_float(out: &mut String, text: &str) {
+fn emit_float(out: &mut SecretText, text: &str) {
     match text {
         "NaN" => out.push_str(".nan"),
         "+Inf" => out.push_str(".inf"),
@@ -480,7 +483,7 @@ fn block_safe(text: &str) -> bool {
             .all(|line| line.is_empty() || !line.trim().is_empty())
 }
 
-fn emit_literal_block(out: &mut String, text: &str, column: usize) {
+fn emit_literal_block(out: &mut SecretText, text: &str, column: usize) {
     let trailing_newlines = text.len() - text.trim_end_matches('\n').len();
     out.push_str(match trailing_newlines {
         0 => "|-",
@@ -503,7 +506,7 @@ fn emit_literal_block(out: &mut String, text: &str, column: usize) {
 
 /// Writes a string plain when no YAML reader could take it for anything
 /// else, and double-quoted (JSON-compatible escapes) otherwise.
-fn emit_string(out: &mut String, text: &str, is_value: bool) {
+fn emit_string(out: &mut SecretText, text: &str, is_value: bool) {
     if plain_safe(text, is_value) {
         out.push_str(text);
     } else {
@@ -542,7 +545,7 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// A double-quoted string with escapes that YAML and JSON read alike.
-pub(crate) fn push_quoted(out: &mut String, text: &str) {
+pub(crate) fn push_quoted(out: &mut SecretText, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -562,106 +565,4 @@ pub(crate) fn push_quoted(out: &mut String, text: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text_of(map: &Map, key: &str) -> (Kind, String) {
-        match &map.iter().find(|(k, _)| k == key).expect("key present").1 {
-            Value::Scalar(s) => (s.kind, s.text.as_str().to_owned()),
-            other => panic!("not a scalar: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn plain_scalars_resolve_like_yaml_v3() {
-        let map = parse(
-            "s: hello\ni: 5432\nneg: -3\nf: 1.5\ne: 2e3\nb: True\nn: ~\nempty:\nq: '5432'\n\
-             onword: on\ncolon: 12:30\n",
-        )
-        .expect("parses");
-        assert_eq!(text_of(&map, "s"), (Kind::Str, "hello".into()));
-        assert_eq!(text_of(&map, "i"), (Kind::Int, "5432".into()));
-        assert_eq!(text_of(&map, "neg"), (Kind::Int, "-3".into()));
-        assert_eq!(text_of(&map, "f"), (Kind::Float, "1.5".into()));
-        assert_eq!(text_of(&map, "e"), (Kind::Float, "2000".into()));
-        assert_eq!(text_of(&map, "b"), (Kind::Bool, "True".into()));
-        assert_eq!(text_of(&map, "q"), (Kind::Str, "5432".into()));
-        assert_eq!(text_of(&map, "onword"), (Kind::Str, "on".into()));
-        assert_eq!(text_of(&map, "colon"), (Kind::Str, "12:30".into()));
-        // Found by fuzzing: an overflowing float stays a string, as in yaml.v3.
-        let huge = parse("h: 777E7777\n").expect("parses");
-        assert_eq!(text_of(&huge, "h"), (Kind::Str, "777E7777".into()));
-        assert_eq!(map[6].1, Value::Null);
-        assert_eq!(map[7].1, Value::Null);
-    }
-
-    #[test]
-    fn ambiguous_plain_scalars_are_refused_with_their_line() {
-        for (text, line) in [
-            ("a: 1\nmode: 0755\n", 2),
-            ("big: 1_000\n", 1),
-            ("h: 0x1F\n", 1),
-            ("d: 2024-01-02\n", 1),
-            ("x: .inf\n", 1),
-        ] {
-            match parse(text) {
-                Err(YamlError::At {
-                    line: l, reason, ..
-                }) => {
-                    assert_eq!(l, line, "{text}");
-                    assert!(reason.contains("quote it"), "{reason}");
-                }
-                other => panic!("{text}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn structure_errors_are_clear() {
-        assert_eq!(parse("a: 1\n---\nb: 2\n"), Err(YamlError::MultiDocument));
-        assert_eq!(parse("- a\n- b\n"), Err(YamlError::RootNotMap));
-        assert!(
-            matches!(parse("a: 1\na: 2\n"), Err(YamlError::At { reason, .. }) if reason.contains("duplicate"))
-        );
-        assert!(matches!(
-            parse("a: &x 1\nb: *x\n"),
-            Err(YamlError::At { .. })
-        ));
-        assert!(
-            matches!(parse("1: x\n"), Err(YamlError::At { reason, .. }) if reason.contains("keys must be strings"))
-        );
-        assert!(matches!(parse("a: [unclosed\n"), Err(YamlError::At { .. })));
-        assert_eq!(parse(""), Ok(Vec::new()));
-    }
-
-    #[test]
-    fn emitter_output_reads_back_identically() {
-        let source = "plain: hello\nquoted: \"yes\"\nnum: 7\nflt: 2.0\nt: false\nnothing: null\n\
-                      empty: \"\"\nuni: \"grüße ✓\"\npem: |\n    -----BEGIN X-----\n    abc\n    -----END X-----\n\
-                      nochomp: |-\n    a\n    b\nkeep: |+\n    a\n\n\nnested:\n    deep:\n        k: v\n\
-                      list:\n    - one\n    - k: v\n      m: |\n        x\n        y\n    - - inner\n    - []\n\
-                      emptymap: {}\nctrl: \"a\\u0001b\\tc\"\nlead: \"  spaced\\nx\"\n";
-        let map = parse(source).expect("parses");
-        let emitted = emit(&map);
-        let reread = parse(&emitted).expect("emitted text parses");
-        assert_eq!(map, reread, "emitted:\n{}", emitted.as_str());
-        // A key longer than YAML's implicit-key limit (found by fuzzing).
-        let long = vec![
-            ("k\u{3}".repeat(400), Value::Scalar(Scalar::string("v"))),
-            (
-                "list".to_owned(),
-                Value::List(vec![Value::Map(vec![("\u{3}".repeat(300), Value::Null)])]),
-            ),
-        ];
-        assert_eq!(
-            parse(&emit(&long)).as_ref(),
-            Ok(&long),
-            "{}",
-            emit(&long).as_str()
-        );
-        assert!(emitted.contains("pem: |\n    -----BEGIN X-----\n"));
-        assert!(emitted.contains("    - k: v\n      m: |\n        x\n"));
-        assert!(emitted.contains("quoted: \"yes\"\n"));
-        assert!(emitted.contains("flt: 2.0\n"));
-    }
-}
+mod tests;

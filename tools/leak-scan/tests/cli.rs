@@ -1,5 +1,8 @@
 //! Black-box checks of the `leak-scan` command line: help, usage errors,
 //! and the exit codes of a clean tree, a tree with a finding, and bad input.
+//!
+//! One file of many short cases, over 600 lines: each exit code and usage
+//! error of the command line is its own test, and they share one set-up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
