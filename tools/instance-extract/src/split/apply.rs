@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use fromgit_cli::{ExitStatus, GlobalArgs};
 
-use super::render::{report_apply, unified_diff};
+use super::render::{apply_json, report_apply, unified_diff};
 use super::transaction::write_all;
 use super::{namespace, read_plan, request};
 use crate::cli::ApplyArgs;
@@ -49,6 +49,15 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             )
     });
     if nothing_left && instance_exists && is_our_instance(&args.instance, &args.split.domain) {
+        if global.json {
+            fromgit_cli::write_json(&serde_json::json!({
+                "schema_version": 1,
+                "nothing_to_do": true,
+                "base": args.split.base.display().to_string(),
+                "instance": args.instance.display().to_string(),
+            }))?;
+            return Ok(ExitStatus::Success);
+        }
         fromgit_cli::write_stdout(
             format!(
                 "nothing to do: `{}` is already generic and `{}` holds its instance\n",
@@ -83,6 +92,10 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
                 args.split.base.display()
             )
         })?;
+    if args.dry_run && global.json {
+        apply_json(args, &changes, None, true)?;
+        return Ok(ExitStatus::Success);
+    }
     if args.dry_run {
         let mut text = String::new();
         for (old, new) in &changes.renamed {
