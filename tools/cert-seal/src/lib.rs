@@ -36,7 +36,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::Seal(args) => seal_command(args, &cli.global),
         Command::Inspect(args) => inspect_command(args, &cli.global),
         Command::Probe(args) => probe_command(args, &cli.global),
-        Command::Nix(args) => nix_command(args),
+        Command::Nix(args) => {
+            fromgit_cli::refuse_json(
+                &cli.global,
+                "cert-seal nix",
+                "prints Nix source, not data",
+                None,
+            )?;
+            nix_command(args)
+        }
     }
 }
 

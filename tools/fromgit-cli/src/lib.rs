@@ -156,6 +156,38 @@ pub fn write_json(value: &impl serde::Serialize) -> io::Result<()> {
     write_stdout(text.as_bytes())
 }
 
+/// `--json` given to a command that prints no data for it to shape (Nix
+/// source, a plaintext, nothing at all): refused rather than ignored, so a
+/// script that asked for JSON never parses something else.
+#[derive(Debug, thiserror::Error)]
+#[error("`{command}` {reason}: `--json` does not apply{}", hint.map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+pub struct JsonNotApplicable {
+    /// The command as typed, e.g. `cert-seal nix`
+    pub command: &'static str,
+    /// What it prints instead of data
+    pub reason: &'static str,
+    /// What to use instead, when there is something
+    pub hint: Option<&'static str>,
+}
+
+/// Refuses `--json` for a command that has no JSON form (exit 2 through
+/// [`report_error`]); does nothing without `--json`.
+pub fn refuse_json(
+    global: &GlobalArgs,
+    command: &'static str,
+    reason: &'static str,
+    hint: Option<&'static str>,
+) -> Result<(), JsonNotApplicable> {
+    if global.json {
+        return Err(JsonNotApplicable {
+            command,
+            reason,
+            hint,
+        });
+    }
+    Ok(())
+}
+
 /// Prints a warning line on stderr, in the house `warning: …` form.
 pub fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "warning: {message}");
@@ -261,6 +293,42 @@ mod tests {
         assert_eq!(
             render_error(&err),
             "error: cannot read `x; proven clean\\u{1b}[2K\\u{d}.yaml`\n"
+        );
+    }
+
+    #[test]
+    fn json_is_refused_only_when_asked_for_naming_the_command_and_the_flag() {
+        let mut global = super::GlobalArgs::default();
+        assert!(super::refuse_json(
+            &global,
+            "cert-seal nix",
+            "prints Nix source, not data",
+            None
+        )
+        .is_ok());
+        global.json = true;
+        let err = super::refuse_json(
+            &global,
+            "cert-seal nix",
+            "prints Nix source, not data",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            render_error(&anyhow::Error::new(err)),
+            "error: `cert-seal nix` prints Nix source, not data: `--json` does not apply\n"
+        );
+        let err = super::refuse_json(
+            &global,
+            "instance-extract secrets decrypt",
+            "prints the plaintext, not a report",
+            Some("`--output-type json` prints the plaintext as JSON"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            render_error(&anyhow::Error::new(err)),
+            "error: `instance-extract secrets decrypt` prints the plaintext, not a report: `--json` does not apply\n\
+             hint: `--output-type json` prints the plaintext as JSON\n"
         );
     }
 

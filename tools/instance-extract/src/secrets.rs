@@ -21,13 +21,37 @@ use crate::cli::{
 
 pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     match command {
-        SecretsCommand::Encrypt(args) => encrypt(args),
-        SecretsCommand::Decrypt(args) => decrypt(args),
-        SecretsCommand::Set(args) => set(args),
+        SecretsCommand::Encrypt(args) => {
+            fromgit_cli::refuse_json(
+                global,
+                "instance-extract secrets encrypt",
+                "prints the encrypted file, not a report",
+                Some("the encrypted file is sops JSON when the file's name or `--input-type` says JSON"),
+            )?;
+            encrypt(args)
+        }
+        SecretsCommand::Decrypt(args) => {
+            fromgit_cli::refuse_json(
+                global,
+                "instance-extract secrets decrypt",
+                "prints the plaintext, not a report",
+                Some("`--output-type json` prints the plaintext as JSON"),
+            )?;
+            decrypt(args)
+        }
+        SecretsCommand::Set(args) => {
+            fromgit_cli::refuse_json(
+                global,
+                "instance-extract secrets set",
+                "prints nothing on stdout",
+                None,
+            )?;
+            set(args)
+        }
         SecretsCommand::Updatekeys(args) => updatekeys(args, global),
         SecretsCommand::Rotate(args) => rotate(args, global),
-        SecretsCommand::Recipient(args) => recipient(args),
-        SecretsCommand::Keygen(args) => keygen(args),
+        SecretsCommand::Recipient(args) => recipient(args, global),
+        SecretsCommand::Keygen(args) => keygen(args, global),
     }
 }
 
@@ -313,14 +337,22 @@ fn report(
     Ok(())
 }
 
-fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitStatus> {
+fn keygen(args: &KeygenArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let recipient = keys::generate_identity_file(&args.output)
         .with_context(|| format!("Failed to create the key file `{}`", args.output.display()))?;
-    fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    if global.json {
+        fromgit_cli::write_json(&serde_json::json!({
+            "schema_version": 1,
+            "identity_file": args.output.display().to_string(),
+            "recipient": recipient,
+        }))?;
+    } else {
+        fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    }
     Ok(ExitStatus::Success)
 }
 
-fn recipient(args: &RecipientArgs) -> anyhow::Result<ExitStatus> {
+fn recipient(args: &RecipientArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let line = if args.ssh == Path::new("-") {
         let mut line = String::new();
         std::io::stdin().read_to_string(&mut line)?;
@@ -330,6 +362,13 @@ fn recipient(args: &RecipientArgs) -> anyhow::Result<ExitStatus> {
     };
     let recipient = keys::ssh_public_key_to_recipient(&line)
         .with_context(|| format!("Failed to convert `{}`", args.ssh.display()))?;
-    fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    if global.json {
+        fromgit_cli::write_json(&serde_json::json!({
+            "schema_version": 1,
+            "recipient": recipient.to_string(),
+        }))?;
+    } else {
+        fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+    }
     Ok(ExitStatus::Success)
 }

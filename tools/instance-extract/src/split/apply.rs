@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use fromgit_cli::{ExitStatus, GlobalArgs};
 
-use super::render::{report_apply, unified_diff};
+use super::render::{apply_json, report_apply, unified_diff};
 use super::transaction::write_all;
 use super::{namespace, read_plan, request};
 use crate::cli::ApplyArgs;
@@ -61,19 +61,7 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             .iter()
             .filter(|f| others_only.contains(&f.file))
             .count();
-        let others = if others == 0 {
-            String::new()
-        } else {
-            format!(" ({others} finding(s) remain in files only the flake's other hosts use)")
-        };
-        fromgit_cli::write_stdout(
-            format!(
-                "nothing to do: `{}` is already generic for this host and `{}` holds its instance{others}\n",
-                args.split.base.display(),
-                args.instance.display()
-            )
-            .as_bytes(),
-        )?;
+        report_nothing_to_do(args, global, others)?;
         return Ok(ExitStatus::Success);
     }
     if !plan.mentions_domain() {
@@ -112,6 +100,10 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             )
         })?;
     let options_checked = check_runtime_options(&args.split.base, &mut changes)?;
+    if args.dry_run && global.json {
+        apply_json(args, &changes, None, None, options_checked.as_deref(), true)?;
+        return Ok(ExitStatus::Success);
+    }
     if args.dry_run {
         let mut text = String::new();
         for (old, new) in &changes.renamed {
@@ -225,4 +217,36 @@ fn check_runtime_options(
             Ok(None)
         }
     }
+}
+
+/// The answer of an `apply` that finds the host's files already generic.
+fn report_nothing_to_do(
+    args: &ApplyArgs,
+    global: &GlobalArgs,
+    others: usize,
+) -> anyhow::Result<()> {
+    if global.json {
+        fromgit_cli::write_json(&serde_json::json!({
+            "schema_version": 1,
+            "nothing_to_do": true,
+            "other_hosts_findings": others,
+            "base": args.split.base.display().to_string(),
+            "instance": args.instance.display().to_string(),
+        }))?;
+        return Ok(());
+    }
+    let others = if others == 0 {
+        String::new()
+    } else {
+        format!(" ({others} finding(s) remain in files only the flake's other hosts use)")
+    };
+    fromgit_cli::write_stdout(
+        format!(
+            "nothing to do: `{}` is already generic for this host and `{}` holds its instance{others}\n",
+            args.split.base.display(),
+            args.instance.display()
+        )
+        .as_bytes(),
+    )?;
+    Ok(())
 }

@@ -84,36 +84,8 @@ pub(super) fn report_apply(
     locked: Option<&str>,
     options_checked: Option<&str>,
 ) -> anyhow::Result<()> {
-    let files: Vec<String> = changes
-        .base
-        .iter()
-        .map(|c| c.path.display().to_string())
-        .chain(
-            changes
-                .instance
-                .iter()
-                .map(|c| args.instance.join(&c.path).display().to_string()),
-        )
-        .collect();
     if global.json {
-        return fromgit_cli::write_json(&ApplyReport {
-            schema_version: 1,
-            dry_run: false,
-            base: args.split.base.display().to_string(),
-            instance: args.instance.display().to_string(),
-            options: &changes.options,
-            rewritten: &changes.rewritten,
-            secrets: &changes.moved,
-            sops_settings: &changes.settings,
-            left_as_is: &changes.left,
-            manual: &changes.manual,
-            other_hosts: &changes.other_hosts,
-            new_history: history,
-            lock: locked,
-            options_checked,
-            files,
-        })
-        .map_err(Into::into);
+        return apply_json(args, changes, history, locked, options_checked, false);
     }
     let mut text = format!(
         "Split the instance out of `{}` into `{}`\n\n",
@@ -171,4 +143,44 @@ pub(super) fn report_apply(
     }
     fromgit_cli::write_stdout(text.as_bytes())?;
     Ok(())
+}
+
+/// The JSON form of `apply`: what was written or, with `--dry-run`, what would be.
+pub(super) fn apply_json(
+    args: &ApplyArgs,
+    changes: &Changes,
+    history: Option<&str>,
+    locked: Option<&str>,
+    options_checked: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let files: Vec<String> = changes
+        .base
+        .iter()
+        .map(|c| c.path.display().to_string())
+        .chain(
+            changes
+                .instance
+                .iter()
+                .map(|c| args.instance.join(&c.path).display().to_string()),
+        )
+        .collect();
+    fromgit_cli::write_json(&ApplyReport {
+        schema_version: 1,
+        dry_run,
+        base: args.split.base.display().to_string(),
+        instance: args.instance.display().to_string(),
+        options: &changes.options,
+        rewritten: &changes.rewritten,
+        secrets: &changes.moved,
+        sops_settings: &changes.settings,
+        left_as_is: &changes.left,
+        manual: &changes.manual,
+        other_hosts: &changes.other_hosts,
+        new_history: history,
+        lock: locked,
+        options_checked,
+        files,
+    })
+    .map_err(Into::into)
 }

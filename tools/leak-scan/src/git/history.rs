@@ -64,7 +64,7 @@ pub fn history(
     let bar = progress_bar(options.progress, candidates.len() as u64);
     let known = Known {
         ids: &seen,
-        shallow: repo.is_shallow(),
+        shallow: is_shallow(repo),
     };
     let scan = ObjectScan {
         repo,
@@ -391,9 +391,15 @@ fn locate_hits(repo: &gix::Repository, with_hits: Vec<Scanned>) -> anyhow::Resul
     Ok(hits)
 }
 
+/// A shallow file whose configured path cannot be used counts as shallow:
+/// the history is then not claimed complete.
+fn is_shallow(repo: &gix::Repository) -> bool {
+    repo.is_shallow().unwrap_or(true)
+}
+
 fn unproven_repo_state(repo: &gix::Repository) -> Vec<String> {
     let mut reasons = Vec::new();
-    if repo.is_shallow() {
+    if is_shallow(repo) {
         reasons.push("the repository is a shallow clone: history before the shallow boundary is missing (fetch with `--unshallow` or `fetch-depth: 0`)".to_owned());
     }
     let config = repo.config_snapshot();

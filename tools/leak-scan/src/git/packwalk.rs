@@ -11,7 +11,6 @@
 //! unproven there rather than silently shrinking it.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -137,7 +136,7 @@ fn scan_pack(walk: &Walk<'_>, index: &Path) -> Result<PackScan, PackFailure> {
                           data: &[u8],
                           entry: &pack::index::Entry,
                           _progress: &dyn gix::progress::Progress|
-          -> Result<(), Infallible> {
+          -> gix::Result {
         let start = entry.pack_offset;
         let end = match offsets.binary_search(&start) {
             Ok(at) => offsets.get(at + 1).copied().unwrap_or(pack_end),
@@ -145,7 +144,7 @@ fn scan_pack(walk: &Walk<'_>, index: &Path) -> Result<PackScan, PackFailure> {
         };
         let intact = pack_data
             .entry_slice(start..end)
-            .is_some_and(|raw| Some(gix::features::hash::crc32(raw)) == entry.crc32);
+            .is_some_and(|raw| Some(crc32fast::hash(raw)) == entry.crc32);
         if !intact {
             damaged_flag.store(true, Ordering::Relaxed);
             return Ok(());

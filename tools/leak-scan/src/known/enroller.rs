@@ -55,7 +55,7 @@ pub struct Enroller {
 impl Enroller {
     pub fn new() -> Result<Self, getrandom::Error> {
         let mut salt = [0u8; 32];
-        getrandom::getrandom(&mut salt)?;
+        getrandom::fill(&mut salt)?;
         Ok(Self::with_salt(salt))
     }
 

@@ -134,9 +134,9 @@ pub fn human_size(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
     if bytes == 0 {
         "0B".to_owned()
-    } else if bytes % GIB == 0 {
+    } else if bytes.is_multiple_of(GIB) {
         format!("{}GiB", bytes / GIB)
-    } else if bytes % MIB == 0 {
+    } else if bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
     } else {
         format!("{bytes}B")

@@ -113,7 +113,7 @@ impl Client {
         let mut url = self.url(&format!("{path}/websocket"))?;
         url.query_pairs_mut().append_pair("secret", secret);
         let mut nonce = [0u8; 16];
-        getrandom::getrandom(&mut nonce).map_err(|e| IncusError::Protocol {
+        getrandom::fill(&mut nonce).map_err(|e| IncusError::Protocol {
             what: what.to_owned(),
             message: format!("no randomness for the websocket key: {e}"),
         })?;

@@ -6,7 +6,7 @@ pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    if getrandom::getrandom(&mut buf).is_err() {
+    if getrandom::fill(&mut buf).is_err() {
         // Uniqueness, not secrecy: fall back to the clock.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
