@@ -16,7 +16,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run, success, AgeKey};
+use fromgit_e2e::{age_keygen, copy_fixture, fromgit_bin, peer, run, success, AgeKey};
 
 const DOMAIN: &str = "ci.example.net";
 const SECRETS: [(&str, &str); 5] = [
@@ -41,24 +41,6 @@ struct Host {
     key: AgeKey,
     sops: PathBuf,
     nix_instantiate: PathBuf,
-}
-
-fn copy_tree(from: &Path, to: &Path, secrets_dir: &Path) {
-    fs_err::create_dir_all(to).unwrap();
-    for entry in fs_err::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target, secrets_dir);
-        } else {
-            let text = fs_err::read_to_string(entry.path()).unwrap();
-            fs_err::write(
-                &target,
-                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
-            )
-            .unwrap();
-        }
-    }
 }
 
 /// Every file of a directory with its bytes: the "untouched" check.
@@ -101,8 +83,8 @@ impl Host {
             )
             .unwrap();
         }
-        copy_tree(&monolith(), &dir.path().join("monolith"), &secrets);
-        copy_tree(&monolith(), &dir.path().join("cc-ci"), &secrets);
+        copy_fixture(&monolith(), &dir.path().join("monolith"), &secrets);
+        copy_fixture(&monolith(), &dir.path().join("cc-ci"), &secrets);
         Some(Host {
             dir,
             key,

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use fromgit_e2e::{fromgit_bin, incus_test_env, peer, run, success};
+use fromgit_e2e::{copy_fixture, fromgit_bin, incus_test_env, peer, run, success};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use time::{Duration, OffsetDateTime};
 
@@ -263,24 +263,6 @@ fn as_str(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
-fn copy_monolith(from: &Path, to: &Path, secrets_dir: &Path) {
-    fs_err::create_dir_all(to).unwrap();
-    for entry in fs_err::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_monolith(&entry.path(), &target, secrets_dir);
-        } else {
-            let text = fs_err::read_to_string(entry.path()).unwrap();
-            fs_err::write(
-                &target,
-                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
-            )
-            .unwrap();
-        }
-    }
-}
-
 #[test]
 fn instance_extract_split_honours_json() {
     if peer("nix-instantiate").is_none() {
@@ -297,7 +279,7 @@ fn instance_extract_split_honours_json() {
             &format!("-----BEGIN {file}-----\nvalue of {file}\n-----END-----\n"),
         );
     }
-    copy_monolith(
+    copy_fixture(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/monolith"),
         &dir.join("base"),
         &secrets,

@@ -20,7 +20,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_e2e::{age_keygen, fromgit_bin, peer, run as run_program, success, AgeKey};
+use fromgit_e2e::{
+    age_keygen, copy_fixture, fromgit_bin, peer, run as run_program, success, AgeKey,
+};
 
 /// The base directory's name, and so the option namespace.
 const NAME: &str = "site";
@@ -71,24 +73,6 @@ fn snapshot(dir: &Path) -> Snapshot {
     out
 }
 
-fn copy_tree(from: &Path, to: &Path, secrets_dir: &Path) {
-    fs_err::create_dir_all(to).unwrap();
-    for entry in fs_err::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target, secrets_dir);
-        } else {
-            let text = fs_err::read_to_string(entry.path()).unwrap();
-            fs_err::write(
-                &target,
-                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
-            )
-            .unwrap();
-        }
-    }
-}
-
 struct Run {
     dir: tempfile::TempDir,
     key: AgeKey,
@@ -136,8 +120,8 @@ impl Run {
             .unwrap();
         }
         let source = fixtures().join("hosts").join(fixture.dir);
-        copy_tree(&source, &dir.path().join("monolith"), &secrets);
-        copy_tree(&source, &dir.path().join(NAME), &secrets);
+        copy_fixture(&source, &dir.path().join("monolith"), &secrets);
+        copy_fixture(&source, &dir.path().join(NAME), &secrets);
         Some(Run {
             dir,
             key,
@@ -199,6 +183,18 @@ impl Run {
             )],
             b"",
         )
+    }
+
+    /// A Nix expression's value as JSON.
+    fn eval_json(&self, expression: &str, what: &str) -> String {
+        let output = self.nix(&[
+            OsStr::new("--eval"),
+            OsStr::new("--strict"),
+            OsStr::new("--json"),
+            OsStr::new("--expr"),
+            OsStr::new(expression),
+        ]);
+        success(&output, &format!("evaluate {what}"))
     }
 
     /// The configuration as JSON, through the module-system stand-in.
@@ -366,7 +362,7 @@ impl Run {
         );
         let source = fixtures().join("hosts").join(self.fixture.dir);
         let pristine = tempfile::tempdir().unwrap();
-        copy_tree(&source, pristine.path(), &self.path("host-secrets"));
+        copy_fixture(&source, pristine.path(), &self.path("host-secrets"));
         assert_eq!(
             snapshot(&self.path(NAME)),
             snapshot(pristine.path()),
@@ -1431,18 +1427,7 @@ fn a_home_manager_module_reads_the_facts_from_os_config() {
         "{rewritten}"
     );
     // Called as home-manager calls it: the same value as the monolith's.
-    let call = |expression: String| {
-        success(
-            &run.nix(&[
-                OsStr::new("--eval"),
-                OsStr::new("--strict"),
-                OsStr::new("--json"),
-                OsStr::new("--expr"),
-                OsStr::new(&expression),
-            ]),
-            "evaluate the home-manager module",
-        )
-    };
+    let call = |expression: String| run.eval_json(&expression, "the home-manager module");
     let root = run.dir.path().display();
     assert_eq!(
         call(format!("import {root}/site/home/ops.nix {{ pkgs = {{ }}; osConfig.site.instance = import {root}/instance/instance.nix; }}")),
@@ -1539,16 +1524,7 @@ fn the_domain_in_flake_outputs_reads_the_instance_input() {
         let expression = format!(
             "let o = (import {root}/{dir}/flake.nix).outputs {{ self = {{ }}; nixpkgs = {{ lib.nixosSystem = args: args; }}; instance = {{ outPath = \"{root}/instance\"; }}; sops-nix.nixosModules.sops = {{ }}; }}; in {{ host = o.colmena.web1.deployment.targetHost; name = o.nixosConfigurations.web1.specialArgs.publicName; }}"
         );
-        success(
-            &run.nix(&[
-                OsStr::new("--eval"),
-                OsStr::new("--strict"),
-                OsStr::new("--json"),
-                OsStr::new("--expr"),
-                OsStr::new(&expression),
-            ]),
-            &format!("evaluate {dir}/flake.nix"),
-        )
+        run.eval_json(&expression, &format!("{dir}/flake.nix"))
     };
     let monolith = outputs("monolith");
     assert_eq!(

@@ -17,7 +17,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use fromgit_testkit::{age_keygen, fromgit_bin, peer, repo_root as repo, run, success, AgeKey};
+use fromgit_testkit::{
+    age_keygen, copy_fixture, fromgit_bin, peer, repo_root as repo, run, success, AgeKey,
+};
 
 const DOMAIN: &str = "ci.example.net";
 const SECRETS: &[(&str, &str)] = &[
@@ -40,24 +42,6 @@ fn peers() -> Option<Peers> {
     })
 }
 
-fn copy_tree(from: &Path, to: &Path, secrets_dir: &Path) {
-    fs_err::create_dir_all(to).unwrap();
-    for entry in fs_err::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target, secrets_dir);
-        } else {
-            let text = fs_err::read_to_string(entry.path()).unwrap();
-            fs_err::write(
-                &target,
-                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
-            )
-            .unwrap();
-        }
-    }
-}
-
 /// `examples/monolith` migrated by `apply`, in a temporary directory.
 struct Migrated {
     dir: tempfile::TempDir,
@@ -76,7 +60,7 @@ impl Migrated {
         for (_, file) in SECRETS {
             fs_err::write(host.join(file), format!("value of {file}\n")).unwrap();
         }
-        copy_tree(
+        copy_fixture(
             &repo().join("examples/monolith"),
             &dir.path().join("cc-ci"),
             &host,
@@ -388,13 +372,13 @@ fn the_instance_template_decrypts_with_the_bootstrap_key_alone() {
     let Some(key) = age_keygen(dir.path(), "bootstrap") else {
         return;
     };
-    copy_tree(
+    copy_fixture(
         &repo().join("templates/base"),
         &dir.path().join("base"),
         dir.path(),
     );
     let instance = dir.path().join("instance");
-    copy_tree(&repo().join("templates/instance"), &instance, dir.path());
+    copy_fixture(&repo().join("templates/instance"), &instance, dir.path());
     let rules = fs_err::read_to_string(instance.join(".sops.yaml")).unwrap();
     fs_err::write(
         instance.join(".sops.yaml"),
@@ -751,7 +735,7 @@ fn cert_seal_declarations_decrypt_for_their_owner() {
     )
     .unwrap();
     let instance = work.join("instance");
-    copy_tree(&repo().join("templates/instance"), &instance, work);
+    copy_fixture(&repo().join("templates/instance"), &instance, work);
     fs_err::create_dir_all(instance.join("secrets")).unwrap();
     let rules = fs_err::read_to_string(instance.join(".sops.yaml")).unwrap();
     fs_err::write(

@@ -159,6 +159,26 @@ pub fn success(output: &Output, what: &str) -> String {
         .unwrap_or_else(|_| panic!("{what}: stdout is not UTF-8"))
 }
 
+/// Copies a fixture tree, writing `secrets_dir` wherever a file says
+/// `@SECRETS@` (the fixtures name the host's secret files through it).
+pub fn copy_fixture(from: &Path, to: &Path, secrets_dir: &Path) {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_fixture(&entry.path(), &target, secrets_dir);
+        } else {
+            let text = fs_err::read_to_string(entry.path()).unwrap();
+            fs_err::write(
+                &target,
+                text.replace("@SECRETS@", secrets_dir.to_str().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+}
+
 /// An age identity made by the real `age-keygen`, in its own key file.
 pub struct AgeKey {
     pub file: PathBuf,
