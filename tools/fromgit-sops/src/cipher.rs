@@ -13,6 +13,14 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::value::Kind;
 
+/// How every value sops encrypts begins (its AES256-GCM cipher).
+pub const ENCRYPTED_PREFIX: &str = "ENC[AES256_GCM,";
+
+/// Whether a scalar is an encrypted value.
+pub fn is_encrypted(text: &str) -> bool {
+    text.starts_with(ENCRYPTED_PREFIX)
+}
+
 type SopsGcm = AesGcm<Aes256, U32>;
 
 const TAG_LEN: usize = 16;
@@ -114,7 +122,7 @@ impl EncValue {
 
     /// Whether `text` looks like an `ENC[…]` value at all (for selection checks).
     pub fn looks_encrypted(text: &str) -> bool {
-        crate::detect::is_encrypted(text)
+        is_encrypted(text)
     }
 
     /// Decrypts with `aad` (the key path, or `lastmodified` for the MAC).

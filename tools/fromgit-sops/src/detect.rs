@@ -4,13 +4,7 @@
 
 use crate::file::Format;
 
-/// How every value sops encrypts begins (its AES256-GCM cipher).
-pub const ENCRYPTED_PREFIX: &str = "ENC[AES256_GCM,";
-
-/// Whether a scalar is an encrypted value.
-pub fn is_encrypted(text: &str) -> bool {
-    text.starts_with(ENCRYPTED_PREFIX)
-}
+pub use crate::cipher::{is_encrypted, ENCRYPTED_PREFIX};
 
 /// Whether the bytes hold an encrypted value anywhere.
 pub fn contains_encrypted(data: &[u8]) -> bool {
