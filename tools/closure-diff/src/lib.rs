@@ -45,8 +45,9 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
     }
 }
 
-/// Builds the report for a comparison (no printing).
-pub fn compare_report(args: &CompareArgs) -> Result<report::Report> {
+/// Builds the report for a comparison (no printing); `progress` draws a bar
+/// on a terminal while `--verify-on-disk` hashes store paths.
+pub fn compare_report(args: &CompareArgs, progress: bool) -> Result<report::Report> {
     let (Some(old_spec), Some(new_spec)) = (&args.old, &args.new) else {
         anyhow::bail!("two closures are needed: `closure-diff OLD NEW`");
     };
@@ -97,8 +98,8 @@ pub fn compare_report(args: &CompareArgs) -> Result<report::Report> {
             None
         };
         tracing::debug!("compared and walked in {:?}", start.elapsed());
-        let disk =
-            (level == Level::VerifiedOnDisk).then(|| verify::verify(&[&old, &new], args.jobs));
+        let disk = (level == Level::VerifiedOnDisk)
+            .then(|| verify::verify(&[&old, &new], args.jobs, progress));
         let report = report::build(report::Findings {
             old: &old,
             new: &new,
@@ -133,7 +134,7 @@ fn spawn_walk<'scope, 'env>(
 }
 
 fn compare(args: &CompareArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let report = compare_report(args)?;
+    let report = compare_report(args, global.quiet == 0 && !global.json)?;
     if global.json {
         fromgit_cli::write_json(&report)?;
     } else {

@@ -55,7 +55,7 @@ type Recorded = (Option<Sha256Hash>, Option<u64>);
 
 /// Checks every path of both sides that lives in a local store. Each
 /// distinct (real path, recorded hash) pair is hashed once.
-pub fn verify(sides: &[&Side], jobs: Option<usize>) -> DiskCheck {
+pub fn verify(sides: &[&Side], jobs: Option<usize>, progress: bool) -> DiskCheck {
     let start = Instant::now();
     let mut index: FxHashMap<PathBuf, usize> = FxHashMap::default();
     let mut work: Vec<(PathBuf, String, Vec<Recorded>)> = Vec::new();
@@ -83,15 +83,21 @@ pub fn verify(sides: &[&Side], jobs: Option<usize>) -> DiskCheck {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.unwrap_or(0))
         .build();
+    let bar = fromgit_cli::progress::bar(progress, work.len() as u64, "hashing store paths");
     let run = || {
         work.par_iter()
-            .map(|(real, abs, recorded)| (abs, recorded, nar::hash_path(real)))
+            .map(|(real, abs, recorded)| {
+                let hashed = nar::hash_path(real);
+                bar.inc(1);
+                (abs, recorded, hashed)
+            })
             .collect::<Vec<_>>()
     };
     let results = match pool {
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
+    bar.finish_and_clear();
     for (abs, recorded, result) in results {
         match result {
             Err(e) => out.unchecked.push(Unchecked {

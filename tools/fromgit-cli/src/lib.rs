@@ -13,6 +13,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 mod generate;
+pub mod progress;
 
 pub use generate::{generate_if_asked, Generate};
 

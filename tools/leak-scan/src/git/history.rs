@@ -3,7 +3,6 @@
 //! where the objects with hits came from.
 
 use std::collections::HashSet;
-use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use gix::objs::Kind;
@@ -61,7 +60,11 @@ pub fn history(
         &mut coverage,
         &mut unproven,
     )?;
-    let bar = progress_bar(options.progress, candidates.len() as u64);
+    let bar = fromgit_cli::progress::bar(
+        options.progress,
+        candidates.len() as u64,
+        "scanning objects",
+    );
     let known = Known {
         ids: &seen,
         shallow: is_shallow(repo),
@@ -407,22 +410,6 @@ fn unproven_repo_state(repo: &gix::Repository) -> Vec<String> {
         reasons.push("the repository is a partial clone: objects held only by the promisor remote were not scanned".to_owned());
     }
     reasons
-}
-
-fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
-    if !show || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} scanning objects {pos}/{len} [{bar:30}] {per_sec} {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 /// Every object reachable from `rev` (for `--since`).

@@ -1,0 +1,36 @@
+//! Progress bars for operations that can take more than a second: drawn on
+//! stderr only when it is a terminal, hidden otherwise (logs, CI, pipes),
+//! and never on stdout, which carries results.
+
+use std::io::IsTerminal as _;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A bar of `len` steps labelled `what` (`"hashing store paths"`); hidden
+/// unless `show` and stderr is a terminal.
+pub fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template = format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{per_sec}} {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_off_a_terminal_is_hidden_and_still_counts() {
+        // The test harness's stderr is captured, not a terminal.
+        let bar = bar(true, 10, "testing");
+        assert!(bar.is_hidden());
+        bar.inc(3);
+        assert_eq!(bar.position(), 3);
+        assert!(super::bar(false, 1, "off").is_hidden());
+    }
+}
