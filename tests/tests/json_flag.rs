@@ -550,6 +550,14 @@ fn leak_scan_honours_json() {
 
     let doc = check("leak-scan", &["--json", "tree"], dir, b"", Expect::Json(0)).unwrap();
     assert!(doc.get("findings").is_some(), "{doc}");
+    // Two outputs asked for: refused, not one silently chosen.
+    check(
+        "leak-scan",
+        &["--json", "--format", "sarif", "tree"],
+        dir,
+        b"",
+        Expect::Refused,
+    );
     let doc = check("leak-scan", &["rules", "--json"], dir, b"", Expect::Json(0)).unwrap();
     assert!(!doc.as_array().unwrap().is_empty());
 

@@ -58,11 +58,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     }
 }
 
-fn format_of(args: &ScanArgs, global: &GlobalArgs) -> Format {
-    if global.json {
-        Format::Json
-    } else {
-        args.format
+/// The output format; `--json` with another `--format` is a contradiction,
+/// refused rather than one silently winning.
+fn format_of(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<Format> {
+    match (global.json, args.format) {
+        (false, format) => Ok(format),
+        (true, Format::Human | Format::Json) => Ok(Format::Json),
+        (true, Format::Sarif) => Err(fromgit_cli::JsonNotApplicable {
+            command: "leak-scan --format sarif",
+            reason: "prints SARIF, a JSON format of its own",
+            hint: Some("give `--format sarif` or `--json`, not both"),
+        }
+        .into()),
     }
 }
 
@@ -152,6 +159,7 @@ fn scan_root(args: &ScanArgs) -> anyhow::Result<(PathBuf, Option<gix::Repository
 }
 
 fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    format_of(args, global)?;
     let (root, repo) = scan_root(args)?;
     let suppressions_path = args
         .suppressions
@@ -288,7 +296,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             u.fingerprint, u.reason
         ));
     }
-    let text = match format_of(args, global) {
+    let text = match format_of(args, global)? {
         Format::Human => report::human(&report),
         Format::Json => report::json(&report)?,
         Format::Sarif => report::sarif(&report)?,
