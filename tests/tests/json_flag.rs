@@ -625,6 +625,17 @@ fn closure_diff_honours_json() {
     )
     .unwrap();
     assert!(doc.get("schema").is_some(), "{doc}");
+    // With `-o` the snapshot goes to the file, and stdout says what was written.
+    let doc = check(
+        "closure-diff",
+        &["snapshot", "--json", "-o", "snap.json", "closure.json"],
+        dir,
+        b"",
+        Expect::Json(0),
+    )
+    .unwrap();
+    assert_eq!(doc["paths"], 1, "{doc}");
+    assert!(dir.join("snap.json").is_file());
 
     assert_covered("closure-diff", &[], &["compare", "snapshot"]);
 }

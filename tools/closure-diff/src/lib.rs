@@ -159,7 +159,14 @@ fn snapshot(args: &SnapshotArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.output {
         Some(path) => {
             fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)?;
-            if !global.json && global.quiet == 0 {
+            if global.json {
+                // The snapshot went to the file; stdout says what was written.
+                fromgit_cli::write_json(&serde_json::json!({
+                    "schema_version": 1,
+                    "written": path.display().to_string(),
+                    "paths": side.infos.len(),
+                }))?;
+            } else if global.quiet == 0 {
                 tracing::info!("wrote {} paths to `{}`", side.infos.len(), path.display());
             }
         }
