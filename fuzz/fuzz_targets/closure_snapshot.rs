@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let paths = compare::diff_paths(&side, &again);
     assert!(paths.added.is_empty() && paths.removed.is_empty() && paths.changed.is_empty());
-    let _ = compare::packages(&side, &again, &["*-doc".to_owned()]);
+    let doc = compare::DriftPattern::new("*-doc").expect("a valid pattern");
+    let _ = compare::packages(&side, &again, &[doc]);
     let _ = rootcause::analyse(&side, &side, &[]);
 });
