@@ -25,12 +25,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bar_off_a_terminal_is_hidden_and_still_counts() {
-        // The test harness's stderr is captured, not a terminal.
+    fn a_bar_is_drawn_only_on_a_terminal_and_always_counts() {
         let bar = bar(true, 10, "testing");
-        assert!(bar.is_hidden());
+        // Hidden exactly when stderr is no terminal (CI, a pipe); a test run
+        // from a terminal sees the drawn case.
+        assert_eq!(bar.is_hidden(), !std::io::stderr().is_terminal());
         bar.inc(3);
         assert_eq!(bar.position(), 3);
+        bar.finish_and_clear();
         assert!(super::bar(false, 1, "off").is_hidden());
     }
 }
