@@ -53,6 +53,8 @@ pub struct PairArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub pair: PairArgs,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +81,9 @@ pub struct SealArgs {
     /// Accept a renewal that drops names the sealed certificate had
     #[arg(long)]
     pub allow_name_removal: bool,
+    // No `-o` for the report: `--out` names the sealed file this command writes.
+    #[command(flatten)]
+    pub format: fromgit_cli::FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -94,6 +99,8 @@ pub struct InspectArgs {
     /// differ); without it the clear values are unauthenticated (repeatable)
     #[arg(long = "identity", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +117,8 @@ pub struct ProbeArgs {
     /// Give up connecting or reading after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Args, Debug)]

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, Printer};
 use fromgit_sops::keys::Identities;
 use fromgit_sops::{config, EncryptedFile, Format, Recipient};
 use serde::Serialize;
@@ -32,10 +32,10 @@ pub use cli::Cli;
 /// Runs one command; errors become exit code 2 in `main`.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
-        Command::Check(args) => check_command(args, &cli.global),
-        Command::Seal(args) => seal_command(args, &cli.global),
-        Command::Inspect(args) => inspect_command(args, &cli.global),
-        Command::Probe(args) => probe_command(args, &cli.global),
+        Command::Check(args) => check_command(args, &Printer::new(&cli.global, &args.report)?),
+        Command::Seal(args) => seal_command(args, &Printer::to_stdout(&cli.global, &args.format)?),
+        Command::Inspect(args) => inspect_command(args, &Printer::new(&cli.global, &args.report)?),
+        Command::Probe(args) => probe_command(args, &Printer::new(&cli.global, &args.report)?),
         Command::Nix(args) => {
             fromgit_cli::refuse_json(
                 &cli.global,
@@ -110,12 +110,12 @@ struct CheckReport<'a> {
 }
 
 fn report_refusals(
-    global: &GlobalArgs,
+    printer: &Printer,
     refusals: &[Refusal],
     summary: Option<&CertSummary>,
 ) -> anyhow::Result<ExitStatus> {
-    if global.json {
-        fromgit_cli::write_json(&CheckReport {
+    if printer.json() {
+        printer.print_json(&CheckReport {
             schema_version: 1,
             verdict: "refused",
             refusals,
@@ -126,7 +126,7 @@ fn report_refusals(
         for refusal in refusals {
             let _ = writeln!(text, "refused ({}): {}", refusal.check, refusal.message);
         }
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(ExitStatus::Failure)
 }
@@ -146,12 +146,14 @@ fn describe_summary(summary: &CertSummary, now: OffsetDateTime) -> String {
     )
 }
 
-fn check_command(args: &CheckArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn check_command(args: &CheckArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match check_pair(&args.pair)? {
-        Checked::Refused(refusals, summary) => report_refusals(global, &refusals, summary.as_ref()),
+        Checked::Refused(refusals, summary) => {
+            report_refusals(printer, &refusals, summary.as_ref())
+        }
         Checked::Passed(pair) => {
-            if global.json {
-                fromgit_cli::write_json(&CheckReport {
+            if printer.json() {
+                printer.print_json(&CheckReport {
                     schema_version: 1,
                     verdict: "pass",
                     refusals: &[],
@@ -162,7 +164,7 @@ fn check_command(args: &CheckArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
                     "pass\n{}",
                     describe_summary(&pair.summary, OffsetDateTime::now_utc())
                 );
-                fromgit_cli::write_stdout(text.as_bytes())?;
+                printer.print_text(&text)?;
             }
             Ok(ExitStatus::Success)
         }
@@ -186,10 +188,10 @@ fn read_sealed(path: &Path) -> anyhow::Result<EncryptedFile> {
         .with_context(|| format!("Failed to read sops file `{}`", path.display()))
 }
 
-fn seal_command(args: &SealArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn seal_command(args: &SealArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let pair = match check_pair(&args.pair)? {
         Checked::Refused(refusals, summary) => {
-            return report_refusals(global, &refusals, summary.as_ref())
+            return report_refusals(printer, &refusals, summary.as_ref())
         }
         Checked::Passed(pair) => pair,
     };
@@ -250,7 +252,7 @@ fn seal_command(args: &SealArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
                     target.display()
                 ),
             };
-            return report_refusals(global, &[refusal], Some(&pair.summary));
+            return report_refusals(printer, &[refusal], Some(&pair.summary));
         }
     }
     written.write_to(target)?;
@@ -262,8 +264,8 @@ fn seal_command(args: &SealArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             pair.summary.not_after.get(..10).unwrap_or_default()
         ),
     };
-    if global.json {
-        fromgit_cli::write_json(&SealReport {
+    if printer.json() {
+        printer.print_json(&SealReport {
             schema_version: 1,
             verdict: "sealed",
             file: target.display().to_string(),
@@ -277,7 +279,7 @@ fn seal_command(args: &SealArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             target.display(),
             describe_summary(&pair.summary, OffsetDateTime::now_utc())
         );
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(ExitStatus::Success)
 }
@@ -380,7 +382,7 @@ fn check_clear_values(
     Ok((CertSummary::of(&leaf) != *clear).then_some(Mismatch::Values))
 }
 
-fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn inspect_command(args: &InspectArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let file = read_sealed(&args.file)?;
     let summary = summary_of(&file, &args.file)?;
     let mismatch = if args.identities.is_empty() {
@@ -398,8 +400,8 @@ fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<Ex
     let days_left = summary.days_left(now);
     let fresh = days_left.is_some_and(|d| d >= args.min_days);
     let ok = fresh && matches_sealed != Some(false);
-    if global.json {
-        fromgit_cli::write_json(&InspectReport {
+    if printer.json() {
+        printer.print_json(&InspectReport {
             schema_version: 1,
             file: args.file.display().to_string(),
             certificate: &summary,
@@ -429,7 +431,7 @@ fn inspect_command(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<Ex
         if !fresh {
             let _ = writeln!(text, "renew: fewer than {} days left", args.min_days);
         }
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(if ok {
         ExitStatus::Success
@@ -448,7 +450,7 @@ struct ProbeReport<'a> {
     sealed: &'a CertSummary,
 }
 
-fn probe_command(args: &ProbeArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn probe_command(args: &ProbeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let expected = sealed_summary(&args.expect)?;
     let sni = match &args.sni {
         Some(sni) => sni.clone(),
@@ -469,8 +471,8 @@ fn probe_command(args: &ProbeArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
     })?;
     let served = CertSummary::of(&leaf);
     let matches = served.sha256_fingerprint == expected.sha256_fingerprint;
-    if global.json {
-        fromgit_cli::write_json(&ProbeReport {
+    if printer.json() {
+        printer.print_json(&ProbeReport {
             schema_version: 1,
             address: &args.address,
             sni: &sni,
@@ -492,7 +494,7 @@ fn probe_command(args: &ProbeArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
             expected.not_before,
             expected.not_after,
         );
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(if matches {
         ExitStatus::Success

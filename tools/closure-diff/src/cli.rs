@@ -112,6 +112,8 @@ pub struct CompareArgs {
     /// Threads for `--verify-on-disk` [default: number of CPUs]
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -15,26 +15,12 @@ pub mod snapshot;
 pub mod ssh;
 pub mod verify;
 
-use std::io::IsTerminal as _;
-
 use anyhow::{Context as _, Result};
-use fromgit_cli::{ColorChoice, ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, GlobalArgs, Printer};
 
 pub use cli::Cli;
 use cli::{CompareArgs, Level, SnapshotArgs};
 use report::Outcome;
-
-/// Whether stdout may carry colour: `--color`, then `NO_COLOR`, then a terminal check.
-fn stdout_color(global: &GlobalArgs) -> bool {
-    match global.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
-    }
-}
 
 /// Runs the chosen subcommand.
 pub fn run(cli: &Cli) -> Result<ExitStatus> {
@@ -134,12 +120,9 @@ fn spawn_walk<'scope, 'env>(
 }
 
 fn compare(args: &CompareArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let report = compare_report(args, global.quiet == 0 && !global.json)?;
-    if global.json {
-        fromgit_cli::write_json(&report)?;
-    } else {
-        fromgit_cli::write_stdout(render::human(&report, stdout_color(global)).as_bytes())?;
-    }
+    let printer = Printer::new(global, &args.report)?;
+    let report = compare_report(args, global.quiet == 0 && !printer.json())?;
+    printer.print(&report, || render::human(&report, printer.color()))?;
     let status = match report.verdict.result {
         Outcome::Identical | Outcome::IdenticalExceptExpected => ExitStatus::Success,
         Outcome::Differs => ExitStatus::Failure,

@@ -13,9 +13,11 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 mod generate;
+mod output;
 pub mod progress;
 
 pub use generate::{generate_if_asked, Generate};
+pub use output::{FormatArgs, OutputError, Printer, ReportArgs, ReportFormat};
 
 /// Flags every tool accepts.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -29,7 +31,7 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of human text
     #[arg(long, global = true)]
     pub json: bool,
-    /// When to colour stderr
+    /// When to colour: stderr's messages, and a human report on stdout (never a file or JSON)
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
     /// Write a man page or a shell completion script to stdout and exit (given alone)
@@ -48,12 +50,21 @@ pub enum ColorChoice {
 impl GlobalArgs {
     /// Whether stderr may carry ANSI colour: `--color`, then `NO_COLOR`, then a terminal check.
     pub fn stderr_color(&self) -> bool {
+        self.color_on(io::stderr().is_terminal())
+    }
+
+    /// Whether stdout may carry ANSI colour, decided as for stderr but on
+    /// stdout's own terminal check (`tool | less` is not coloured).
+    pub fn stdout_color(&self) -> bool {
+        self.color_on(io::stdout().is_terminal())
+    }
+
+    fn color_on(&self, terminal: bool) -> bool {
         match self.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
             }
         }
     }

@@ -98,6 +98,8 @@ fn parse_secret(text: &str) -> Result<(String, String), String> {
 pub struct PlanArgs {
     #[command(flatten)]
     pub split: SplitArgs,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +123,8 @@ pub struct ApplyArgs {
     pub new_history: bool,
     #[command(flatten)]
     pub sops: SopsWiringArgs,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 /// How sops-nix on the host decrypts, and who reads each secret.
@@ -158,6 +162,8 @@ pub struct VerifyArgs {
     /// A host's `ssh-ed25519` public key whose recipient lets sops-nix decrypt with its host key (repeatable)
     #[arg(long = "host-key", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
     pub host_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,7 +190,7 @@ pub enum SecretsCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct FormatArgs {
+pub struct InputTypeArgs {
     /// Format of the file, when its extension does not say
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_type: Option<FileFormat>,
@@ -234,7 +240,7 @@ pub struct EncryptArgs {
     #[arg(long, value_name = "PATH")]
     pub filename_override: Option<PathBuf>,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: InputTypeArgs,
     /// Replace FILE with its encrypted form (checked, then renamed into place)
     #[arg(short = 'i', long, conflicts_with = "output")]
     pub in_place: bool,
@@ -254,7 +260,7 @@ pub struct DecryptArgs {
     #[arg(long, value_name = "PATH")]
     pub extract: Option<String>,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: InputTypeArgs,
     /// Print the plaintext in this format (default: the file's own)
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub output_type: Option<FileFormat>,
@@ -275,7 +281,7 @@ pub struct SetArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: InputTypeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -288,10 +294,12 @@ pub struct UpdatekeysArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: InputTypeArgs,
     /// Show the recipient changes without writing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub report: fromgit_cli::FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -313,10 +321,12 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: InputTypeArgs,
     /// Show the recipient changes without writing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub report: fromgit_cli::FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -324,6 +334,8 @@ pub struct KeygenArgs {
     /// The key file to create (refused if it exists)
     #[arg(short = 'o', long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub report: fromgit_cli::FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -331,6 +343,8 @@ pub struct RecipientArgs {
     /// The host's `ssh-ed25519` public key file (`-` for stdin)
     #[arg(long = "ssh", value_name = "HOST_KEY.pub", value_hint = ValueHint::FilePath)]
     pub ssh: PathBuf,
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
 }
 
 #[cfg(test)]

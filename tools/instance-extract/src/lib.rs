@@ -29,9 +29,15 @@ use fromgit_cli::ExitStatus;
 /// Runs one command; errors become exit code 2 in `main`.
 pub fn run(cli: &cli::Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
-        cli::Command::Plan(args) => split::plan(args, &cli.global),
-        cli::Command::Apply(args) => split::apply(args, &cli.global),
-        cli::Command::Verify(args) => split::verify(args, &cli.global),
+        cli::Command::Plan(args) => {
+            split::plan(args, &fromgit_cli::Printer::new(&cli.global, &args.report)?)
+        }
+        cli::Command::Apply(args) => {
+            split::apply(args, &fromgit_cli::Printer::new(&cli.global, &args.report)?)
+        }
+        cli::Command::Verify(args) => {
+            split::verify(args, &fromgit_cli::Printer::new(&cli.global, &args.report)?)
+        }
         cli::Command::Secrets(command) => secrets::run(command, &cli.global),
     }
 }

@@ -8,14 +8,14 @@ use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _};
-use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, GlobalArgs, Printer};
 use fromgit_sops::config::{self, CreationRule};
 use fromgit_sops::keys::{self, Identities, Recipient};
 use fromgit_sops::{EncryptedFile, Format, KeyPath, Kind, RecipientChanges, Value, Written};
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    ConfigArgs, DecryptArgs, EncryptArgs, FileFormat, FormatArgs, IdentityArgs, KeygenArgs,
+    ConfigArgs, DecryptArgs, EncryptArgs, FileFormat, IdentityArgs, InputTypeArgs, KeygenArgs,
     RecipientArgs, RecipientSourceArgs, RotateArgs, SecretsCommand, SetArgs, UpdatekeysArgs,
 };
 
@@ -48,10 +48,12 @@ pub fn run(command: &SecretsCommand, global: &GlobalArgs) -> anyhow::Result<Exit
             )?;
             set(args)
         }
-        SecretsCommand::Updatekeys(args) => updatekeys(args, global),
-        SecretsCommand::Rotate(args) => rotate(args, global),
-        SecretsCommand::Recipient(args) => recipient(args, global),
-        SecretsCommand::Keygen(args) => keygen(args, global),
+        SecretsCommand::Updatekeys(args) => {
+            updatekeys(args, &Printer::to_stdout(global, &args.report)?)
+        }
+        SecretsCommand::Rotate(args) => rotate(args, &Printer::to_stdout(global, &args.report)?),
+        SecretsCommand::Recipient(args) => recipient(args, &Printer::new(global, &args.report)?),
+        SecretsCommand::Keygen(args) => keygen(args, &Printer::to_stdout(global, &args.report)?),
     }
 }
 
@@ -64,7 +66,7 @@ fn ensure_not_directory(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn format_of(path: &Path, args: &FormatArgs) -> anyhow::Result<Format> {
+fn format_of(path: &Path, args: &InputTypeArgs) -> anyhow::Result<Format> {
     ensure_not_directory(path)?;
     match args.input_type {
         Some(FileFormat::Yaml) => Ok(Format::Yaml),
@@ -78,7 +80,7 @@ fn format_of(path: &Path, args: &FormatArgs) -> anyhow::Result<Format> {
     }
 }
 
-fn read_encrypted(path: &Path, format: &FormatArgs) -> anyhow::Result<EncryptedFile> {
+fn read_encrypted(path: &Path, format: &InputTypeArgs) -> anyhow::Result<EncryptedFile> {
     ensure_not_directory(path)?;
     let format = format_of(path, format)?;
     let text = fs_err::read_to_string(path)?;
@@ -95,7 +97,7 @@ pub(crate) fn load_identities(args: &IdentityArgs) -> anyhow::Result<Identities>
 
 fn decrypt_file(
     path: &Path,
-    format: &FormatArgs,
+    format: &InputTypeArgs,
     identity: &IdentityArgs,
 ) -> anyhow::Result<fromgit_sops::DecryptedFile> {
     let file = read_encrypted(path, format)?;
@@ -239,7 +241,7 @@ fn set(args: &SetArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn updatekeys(args: &UpdatekeysArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn updatekeys(args: &UpdatekeysArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let rule = creation_rule(&args.config, &args.file)?;
     let decrypted = decrypt_file(&args.file, &args.format, &args.identity)?;
     let (written, changes) = decrypted
@@ -249,7 +251,7 @@ fn updatekeys(args: &UpdatekeysArgs, global: &GlobalArgs) -> anyhow::Result<Exit
         write_checked(&args.file, &written)?;
     }
     report(
-        global,
+        printer,
         "updatekeys",
         &args.file,
         &changes,
@@ -259,7 +261,7 @@ fn updatekeys(args: &UpdatekeysArgs, global: &GlobalArgs) -> anyhow::Result<Exit
     Ok(ExitStatus::Success)
 }
 
-fn rotate(args: &RotateArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn rotate(args: &RotateArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let file = read_encrypted(&args.file, &args.format)?;
     let mut recipients: Vec<Recipient> = if args.sync_rules {
         creation_rule(&args.config, &args.file)?.recipients
@@ -296,20 +298,20 @@ fn rotate(args: &RotateArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> 
     if !args.dry_run {
         write_checked(&args.file, &written)?;
     }
-    report(global, "rotate", &args.file, &changes, args.dry_run, true)?;
+    report(printer, "rotate", &args.file, &changes, args.dry_run, true)?;
     Ok(ExitStatus::Success)
 }
 
 fn report(
-    global: &GlobalArgs,
+    printer: &Printer,
     operation: &str,
     file: &Path,
     changes: &RecipientChanges,
     dry_run: bool,
     file_changed: bool,
 ) -> anyhow::Result<()> {
-    if global.json {
-        fromgit_cli::write_json(&serde_json::json!({
+    if printer.json() {
+        printer.print_json(&serde_json::json!({
             "schema_version": 1,
             "operation": operation,
             "file": file.display().to_string(),
@@ -333,26 +335,26 @@ fn report(
     for recipient in &changes.removed {
         let _ = writeln!(text, "  - {recipient}");
     }
-    fromgit_cli::write_stdout(text.as_bytes())?;
+    printer.print_text(&text)?;
     Ok(())
 }
 
-fn keygen(args: &KeygenArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn keygen(args: &KeygenArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let recipient = keys::generate_identity_file(&args.output)
         .with_context(|| format!("Failed to create the key file `{}`", args.output.display()))?;
-    if global.json {
-        fromgit_cli::write_json(&serde_json::json!({
+    if printer.json() {
+        printer.print_json(&serde_json::json!({
             "schema_version": 1,
             "identity_file": args.output.display().to_string(),
             "recipient": recipient,
         }))?;
     } else {
-        fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+        printer.print_text(&format!("{recipient}\n"))?;
     }
     Ok(ExitStatus::Success)
 }
 
-fn recipient(args: &RecipientArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+fn recipient(args: &RecipientArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let line = if args.ssh == Path::new("-") {
         let mut line = String::new();
         std::io::stdin().read_to_string(&mut line)?;
@@ -362,13 +364,13 @@ fn recipient(args: &RecipientArgs, global: &GlobalArgs) -> anyhow::Result<ExitSt
     };
     let recipient = keys::ssh_public_key_to_recipient(&line)
         .with_context(|| format!("Failed to convert `{}`", args.ssh.display()))?;
-    if global.json {
-        fromgit_cli::write_json(&serde_json::json!({
+    if printer.json() {
+        printer.print_json(&serde_json::json!({
             "schema_version": 1,
             "recipient": recipient.to_string(),
         }))?;
     } else {
-        fromgit_cli::write_stdout(format!("{recipient}\n").as_bytes())?;
+        printer.print_text(&format!("{recipient}\n"))?;
     }
     Ok(ExitStatus::Success)
 }

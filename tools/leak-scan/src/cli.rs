@@ -68,7 +68,7 @@ pub struct ScanArgs {
     /// Output format (`--json` is short for `--format json`)
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Write the report to FILE instead of stdout
+    /// Write the report to FILE instead of stdout (atomically; `-` is stdout)
     #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub output: Option<PathBuf>,
     /// Skip (and count) blobs larger than this many bytes; any skip makes the run unproven
@@ -127,4 +127,7 @@ pub struct EnrollArgs {
     /// Also enroll this domain (repeatable)
     #[arg(long = "domain", value_name = "NAME")]
     pub domains: Vec<String>,
+    // No `-o` for the report: `-o` names the fingerprint file.
+    #[command(flatten)]
+    pub report: fromgit_cli::FormatArgs,
 }

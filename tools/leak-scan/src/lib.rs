@@ -74,7 +74,7 @@ fn format_of(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<Format> {
 }
 
 fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
-    match output {
+    match output.filter(|path| *path != Path::new("-")) {
         Some(path) => fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)
             .map_err(Into::into),
         None => fromgit_cli::write_stdout(text.as_bytes()).map_err(Into::into),
@@ -101,6 +101,7 @@ fn rules_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitSta
 }
 
 fn enroll_command(args: &EnrollArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let printer = fromgit_cli::Printer::to_stdout(global, &args.report)?;
     let (enroller, summary) = enroll::enroll(&args.instance, &args.identities, &args.domains)?;
     let file = enroller.finish();
     let mut text = serde_json::to_string_pretty(&file)?;
@@ -125,7 +126,7 @@ fn enroll_command(args: &EnrollArgs, global: &GlobalArgs) -> anyhow::Result<Exit
         summary.entries,
         args.output.display()
     );
-    if global.json {
+    if printer.json() {
         let doc = serde_json::json!({
             "schema_version": 1,
             "output": args.output.display().to_string(),
@@ -136,9 +137,9 @@ fn enroll_command(args: &EnrollArgs, global: &GlobalArgs) -> anyhow::Result<Exit
             "fingerprints": summary.entries,
             "warnings": summary.warnings,
         });
-        fromgit_cli::write_stdout(format!("{doc:#}\n").as_bytes())?;
+        printer.print_json(&doc)?;
     } else if global.quiet == 0 {
-        fromgit_cli::write_stdout(line.as_bytes())?;
+        printer.print_text(&line)?;
     }
     Ok(ExitStatus::Success)
 }

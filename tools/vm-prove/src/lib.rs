@@ -53,6 +53,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        report: fromgit_cli::ReportArgs,
     },
     /// Create the throwaway instance, push the key, run the runbook and the checks, record evidence, delete it
     Run {
@@ -61,11 +63,15 @@ pub enum Command {
         /// Keep the instance when the proof fails (the only exception to teardown)
         #[arg(long)]
         keep_on_failure: bool,
+        #[command(flatten)]
+        report: fromgit_cli::ReportArgs,
     },
     /// Delete instances left tagged by a vm-prove run that no longer exists (and only those)
     Sweep {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        report: fromgit_cli::ReportArgs,
     },
 }
 
@@ -80,26 +86,27 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         .enable_all()
         .build()
         .context("Failed to start the async runtime")?;
-    let json = cli.global.json;
+    let printer = |report| fromgit_cli::Printer::new(&cli.global, report);
     match &cli.command {
-        Command::Plan { config } => {
+        Command::Plan { config, report } => {
             let cfg = load(config)?;
-            runtime.block_on(prove::plan(&cfg, &config.config, json))
+            runtime.block_on(prove::plan(&cfg, &config.config, &printer(report)?))
         }
         Command::Run {
             config,
             keep_on_failure,
+            report,
         } => {
             let cfg = load(config)?;
             let options = prove::RunOptions {
                 keep_on_failure: *keep_on_failure,
-                json,
+                printer: printer(report)?,
             };
             runtime.block_on(prove::run(&cfg, &config.config, options))
         }
-        Command::Sweep { config } => {
+        Command::Sweep { config, report } => {
             let cfg = load(config)?;
-            runtime.block_on(prove::sweep(&cfg, json))
+            runtime.block_on(prove::sweep(&cfg, &printer(report)?))
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, Printer};
 
 use super::render::{apply_json, report_apply, unified_diff};
 use super::transaction::write_all;
@@ -20,7 +20,7 @@ fn is_our_instance(dir: &Path, domain: &str) -> bool {
         .is_ok_and(|text| text.contains(&format!("domain = \"{domain}\";")))
 }
 
-pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub fn apply(args: &ApplyArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let name = namespace(&args.split);
     let sops = crate::wiring::SopsRequest {
         keys: crate::wiring::KeyWiring {
@@ -61,7 +61,7 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             .iter()
             .filter(|f| others_only.contains(&f.file))
             .count();
-        report_nothing_to_do(args, global, others)?;
+        report_nothing_to_do(args, printer, others)?;
         return Ok(ExitStatus::Success);
     }
     if !plan.mentions_domain() {
@@ -100,8 +100,16 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
             )
         })?;
     let options_checked = check_runtime_options(&args.split.base, &mut changes)?;
-    if args.dry_run && global.json {
-        apply_json(args, &changes, None, None, options_checked.as_deref(), true)?;
+    if args.dry_run && printer.json() {
+        apply_json(
+            printer,
+            args,
+            &changes,
+            None,
+            None,
+            options_checked.as_deref(),
+            true,
+        )?;
         return Ok(ExitStatus::Success);
     }
     if args.dry_run {
@@ -121,7 +129,7 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
                 &change.after,
             ));
         }
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
         return Ok(ExitStatus::Success);
     }
     if args.new_history {
@@ -160,7 +168,7 @@ pub fn apply(args: &ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus
         None
     };
     report_apply(
-        global,
+        printer,
         args,
         &changes,
         history.as_deref(),
@@ -220,13 +228,9 @@ fn check_runtime_options(
 }
 
 /// The answer of an `apply` that finds the host's files already generic.
-fn report_nothing_to_do(
-    args: &ApplyArgs,
-    global: &GlobalArgs,
-    others: usize,
-) -> anyhow::Result<()> {
-    if global.json {
-        fromgit_cli::write_json(&serde_json::json!({
+fn report_nothing_to_do(args: &ApplyArgs, printer: &Printer, others: usize) -> anyhow::Result<()> {
+    if printer.json() {
+        printer.print_json(&serde_json::json!({
             "schema_version": 1,
             "nothing_to_do": true,
             "other_hosts_findings": others,
@@ -240,13 +244,10 @@ fn report_nothing_to_do(
     } else {
         format!(" ({others} finding(s) remain in files only the flake's other hosts use)")
     };
-    fromgit_cli::write_stdout(
-        format!(
-            "nothing to do: `{}` is already generic for this host and `{}` holds its instance{others}\n",
-            args.split.base.display(),
-            args.instance.display()
-        )
-        .as_bytes(),
-    )?;
+    printer.print_text(&format!(
+        "nothing to do: `{}` is already generic for this host and `{}` holds its instance{others}\n",
+        args.split.base.display(),
+        args.instance.display()
+    ))?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, Printer};
 use serde::Serialize;
 
 use super::render::finding_line;
@@ -17,13 +17,13 @@ struct PlanReport<'a> {
     findings: &'a [Finding],
 }
 
-pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub fn plan(args: &PlanArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let name = namespace(&args.split);
     let sops = crate::wiring::SopsRequest::default();
     let request = request(&args.split, &name, &sops);
     let plan = read_plan(&request)?;
-    if global.json {
-        fromgit_cli::write_json(&PlanReport {
+    if printer.json() {
+        printer.print_json(&PlanReport {
             schema_version: 1,
             domain: &args.split.domain,
             findings: &plan.findings,
@@ -36,7 +36,7 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> 
             plan.findings.len(),
             plan.files.len()
         );
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     if !plan.mentions_domain() {
         fromgit_cli::warn(&format!(

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use fromgit_cli::GlobalArgs;
+use fromgit_cli::Printer;
 use serde::Serialize;
 
 use crate::cli::ApplyArgs;
@@ -77,15 +77,23 @@ pub(super) fn unified_diff(path: &Path, before: Option<&str>, after: &str) -> St
 }
 
 pub(super) fn report_apply(
-    global: &GlobalArgs,
+    printer: &Printer,
     args: &ApplyArgs,
     changes: &Changes,
     history: Option<&str>,
     locked: Option<&str>,
     options_checked: Option<&str>,
 ) -> anyhow::Result<()> {
-    if global.json {
-        return apply_json(args, changes, history, locked, options_checked, false);
+    if printer.json() {
+        return apply_json(
+            printer,
+            args,
+            changes,
+            history,
+            locked,
+            options_checked,
+            false,
+        );
     }
     let mut text = format!(
         "Split the instance out of `{}` into `{}`\n\n",
@@ -141,12 +149,13 @@ pub(super) fn report_apply(
     for note in &changes.manual {
         let _ = writeln!(text, "\nmanual: {note}");
     }
-    fromgit_cli::write_stdout(text.as_bytes())?;
+    printer.print_text(&text)?;
     Ok(())
 }
 
 /// The JSON form of `apply`: what was written or, with `--dry-run`, what would be.
 pub(super) fn apply_json(
+    printer: &Printer,
     args: &ApplyArgs,
     changes: &Changes,
     history: Option<&str>,
@@ -165,22 +174,23 @@ pub(super) fn apply_json(
                 .map(|c| args.instance.join(&c.path).display().to_string()),
         )
         .collect();
-    fromgit_cli::write_json(&ApplyReport {
-        schema_version: 1,
-        dry_run,
-        base: args.split.base.display().to_string(),
-        instance: args.instance.display().to_string(),
-        options: &changes.options,
-        rewritten: &changes.rewritten,
-        secrets: &changes.moved,
-        sops_settings: &changes.settings,
-        left_as_is: &changes.left,
-        manual: &changes.manual,
-        other_hosts: &changes.other_hosts,
-        new_history: history,
-        lock: locked,
-        options_checked,
-        files,
-    })
-    .map_err(Into::into)
+    printer
+        .print_json(&ApplyReport {
+            schema_version: 1,
+            dry_run,
+            base: args.split.base.display().to_string(),
+            instance: args.instance.display().to_string(),
+            options: &changes.options,
+            rewritten: &changes.rewritten,
+            secrets: &changes.moved,
+            sops_settings: &changes.settings,
+            left_as_is: &changes.left,
+            manual: &changes.manual,
+            other_hosts: &changes.other_hosts,
+            new_history: history,
+            lock: locked,
+            options_checked,
+            files,
+        })
+        .map_err(Into::into)
 }

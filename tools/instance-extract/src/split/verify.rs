@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use fromgit_cli::{ExitStatus, GlobalArgs};
+use fromgit_cli::{ExitStatus, Printer};
 use fromgit_sops::{config, EncryptedFile, Format};
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ struct VerifyReport<'a> {
     stale_lock: &'a [String],
 }
 
-pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let identities = crate::secrets::load_identities(&args.identity)?;
     let config_path = args.instance.join(config::CONFIG_NAME);
     if !config_path.is_file() {
@@ -104,8 +104,8 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         .as_deref()
         .map(crate::lock::stale_inputs)
         .unwrap_or_default();
-    if global.json {
-        fromgit_cli::write_json(&VerifyReport {
+    if printer.json() {
+        printer.print_json(&VerifyReport {
             schema_version: 1,
             instance: args.instance.display().to_string(),
             ok,
@@ -147,7 +147,7 @@ pub fn verify(args: &VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
                 "the bootstrap identity is the only secret outside git"
             }
         );
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(if !ok {
         ExitStatus::Failure

@@ -42,10 +42,10 @@ use steps::{steps, StepsEnd};
 use teardown::teardown;
 
 /// Options of `vm-prove run`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     pub keep_on_failure: bool,
-    pub json: bool,
+    pub printer: fromgit_cli::Printer,
 }
 
 /// How the guarded part ended.
@@ -87,7 +87,7 @@ pub async fn run(
         "nothing created".clone_into(&mut ev.teardown.action);
         ev.finished = Some(now());
         ev.write(&dir).context("Failed to write the evidence")?;
-        report(&ev, &dir, options.json)?;
+        report(&ev, &dir, &options.printer)?;
         return Ok(REFUSED);
     }
 
@@ -101,7 +101,7 @@ pub async fn run(
                 "nothing created".clone_into(&mut ev.teardown.action);
                 ev.finished = Some(now());
                 ev.write(&dir).context("Failed to write the evidence")?;
-                report(&ev, &dir, options.json)?;
+                report(&ev, &dir, &options.printer)?;
                 return Err(e);
             }
         }
@@ -194,7 +194,7 @@ pub async fn run(
     }
     ev.finished = Some(now());
     ev.write(&dir).context("Failed to write the evidence")?;
-    report(&ev, &dir, options.json)?;
+    report(&ev, &dir, &options.printer)?;
     if ev.teardown.error.is_some() {
         return Ok(ExitStatus::Error);
     }

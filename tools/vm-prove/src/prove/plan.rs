@@ -17,14 +17,14 @@ use crate::incus::Client;
 pub async fn plan(
     config: &Config,
     config_path: &Path,
-    json_out: bool,
+    printer: &fromgit_cli::Printer,
 ) -> anyhow::Result<ExitStatus> {
     let inputs = load_inputs(config)?;
     let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let evaluation = guard::evaluate(&client, config).await?;
     let steps = plan_steps(config, &inputs, &evaluation);
-    if json_out {
-        fromgit_cli::write_json(&json!({
+    if printer.json() {
+        printer.print_json(&json!({
             "schema_version": 1,
             "config_file": config_path.display().to_string(),
             "server": client.server,
@@ -57,7 +57,7 @@ pub async fn plan(
         if !evaluation.passed() {
             text.push_str("\nA run would be refused before any change.\n");
         }
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(if evaluation.passed() {
         ExitStatus::Success

@@ -75,9 +75,13 @@ pub(super) fn new_evidence(
     }
 }
 
-pub(super) fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Result<()> {
-    if json_out {
-        fromgit_cli::write_json(ev)?;
+pub(super) fn report(
+    ev: &Evidence,
+    dir: &Path,
+    printer: &fromgit_cli::Printer,
+) -> anyhow::Result<()> {
+    if printer.json() {
+        printer.print_json(ev)?;
     } else {
         let text = format!(
             "vm-prove run `{}`: {}\n{}\n{}evidence: `{}` and `{}`\n",
@@ -91,7 +95,7 @@ pub(super) fn report(ev: &Evidence, dir: &Path, json_out: bool) -> anyhow::Resul
             Evidence::json_path(dir, &ev.run_id).display(),
             Evidence::markdown_path(dir, &ev.run_id).display()
         );
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(())
 }

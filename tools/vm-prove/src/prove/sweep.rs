@@ -12,7 +12,7 @@ use crate::guard::{TAG_CREATED, TAG_HOST, TAG_PID, TAG_RUN_ID};
 use crate::incus::Client;
 
 /// `vm-prove sweep`: deletes instances left tagged by a run that is gone.
-pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus> {
+pub async fn sweep(config: &Config, printer: &fromgit_cli::Printer) -> anyhow::Result<ExitStatus> {
     let client = Client::connect(&config.incus, crate::incus::Allowed::from_config(config)).await?;
     let instances = client.list_instances().await?;
     let me = hostname();
@@ -71,8 +71,8 @@ pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus
             "error": error,
         }));
     }
-    if json_out {
-        fromgit_cli::write_json(
+    if printer.json() {
+        printer.print_json(
             &json!({"schema_version": 1, "project": client.project(), "instances": results}),
         )?;
     } else {
@@ -93,7 +93,7 @@ pub async fn sweep(config: &Config, json_out: bool) -> anyhow::Result<ExitStatus
                     .unwrap_or_default()
             );
         }
-        fromgit_cli::write_stdout(text.as_bytes())?;
+        printer.print_text(&text)?;
     }
     Ok(if errors == 0 {
         ExitStatus::Success
