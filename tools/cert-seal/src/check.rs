@@ -5,14 +5,11 @@
 //! Every refusal is collected (not just the first) so the operator sees the
 //! whole list at once.
 
+use fromgit_tls::facts::{dns_names, whole_days_between};
+use fromgit_tls::key::{certificate_key, key_type, private_key_public_bits, KeyType};
 use serde::Serialize;
 use time::OffsetDateTime;
-use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
-    OID_SIG_ED25519,
-};
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::public_key::PublicKey;
 
 use crate::pem_input::{ChainInput, KeyInput};
 
@@ -36,35 +33,6 @@ pub struct Policy<'a> {
     pub now: OffsetDateTime,
     pub min_days: i64,
     pub allow_short: bool,
-}
-
-/// The key algorithms fromgit accepts for a TLS certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    Rsa(usize),
-    P256,
-    P384,
-    Ed25519,
-}
-
-impl std::fmt::Display for KeyType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyType::Rsa(bits) => write!(f, "RSA {bits}"),
-            KeyType::P256 => f.write_str("ECDSA P-256"),
-            KeyType::P384 => f.write_str("ECDSA P-384"),
-            KeyType::Ed25519 => f.write_str("Ed25519"),
-        }
-    }
-}
-
-/// A public key in a comparable form.
-#[derive(PartialEq, Eq)]
-enum PublicKeyBits {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    P256(Vec<u8>),
-    P384(Vec<u8>),
-    Ed25519(Vec<u8>),
 }
 
 /// Parses every certificate of the chain; a block that is not a certificate
@@ -112,7 +80,7 @@ fn check_key(leaf: &X509Certificate<'_>, key: &KeyInput, refusals: &mut Vec<Refu
         ));
         return;
     };
-    match private_key_public_bits(key) {
+    match private_key_public_bits(&key.label, &key.der) {
         None => refusals.push(refuse(
             "key-type",
             format!(
@@ -126,121 +94,6 @@ fn check_key(leaf: &X509Certificate<'_>, key: &KeyInput, refusals: &mut Vec<Refu
         )),
         Some(_) => {}
     }
-}
-
-fn certificate_key(cert: &X509Certificate<'_>) -> Option<PublicKeyBits> {
-    let spki = cert.public_key();
-    let bits = spki.subject_public_key.data.as_ref();
-    let oid = &spki.algorithm.algorithm;
-    if *oid == OID_PKCS1_RSAENCRYPTION {
-        use rsa::pkcs1::DecodeRsaPublicKey as _;
-        use rsa::traits::PublicKeyParts as _;
-        let key = rsa::RsaPublicKey::from_pkcs1_der(bits).ok()?;
-        return Some(PublicKeyBits::Rsa {
-            n: key.n().to_bytes_be(),
-            e: key.e().to_bytes_be(),
-        });
-    }
-    if *oid == OID_SIG_ED25519 {
-        return Some(PublicKeyBits::Ed25519(bits.to_vec()));
-    }
-    if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
-        if curve == OID_EC_P256 {
-            let point = p256::PublicKey::from_sec1_bytes(bits).ok()?;
-            return Some(PublicKeyBits::P256(sec1_uncompressed_p256(&point)));
-        }
-        if curve == OID_NIST_EC_P384 {
-            let point = p384::PublicKey::from_sec1_bytes(bits).ok()?;
-            return Some(PublicKeyBits::P384(sec1_uncompressed_p384(&point)));
-        }
-    }
-    None
-}
-
-fn sec1_uncompressed_p256(key: &p256::PublicKey) -> Vec<u8> {
-    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    key.to_encoded_point(false).as_bytes().to_vec()
-}
-
-fn sec1_uncompressed_p384(key: &p384::PublicKey) -> Vec<u8> {
-    use p384::elliptic_curve::sec1::ToEncodedPoint as _;
-    key.to_encoded_point(false).as_bytes().to_vec()
-}
-
-/// The public half of the private key, whatever its PEM container.
-fn private_key_public_bits(key: &KeyInput) -> Option<PublicKeyBits> {
-    use p256::pkcs8::DecodePrivateKey as _;
-    use rsa::pkcs1::DecodeRsaPrivateKey as _;
-    use rsa::traits::PublicKeyParts as _;
-    let der = key.der.as_slice();
-    let rsa_public = |private: rsa::RsaPrivateKey| {
-        let public = private.to_public_key();
-        PublicKeyBits::Rsa {
-            n: public.n().to_bytes_be(),
-            e: public.e().to_bytes_be(),
-        }
-    };
-    match key.label.as_str() {
-        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(der).ok().map(rsa_public),
-        "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(der)
-            .ok()
-            .map(|k| PublicKeyBits::P256(sec1_uncompressed_p256(&k.public_key())))
-            .or_else(|| {
-                p384::SecretKey::from_sec1_der(der)
-                    .ok()
-                    .map(|k| PublicKeyBits::P384(sec1_uncompressed_p384(&k.public_key())))
-            }),
-        "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(der)
-            .ok()
-            .map(rsa_public)
-            .or_else(|| {
-                p256::SecretKey::from_pkcs8_der(der)
-                    .ok()
-                    .map(|k| PublicKeyBits::P256(sec1_uncompressed_p256(&k.public_key())))
-            })
-            .or_else(|| {
-                p384::SecretKey::from_pkcs8_der(der)
-                    .ok()
-                    .map(|k| PublicKeyBits::P384(sec1_uncompressed_p384(&k.public_key())))
-            })
-            .or_else(|| {
-                ed25519_dalek::SigningKey::from_pkcs8_der(der)
-                    .ok()
-                    .map(|k| PublicKeyBits::Ed25519(k.verifying_key().as_bytes().to_vec()))
-            }),
-        _ => None,
-    }
-}
-
-/// The leaf's key type and size, for summaries and the weak-key check.
-pub fn key_type(cert: &X509Certificate<'_>) -> Option<KeyType> {
-    match certificate_key(cert)? {
-        PublicKeyBits::Rsa { .. } => match cert.public_key().parsed().ok()? {
-            PublicKey::RSA(rsa) => Some(KeyType::Rsa(rsa.key_size())),
-            _ => None,
-        },
-        PublicKeyBits::P256(_) => Some(KeyType::P256),
-        PublicKeyBits::P384(_) => Some(KeyType::P384),
-        PublicKeyBits::Ed25519(_) => Some(KeyType::Ed25519),
-    }
-}
-
-/// The leaf's DNS subjectAltNames, lower-cased, without a trailing dot.
-pub fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::DNSName(dns) => {
-                Some(dns.trim_end_matches('.').to_ascii_lowercase())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 fn check_names(leaf: &X509Certificate<'_>, domain: &str, refusals: &mut Vec<Refusal>) {
@@ -363,11 +216,6 @@ fn check_validity(chain: &[X509Certificate<'_>], policy: &Policy<'_>, refusals: 
     }
 }
 
-/// Whole days from `from` to `to` (Unix seconds), rounded down.
-pub fn whole_days_between(from: i64, to: i64) -> i64 {
-    (to - from).div_euclid(86_400)
-}
-
 fn check_purpose(leaf: &X509Certificate<'_>, refusals: &mut Vec<Refusal>) {
     match leaf.extended_key_usage() {
         Ok(Some(eku)) if eku.value.server_auth => {}
@@ -388,11 +236,6 @@ fn check_purpose(leaf: &X509Certificate<'_>, refusals: &mut Vec<Refusal>) {
             ));
         }
     }
-}
-
-/// Parses a single DER certificate (for `probe`).
-pub fn parse_der(der: &[u8]) -> Option<X509Certificate<'_>> {
-    X509Certificate::from_der(der).ok().map(|(_, cert)| cert)
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod nix;
 pub mod pem_input;
-pub mod probe;
-pub mod sealed;
+pub mod renewal;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,13 +18,15 @@ use anyhow::{bail, Context as _};
 use fromgit_cli::{ExitStatus, Printer};
 use fromgit_sops::keys::Identities;
 use fromgit_sops::{config, EncryptedFile, Format, Recipient};
+use fromgit_tls::sealed::{self, read_sealed, sealed_summary, summary_of};
+use fromgit_tls::{probe, CertSummary};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::check::{Policy, Refusal};
 use crate::cli::{CheckArgs, Command, InspectArgs, NixArgs, PairArgs, ProbeArgs, SealArgs};
 use crate::pem_input::{normalised_pem, Read};
-use crate::sealed::{CertSummary, Renewal};
+use crate::renewal::Renewal;
 
 pub use cli::Cli;
 
@@ -181,13 +182,6 @@ struct SealReport<'a> {
     commit_message: String,
 }
 
-fn read_sealed(path: &Path) -> anyhow::Result<EncryptedFile> {
-    let format = Format::from_path(path).unwrap_or(Format::Yaml);
-    let text = fs_err::read_to_string(path)?;
-    EncryptedFile::parse(&text, format)
-        .with_context(|| format!("Failed to read sops file `{}`", path.display()))
-}
-
 fn seal_command(args: &SealArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let pair = match check_pair(&args.pair)? {
         Checked::Refused(refusals, summary) => {
@@ -314,22 +308,6 @@ struct InspectReport<'a> {
     matches_sealed: Option<bool>,
 }
 
-/// The clear summary of a sealed certificate file, read without any key.
-pub fn sealed_summary(path: &Path) -> anyhow::Result<CertSummary> {
-    let file = read_sealed(path)?;
-    summary_of(&file, path)
-}
-
-fn summary_of(file: &EncryptedFile, path: &Path) -> anyhow::Result<CertSummary> {
-    sealed::clear_summary(&file.tree).with_context(|| {
-        format!(
-            "`{}` has no clear certificate summary (`tls.{}`); was it sealed by `cert-seal seal`?",
-            path.display(),
-            sealed::CLEAR_KEY
-        )
-    })
-}
-
 /// Why the clear values of a sealed file are not those of its certificate.
 enum Mismatch {
     /// The MAC does not cover the file as it is: something was edited.
@@ -372,7 +350,7 @@ fn check_clear_values(
     let leaf = chain
         .der
         .first()
-        .and_then(|der| check::parse_der(der))
+        .and_then(|der| fromgit_tls::parse_der(der))
         .with_context(|| {
             format!(
                 "the sealed leaf of `{}` is not a valid X.509 certificate",
@@ -463,7 +441,7 @@ fn probe_command(args: &ProbeArgs, printer: &Printer) -> anyhow::Result<ExitStat
             .to_owned(),
     };
     let chain = probe::served_chain(&args.address, &sni, Duration::from_secs(args.timeout))?;
-    let leaf = check::parse_der(&chain[0]).with_context(|| {
+    let leaf = fromgit_tls::parse_der(&chain[0]).with_context(|| {
         format!(
             "`{}` served a leaf that is not a valid X.509 certificate",
             args.address

@@ -140,10 +140,12 @@ pub fn init_tracing(global: &GlobalArgs) {
 /// can carry payload bytes (the websocket library logs every frame, and a
 /// runbook block's output and the TLS relay's bytes travel in frames).
 fn is_ours(target: &str) -> bool {
-    const CRATES: [&str; 8] = [
+    const CRATES: [&str; 10] = [
         "fromgit_cli",
+        "fromgit_fs",
         "fromgit_sops",
         "fromgit_nix",
+        "fromgit_tls",
         "instance_extract",
         "cert_seal",
         "leak_scan",
@@ -348,6 +350,8 @@ mod tests {
     fn only_our_crates_log_below_info() {
         assert!(is_ours("vm_prove::prove"));
         assert!(is_ours("fromgit_sops"));
+        assert!(is_ours("fromgit_fs::write"));
+        assert!(is_ours("fromgit_tls::probe"));
         assert!(!is_ours("tungstenite::protocol"));
         assert!(!is_ours("vm_prove_extra"));
         assert!(!is_ours("hyper_util::client"));

@@ -1,12 +1,12 @@
 //! The TLS check: what the service inside the instance serves, compared
 //! with the certificate sealed in the instance repo. The handshake runs
-//! here, with cert-seal's probe client, over a byte relay inside the
+//! here, with `fromgit-tls`'s probe client, over a byte relay inside the
 //! instance (bash's `/dev/tcp` on an attached exec), so the operator does
 //! not need a route to the instance and the instance needs no extra tool.
 
 use std::time::Duration;
 
-use cert_seal::sealed::CertSummary;
+use fromgit_tls::CertSummary;
 use tokio::sync::mpsc;
 
 use crate::config::TlsCheck;
@@ -29,7 +29,7 @@ async fn handshake(
     to_server: mpsc::Sender<Vec<u8>>,
     from_server: &mut mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let mut connection = cert_seal::probe::client_connection(sni).map_err(|e| e.to_string())?;
+    let mut connection = fromgit_tls::probe::client_connection(sni).map_err(|e| e.to_string())?;
     let mut relay_errors = Vec::new();
     loop {
         while connection.wants_write() {
@@ -65,7 +65,7 @@ async fn handshake(
             }
         }
     }
-    cert_seal::probe::presented_chain(&connection, address).map_err(|e| e.to_string())
+    fromgit_tls::probe::presented_chain(&connection, address).map_err(|e| e.to_string())
 }
 
 /// What `address` inside the instance serves under `sni`.
@@ -133,7 +133,7 @@ pub async fn check(
     );
     let observed = match served_chain(client, instance, check, Duration::from_secs(30)).await {
         Err(e) => Err(e),
-        Ok(chain) => cert_seal::check::parse_der(&chain[0])
+        Ok(chain) => fromgit_tls::parse_der(&chain[0])
             .map(|leaf| CertSummary::of(&leaf))
             .ok_or_else(|| "the served leaf is not a valid X.509 certificate".to_owned()),
     };

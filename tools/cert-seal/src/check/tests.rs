@@ -423,12 +423,3 @@ fn an_empty_or_unparsable_chain_is_input_error() {
         refusal.message
     );
 }
-
-#[test]
-fn whole_days_round_down_on_both_sides_of_zero() {
-    assert_eq!(whole_days_between(0, 86_399), 0);
-    assert_eq!(whole_days_between(0, 86_400), 1);
-    assert_eq!(whole_days_between(100, 100 + 3 * 86_400 - 1), 2);
-    assert_eq!(whole_days_between(0, -1), -1);
-    assert_eq!(whole_days_between(86_400, 0), -1);
-}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use cert_seal::sealed::CertSummary;
+use fromgit_tls::CertSummary;
 use sha2::{Digest as _, Sha256};
 
 use super::secret::Secret;
@@ -42,7 +42,7 @@ pub(super) fn load_inputs(config: &Config) -> anyhow::Result<Inputs> {
         .tls
         .iter()
         .map(|check| {
-            let sealed = cert_seal::sealed_summary(&check.sealed)
+            let sealed = fromgit_tls::sealed::sealed_summary(&check.sealed)
                 .with_context(|| format!("`checks.tls` for `{}`", check.server_name))?;
             Ok((check.clone(), sealed))
         })

@@ -11,10 +11,9 @@ use std::net::{TcpStream, ToSocketAddrs as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+
+use crate::verifier::{client_config, Accept};
 
 /// Why a probe could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -34,68 +33,16 @@ pub enum ProbeError {
     NoCertificate(String),
 }
 
-#[derive(Debug)]
-struct AcceptAnyChain(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyChain {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A client connection that accepts any chain (still checking handshake
 /// signatures), for a caller that carries the bytes itself: vm-prove drives
 /// it through a relay inside an instance.
 pub fn client_connection(sni: &str) -> Result<rustls::ClientConnection, ProbeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let handshake_error = |err: rustls::Error| ProbeError::Handshake {
         address: sni.to_owned(),
         reason: err.to_string(),
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+    let config = client_config(Accept::AnyChain)
         .map_err(handshake_error)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyChain(provider)))
         .with_no_client_auth();
     let server_name = ServerName::try_from(sni.to_owned())
         .map_err(|_| ProbeError::BadServerName(sni.to_owned()))?;
