@@ -4,6 +4,7 @@
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use crate::base_name::{self, BadBaseName, StoreBaseName, HASH_LEN};
 use crate::nix32;
 
 /// The default store directory.
@@ -21,8 +22,8 @@ pub enum StorePathError {
         store_dir: String,
     },
     /// The base name is not `<32 Nix32 chars>-<name>` with a valid name.
-    #[error("`{0}` is not a valid store path base name (`<32 Nix32 chars>-<name>`)")]
-    BadBaseName(String),
+    #[error(transparent)]
+    BadBaseName(#[from] BadBaseName),
     /// The store directory is not a canonical absolute path.
     #[error("`{dir}` is not a valid store directory: {why}")]
     BadStoreDir {
@@ -37,36 +38,10 @@ pub enum StorePathError {
     NotAStorePath(String),
 }
 
-/// The length of the hash part of a store path base name.
-pub const HASH_LEN: usize = 32;
-
-/// The longest name Nix accepts (`StorePath::MaxPathLen`).
-pub const MAX_NAME_LEN: usize = 211;
-
-/// Whether `name` is a store path name as Nix's `checkName` accepts it:
-/// 1 to 211 characters from `[A-Za-z0-9+-._?=]`, whose first dash-separated
-/// component is not `.` or `..`.
-fn is_valid_name(name: &str) -> bool {
-    let first = name.split('-').next().unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && first != "."
-        && first != ".."
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))
-}
-
 /// Checks a store path base name: a 32-character Nix32 hash, `-`, then a
-/// name as [`is_valid_name`] describes it.
+/// name as Nix's `checkName` accepts it.
 pub fn validate_base_name(base: &str) -> Result<(), StorePathError> {
-    let bad = || StorePathError::BadBaseName(base.to_owned());
-    let (hash, name) = base.split_at_checked(HASH_LEN).ok_or_else(bad)?;
-    let name = name.strip_prefix('-').ok_or_else(bad)?;
-    if !nix32::is_nix32(hash) || !is_valid_name(name) {
-        return Err(bad());
-    }
-    Ok(())
+    Ok(base_name::check(base)?)
 }
 
 /// The name part of a valid base name (after the hash and `-`).
@@ -240,6 +215,11 @@ impl StorePath {
     /// The base name, `<hash>-<name>`.
     pub fn base_name(&self) -> &str {
         &self.path[self.base_start..]
+    }
+
+    /// The base name, as its own type (the identity within the store).
+    pub fn base(&self) -> StoreBaseName {
+        StoreBaseName::from_checked(self.base_name())
     }
 
     /// The 32-character Nix32 hash part.
