@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use fromgit_nix::names;
-use fromgit_nix::store_path;
+use fromgit_nix::StoreBaseName;
 use serde::Serialize;
 
 use crate::side::Side;
@@ -139,7 +139,7 @@ fn signed(n: u64) -> i64 {
 /// Compares the path sets and recorded metadata.
 pub fn diff_paths(old: &Side, new: &Side) -> PathDiff {
     let mut d = PathDiff::default();
-    let entry = |side: &Side, p: &str| PathEntry {
+    let entry = |side: &Side, p: &StoreBaseName| PathEntry {
         path: side.abs(p),
         nar_size: side.infos.get(p).and_then(|i| i.nar_size),
     };
@@ -149,8 +149,8 @@ pub fn diff_paths(old: &Side, new: &Side) -> PathDiff {
             None => d.removed.push(entry(old, p)),
             Some(n) => {
                 let refs_differ = {
-                    let a: BTreeSet<&String> = o.references.iter().collect();
-                    let b: BTreeSet<&String> = n.references.iter().collect();
+                    let a: BTreeSet<&StoreBaseName> = o.references.iter().collect();
+                    let b: BTreeSet<&StoreBaseName> = n.references.iter().collect();
                     a != b
                 };
                 match (o.nar_hash, n.nar_hash) {
@@ -186,8 +186,8 @@ pub fn diff_paths(old: &Side, new: &Side) -> PathDiff {
 
 #[derive(Default)]
 struct Group<'a> {
-    old: Vec<(&'a str, &'a str)>,
-    new: Vec<(&'a str, &'a str)>,
+    old: Vec<(&'a StoreBaseName, &'a str)>,
+    new: Vec<(&'a StoreBaseName, &'a str)>,
 }
 
 /// An `--expect-drift` pattern, compiled once: a glob on package names in
@@ -266,12 +266,12 @@ pub fn matching_pattern<'p>(
     })
 }
 
-fn parts(p: &str) -> (&str, &str, &str) {
-    names::package_parts(store_path::name_of(p), None)
+fn parts(p: &StoreBaseName) -> (&str, &str, &str) {
+    names::package_parts(p.name(), None)
 }
 
 /// Whether a path differs between the sides (absent, or other bytes).
-fn path_differs(p: &str, old: &Side, new: &Side) -> bool {
+fn path_differs(p: &StoreBaseName, old: &Side, new: &Side) -> bool {
     match (old.infos.get(p), new.infos.get(p)) {
         // An unknown hash is not a difference (it is reported as unknown).
         (Some(a), Some(b)) => {
@@ -308,9 +308,9 @@ pub fn packages(old: &Side, new: &Side, patterns: &[DriftPattern]) -> (Vec<Packa
             }
             let g = groups.entry((pname, output)).or_default();
             if is_old {
-                g.old.push((p.as_str(), version));
+                g.old.push((p, version));
             } else {
-                g.new.push((p.as_str(), version));
+                g.new.push((p, version));
             }
         }
     }
@@ -355,7 +355,7 @@ pub fn packages(old: &Side, new: &Side, patterns: &[DriftPattern]) -> (Vec<Packa
         } else {
             ChangeKind::Changed
         };
-        let size = |side: &Side, items: &[(&str, &str)]| -> u64 {
+        let size = |side: &Side, items: &[(&StoreBaseName, &str)]| -> u64 {
             items
                 .iter()
                 .filter_map(|(p, _)| side.infos.get(*p).and_then(|i| i.nar_size))

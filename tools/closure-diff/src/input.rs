@@ -10,7 +10,7 @@ use fromgit_nix::command::{Argv, Nix};
 use fromgit_nix::db::{DbError, NixDb};
 use fromgit_nix::drv;
 use fromgit_nix::pathinfo::{self, PathInfo};
-use fromgit_nix::{StoreDir, StorePath};
+use fromgit_nix::{StoreBaseName, StoreDir, StorePath};
 
 use crate::cli::StoreArgs;
 use crate::side::{infer_roots, Drvs, Side, Source};
@@ -97,14 +97,14 @@ fn from_infos(mut side: Side, infos: Vec<PathInfo>) -> Result<Side> {
     for info in infos {
         side.infos.insert(info.path.clone(), Arc::new(info));
     }
-    side.roots = side.store_paths(&infer_roots(&side.infos))?;
+    side.roots = side.store_paths(&infer_roots(&side.infos));
     if side.roots.is_empty() {
         bail!(
             "`{}` lists no paths (or only a reference cycle): nothing to compare",
             side.spec
         );
     }
-    side.root_drvs = side.derivers_of_roots()?;
+    side.root_drvs = side.derivers_of_roots();
     side.close_over_roots();
     Ok(side)
 }
@@ -236,7 +236,7 @@ fn load_pair_from_db(
         }
     }
     let t0 = std::time::Instant::now();
-    let mut shared: FxHashMap<String, Arc<PathInfo>> = db
+    let mut shared: FxHashMap<StoreBaseName, Arc<PathInfo>> = db
         .closure(&[a.clone(), b.clone()], store_dir.as_str())?
         .into_iter()
         .map(|i| (i.path.clone(), Arc::new(i)))
@@ -250,8 +250,7 @@ fn load_pair_from_db(
     let mut make = |spec: &str, root: &StorePath, take: bool| -> Result<Side> {
         let mut side = Side::new(spec, Source::Db, store_dir);
         side.infos.reserve(shared.len());
-        let base = root.base_name().to_owned();
-        let mut stack = vec![base.clone()];
+        let mut stack = vec![root.base()];
         while let Some(p) = stack.pop() {
             if side.infos.contains_key(&p) {
                 continue;
@@ -274,7 +273,7 @@ fn load_pair_from_db(
             side.infos.insert(p, info);
         }
         side.roots = vec![root.clone()];
-        side.root_drvs = side.derivers_of_roots()?;
+        side.root_drvs = side.derivers_of_roots();
         side.drvs = Drvs::Local(real.clone());
         side.local_store = Some(real.clone());
         Ok(side)
@@ -326,7 +325,7 @@ pub fn load_store_paths(spec: &str, roots: &[StorePath], store: &StoreArgs) -> R
         .into_iter()
         .map(|i| (i.path.clone(), Arc::new(i)))
         .collect();
-    side.root_drvs = side.derivers_of_roots()?;
+    side.root_drvs = side.derivers_of_roots();
     // The database query returned exactly the closure: no need to close it again.
     let real = real_store_dir(store);
     side.drvs = Drvs::Local(real.clone());

@@ -7,10 +7,11 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use fromgit_nix::base_name::HASH_LEN;
 use fromgit_nix::drv::Derivation;
 use fromgit_nix::names;
-use fromgit_nix::store_path;
+use fromgit_nix::{StoreBaseName, StorePath};
 use serde::Serialize;
 
 use crate::compare::{matching_pattern, DriftPattern};
@@ -76,43 +77,82 @@ enum State {
     Unknown,
 }
 
+/// A derivation as the walk reads it: its input derivations and sources
+/// parsed as store paths of its side once, when the `.drv` is loaded.
+struct Recipe {
+    drv: Derivation,
+    /// Input derivations by base name, with the outputs used from each.
+    inputs: BTreeMap<StoreBaseName, Vec<String>>,
+    /// Input sources.
+    sources: BTreeSet<StorePath>,
+}
+
+impl Recipe {
+    /// Parses the inputs of `drv`, the derivation `base` of `side`.
+    fn new(drv: Derivation, base: &StoreBaseName, side: &Side) -> Result<Self> {
+        let context = || format!("an input of `{}` (in `{}`)", side.abs(base), side.spec);
+        let inputs = drv
+            .input_drvs
+            .iter()
+            .map(|(path, outputs)| {
+                let input = side.store_dir.parse(path).with_context(context)?;
+                Ok((input.base(), outputs.clone()))
+            })
+            .collect::<Result<_>>()?;
+        let sources = drv
+            .input_srcs
+            .iter()
+            .map(|path| side.store_dir.parse(path).with_context(context))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            drv,
+            inputs,
+            sources,
+        })
+    }
+}
+
 struct Walk<'a> {
     old: &'a Side,
     new: &'a Side,
-    cache_old: FxHashMap<String, Option<Rc<Derivation>>>,
-    cache_new: FxHashMap<String, Option<Rc<Derivation>>>,
-    memo: FxHashMap<(String, String), State>,
+    cache_old: FxHashMap<StoreBaseName, Option<Rc<Recipe>>>,
+    cache_new: FxHashMap<StoreBaseName, Option<Rc<Recipe>>>,
+    memo: FxHashMap<(StoreBaseName, StoreBaseName), State>,
     missing: BTreeSet<String>,
     causes: Vec<Cause>,
     patterns: &'a [DriftPattern],
 }
 
-fn drv_name(base: &str) -> &str {
-    let name = store_path::name_of(base);
+fn drv_name(base: &StoreBaseName) -> &str {
+    let name = base.name();
     name.strip_suffix(".drv").unwrap_or(name)
 }
 
-fn pname(base: &str) -> String {
+fn pname(base: &StoreBaseName) -> String {
     names::split_name(drv_name(base)).0.to_owned()
 }
 
-fn base_of(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_owned()
-}
+/// Old and new inputs paired, then the inputs only in the new recipe and
+/// those only in the old one.
+type Pairing = (
+    Vec<(StoreBaseName, StoreBaseName)>,
+    Vec<StoreBaseName>,
+    Vec<StoreBaseName>,
+);
 
 /// Pairs old and new inputs by (package name, outputs used); exact matches first.
 fn pair_inputs(
-    a: &BTreeMap<String, Vec<String>>,
-    b: &BTreeMap<String, Vec<String>>,
-) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
+    a: &BTreeMap<StoreBaseName, Vec<String>>,
+    b: &BTreeMap<StoreBaseName, Vec<String>>,
+) -> Pairing {
     let mut pairs = Vec::new();
-    let mut left: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
-    let mut right: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
+    let mut left: BTreeMap<(String, Vec<String>), Vec<StoreBaseName>> = BTreeMap::new();
+    let mut right: BTreeMap<(String, Vec<String>), Vec<StoreBaseName>> = BTreeMap::new();
     for (p, outs) in a {
         if b.get(p) == Some(outs) {
             pairs.push((p.clone(), p.clone()));
         } else {
-            left.entry((pname(&base_of(p)), outs.clone()))
+            left.entry((pname(p), outs.clone()))
                 .or_default()
                 .push(p.clone());
         }
@@ -120,7 +160,7 @@ fn pair_inputs(
     for (p, outs) in b {
         if a.get(p) != Some(outs) {
             right
-                .entry((pname(&base_of(p)), outs.clone()))
+                .entry((pname(p), outs.clone()))
                 .or_default()
                 .push(p.clone());
         }
@@ -140,7 +180,7 @@ fn pair_inputs(
 }
 
 /// Rewrites, in one pass, every store path of `s` that `subst` maps (keyed
-/// by the 32-character hash part) to its replacement.
+/// by its hash part) to its replacement.
 fn rewrite_paths(s: &str, prefix: &str, subst: &HashMap<&str, (&str, &str)>) -> String {
     if subst.is_empty() {
         return s.to_owned();
@@ -150,7 +190,7 @@ fn rewrite_paths(s: &str, prefix: &str, subst: &HashMap<&str, (&str, &str)>) -> 
     while let Some(i) = rest.find(prefix) {
         let at = &rest[i..];
         let hit = at
-            .get(prefix.len()..prefix.len() + 32)
+            .get(prefix.len()..prefix.len() + HASH_LEN)
             .and_then(|hash| subst.get(hash))
             .filter(|(from, _)| at.starts_with(from));
         if let Some((from, to)) = hit {
@@ -187,7 +227,7 @@ fn strip_path(s: &str, path: &str) -> String {
 }
 
 impl Walk<'_> {
-    fn get(&mut self, old_side: bool, base: &str) -> Result<Option<Rc<Derivation>>> {
+    fn get(&mut self, old_side: bool, base: &StoreBaseName) -> Result<Option<Rc<Recipe>>> {
         let (side, cache) = if old_side {
             (self.old, &mut self.cache_old)
         } else {
@@ -196,42 +236,45 @@ impl Walk<'_> {
         if let Some(d) = cache.get(base) {
             return Ok(d.clone());
         }
-        let d = side.load_drv(base)?.map(Rc::new);
+        let d = match side.load_drv(base)? {
+            Some(drv) => Some(Rc::new(Recipe::new(drv, base, side)?)),
+            None => None,
+        };
         if d.is_none() {
             self.missing.insert(side.abs(base));
         }
-        cache.insert(base.to_owned(), d.clone());
+        cache.insert(base.clone(), d.clone());
         Ok(d)
     }
 
     #[allow(clippy::too_many_lines)]
-    fn visit(&mut self, a: &str, b: &str) -> Result<State> {
+    fn visit(&mut self, a: &StoreBaseName, b: &StoreBaseName) -> Result<State> {
         if a == b {
             return Ok(State::Same);
         }
-        let key = (a.to_owned(), b.to_owned());
+        let key = (a.clone(), b.clone());
         if let Some(s) = self.memo.get(&key) {
             return Ok(*s);
         }
         // Mark before descending (a cycle cannot occur in a store, but be safe).
         self.memo.insert(key.clone(), State::Changed);
-        let (Some(da), Some(db)) = (self.get(true, a)?, self.get(false, b)?) else {
+        let (Some(ra), Some(rb)) = (self.get(true, a)?, self.get(false, b)?) else {
             self.memo.insert(key, State::Unknown);
             return Ok(State::Unknown);
         };
-        let (pairs, added, removed) = pair_inputs(&da.input_drvs, &db.input_drvs);
+        let (da, db) = (&ra.drv, &rb.drv);
+        let (pairs, added, removed) = pair_inputs(&ra.inputs, &rb.inputs);
         let mut inputs_changed = false;
         let mut subst: Vec<(String, String)> = Vec::new();
         for (x, y) in &pairs {
-            let (bx, by) = (base_of(x), base_of(y));
-            let state = self.visit(&bx, &by)?;
+            let state = self.visit(x, y)?;
             if state != State::Same {
                 inputs_changed = true;
             }
             if x != y {
-                if let (Some(dx), Some(dy)) = (self.get(true, &bx)?, self.get(false, &by)?) {
-                    for (o, ox) in &dx.outputs {
-                        if let Some(oy) = dy.outputs.get(o) {
+                if let (Some(rx), Some(ry)) = (self.get(true, x)?, self.get(false, y)?) {
+                    for (o, ox) in &rx.drv.outputs {
+                        if let Some(oy) = ry.drv.outputs.get(o) {
                             if !ox.path.is_empty() && ox.path != oy.path {
                                 subst.push((ox.path.clone(), oy.path.clone()));
                             }
@@ -248,26 +291,18 @@ impl Walk<'_> {
             }
         }
         // Pair sources by name, so a changed source is one change, and map its path.
-        let srcs_a: BTreeSet<&String> = da.input_srcs.iter().collect();
-        let srcs_b: BTreeSet<&String> = db.input_srcs.iter().collect();
-        let mut sources_removed: Vec<String> =
-            srcs_a.difference(&srcs_b).map(|s| (*s).clone()).collect();
-        let mut sources_added: Vec<String> =
-            srcs_b.difference(&srcs_a).map(|s| (*s).clone()).collect();
+        let mut sources_removed: Vec<&StorePath> = ra.sources.difference(&rb.sources).collect();
+        let mut sources_added: Vec<&StorePath> = rb.sources.difference(&ra.sources).collect();
         for s in &sources_removed {
-            let name = store_path::name_of(&base_of(s)).to_owned();
-            if let Some(t) = sources_added
-                .iter()
-                .find(|t| store_path::name_of(&base_of(t)) == name)
-            {
-                subst.push((s.clone(), t.clone()));
+            if let Some(t) = sources_added.iter().find(|t| t.name() == s.name()) {
+                subst.push((s.to_string(), t.to_string()));
             }
         }
         let prefix = format!("{}/", self.old.store_dir);
         let by_hash: HashMap<&str, (&str, &str)> = subst
             .iter()
             .filter_map(|(from, to)| {
-                let hash = from.strip_prefix(&prefix)?.get(..32)?;
+                let hash = from.strip_prefix(&prefix)?.get(..HASH_LEN)?;
                 Some((hash, (from.as_str(), to.as_str())))
             })
             .collect();
@@ -310,13 +345,13 @@ impl Walk<'_> {
                 });
             }
         }
-        let renamed: BTreeSet<&String> = subst.iter().map(|(f, _)| f).collect();
-        sources_removed.retain(|s| !renamed.contains(s));
-        let renamed_to: BTreeSet<&String> = subst.iter().map(|(_, t)| t).collect();
+        let renamed: BTreeSet<&str> = subst.iter().map(|(f, _)| f.as_str()).collect();
+        sources_removed.retain(|s| !renamed.contains(s.as_str()));
+        let renamed_to: BTreeSet<&str> = subst.iter().map(|(_, t)| t.as_str()).collect();
         let mut sources_changed = Vec::new();
         sources_added.retain(|s| {
-            if renamed_to.contains(s) {
-                sources_changed.push(s.clone());
+            if renamed_to.contains(s.as_str()) {
+                sources_changed.push(*s);
                 false
             } else {
                 true
@@ -325,13 +360,13 @@ impl Walk<'_> {
         for s in sources_changed {
             changes.push(ValueChange {
                 mapped_old: None,
-                field: format!("source.{}", store_path::name_of(&base_of(&s))),
+                field: format!("source.{}", s.name()),
                 old: da
                     .input_srcs
                     .iter()
-                    .find(|x| subst.iter().any(|(f, t)| f == *x && t == &s))
+                    .find(|x| subst.iter().any(|(f, t)| f == *x && t == s.as_str()))
                     .cloned(),
-                new: Some(s),
+                new: Some(s.to_string()),
             });
         }
         let own = !changes.is_empty()
@@ -361,10 +396,10 @@ impl Walk<'_> {
                 new_drv: self.new.abs(b),
                 inputs_changed,
                 changes,
-                inputs_added: added,
-                inputs_removed: removed,
-                sources_added,
-                sources_removed,
+                inputs_added: added.iter().map(|d| self.new.abs(d)).collect(),
+                inputs_removed: removed.iter().map(|d| self.old.abs(d)).collect(),
+                sources_added: sources_added.iter().map(ToString::to_string).collect(),
+                sources_removed: sources_removed.iter().map(ToString::to_string).collect(),
                 expected_by,
             });
         }
@@ -378,10 +413,10 @@ impl Walk<'_> {
     fn explained_by_expected_inputs(
         &mut self,
         changes: &[ValueChange],
-        added: &[String],
-        removed: &[String],
-        sources_added: &[String],
-        sources_removed: &[String],
+        added: &[StoreBaseName],
+        removed: &[StoreBaseName],
+        sources_added: &[&StorePath],
+        sources_removed: &[&StorePath],
     ) -> Result<Option<String>> {
         if self.patterns.is_empty()
             || (added.is_empty()
@@ -395,27 +430,23 @@ impl Walk<'_> {
         let mut strip = Vec::new();
         for (list, old_side) in [(added, false), (removed, true)] {
             for input in list {
-                let base = base_of(input);
-                let name = pname(&base);
-                let version = names::split_name(drv_name(&base)).1.to_owned();
-                let Some(p) = matching_pattern(self.patterns, &name, &[version.as_str()], "out")
-                else {
+                let (name, version) = names::split_name(drv_name(input));
+                let Some(p) = matching_pattern(self.patterns, name, &[version], "out") else {
                     return Ok(None);
                 };
                 pattern = Some(p.as_str().to_owned());
-                if let Some(d) = self.get(old_side, &base)? {
-                    strip.extend(d.outputs.values().map(|o| o.path.clone()));
+                if let Some(d) = self.get(old_side, input)? {
+                    strip.extend(d.drv.outputs.values().map(|o| o.path.clone()));
                 }
             }
         }
         for src in sources_added.iter().chain(sources_removed) {
-            let src_base = base_of(src);
-            let (name, version) = names::split_name(store_path::name_of(&src_base));
+            let (name, version) = names::split_name(src.name());
             let Some(p) = matching_pattern(self.patterns, name, &[version], "out") else {
                 return Ok(None);
             };
             pattern = Some(p.as_str().to_owned());
-            strip.push(src.clone());
+            strip.push(src.to_string());
         }
         for c in changes {
             if c.field.starts_with("source.") {
@@ -463,16 +494,13 @@ pub fn analyse(old: &Side, new: &Side, patterns: &[DriftPattern]) -> Result<Root
         causes: Vec::new(),
         patterns,
     };
-    let old_roots: BTreeMap<String, Vec<String>> = old
-        .root_drvs
-        .iter()
-        .map(|d| (d.to_string(), vec!["out".to_owned()]))
-        .collect();
-    let new_roots: BTreeMap<String, Vec<String>> = new
-        .root_drvs
-        .iter()
-        .map(|d| (d.to_string(), vec!["out".to_owned()]))
-        .collect();
+    let roots = |side: &Side| -> BTreeMap<StoreBaseName, Vec<String>> {
+        side.root_drvs
+            .iter()
+            .map(|d| (d.base(), vec!["out".to_owned()]))
+            .collect()
+    };
+    let (old_roots, new_roots) = (roots(old), roots(new));
     let (mut pairs, mut added, mut removed) = pair_inputs(&old_roots, &new_roots);
     if pairs.is_empty() && added.len() == 1 && removed.len() == 1 {
         // Two single toplevels with different names: compare them anyway.
@@ -480,7 +508,7 @@ pub fn analyse(old: &Side, new: &Side, patterns: &[DriftPattern]) -> Result<Root
     }
     let mut unknown = false;
     for (a, b) in &pairs {
-        if walk.visit(&base_of(a), &base_of(b))? == State::Unknown {
+        if walk.visit(a, b)? == State::Unknown {
             unknown = true;
         }
     }
@@ -528,50 +556,35 @@ mod tests {
 
     #[test]
     fn pairs_inputs_across_version_bumps() {
-        let a: BTreeMap<String, Vec<String>> = [
-            (
-                "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libfoo-1.0.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-            (
-                "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-same-1.0.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-            (
-                "/nix/store/cccccccccccccccccccccccccccccccc-gone-1.0.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let b: BTreeMap<String, Vec<String>> = [
-            (
-                "/nix/store/dddddddddddddddddddddddddddddddd-libfoo-1.1.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-            (
-                "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-same-1.0.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-            (
-                "/nix/store/ffffffffffffffffffffffffffffffff-new-1.0.drv".to_owned(),
-                vec!["out".to_owned()],
-            ),
-        ]
-        .into_iter()
-        .collect();
+        let base = |s: &str| StoreBaseName::new(s).unwrap();
+        let inputs = |names: &[&str]| -> BTreeMap<StoreBaseName, Vec<String>> {
+            names
+                .iter()
+                .map(|n| (base(n), vec!["out".to_owned()]))
+                .collect()
+        };
+        let a = inputs(&[
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libfoo-1.0.drv",
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-same-1.0.drv",
+            "cccccccccccccccccccccccccccccccc-gone-1.0.drv",
+        ]);
+        let b = inputs(&[
+            "dddddddddddddddddddddddddddddddd-libfoo-1.1.drv",
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-same-1.0.drv",
+            "ffffffffffffffffffffffffffffffff-new-1.0.drv",
+        ]);
         let (pairs, added, removed) = pair_inputs(&a, &b);
         assert!(pairs.contains(&(
-            "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libfoo-1.0.drv".into(),
-            "/nix/store/dddddddddddddddddddddddddddddddd-libfoo-1.1.drv".into()
+            base("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-libfoo-1.0.drv"),
+            base("dddddddddddddddddddddddddddddddd-libfoo-1.1.drv")
         )));
         assert_eq!(
             added,
-            vec!["/nix/store/ffffffffffffffffffffffffffffffff-new-1.0.drv"]
+            vec![base("ffffffffffffffffffffffffffffffff-new-1.0.drv")]
         );
         assert_eq!(
             removed,
-            vec!["/nix/store/cccccccccccccccccccccccccccccccc-gone-1.0.drv"]
+            vec![base("cccccccccccccccccccccccccccccccc-gone-1.0.drv")]
         );
     }
 }

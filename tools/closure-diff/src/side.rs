@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use fromgit_nix::drv::{self, Derivation};
 use fromgit_nix::pathinfo::PathInfo;
-use fromgit_nix::{StoreDir, StorePath};
+use fromgit_nix::{StoreBaseName, StoreDir, StorePath};
 use rustc_hash::FxHashMap;
 
 /// Where a side's path metadata came from (the evidence source).
@@ -39,9 +39,9 @@ pub enum Drvs {
     /// Files in a local store directory (the real directory on disk).
     Local(PathBuf),
     /// `ATerm` texts by base name (from a snapshot).
-    Texts(HashMap<String, String>),
+    Texts(HashMap<StoreBaseName, String>),
     /// Already parsed, by base name (from `nix show-derivation` over SSH).
-    Parsed(HashMap<String, Derivation>),
+    Parsed(HashMap<StoreBaseName, Derivation>),
 }
 
 /// One side of a comparison.
@@ -58,9 +58,9 @@ pub struct Side {
     /// The `.drv` files the roots were built from, when known.
     pub root_drvs: Vec<StorePath>,
     /// Every path of the closure, by base name.
-    pub infos: FxHashMap<String, Arc<PathInfo>>,
+    pub infos: FxHashMap<StoreBaseName, Arc<PathInfo>>,
     /// References that point outside the loaded data (an incomplete dump).
-    pub missing_references: BTreeSet<String>,
+    pub missing_references: BTreeSet<StoreBaseName>,
     /// Roots whose outputs are not realised (a `.drv` input): no path metadata.
     pub unrealised: bool,
     /// How to read `.drv` files.
@@ -87,13 +87,9 @@ impl Side {
 
     /// Keeps only the closure of the roots and records dangling references.
     pub fn close_over_roots(&mut self) {
-        let mut keep: FxHashMap<String, Arc<PathInfo>> = FxHashMap::default();
+        let mut keep: FxHashMap<StoreBaseName, Arc<PathInfo>> = FxHashMap::default();
         keep.reserve(self.infos.len());
-        let mut stack: Vec<String> = self
-            .roots
-            .iter()
-            .map(|r| r.base_name().to_owned())
-            .collect();
+        let mut stack: Vec<StoreBaseName> = self.roots.iter().map(StorePath::base).collect();
         while let Some(p) = stack.pop() {
             if keep.contains_key(&p) {
                 continue;
@@ -121,40 +117,31 @@ impl Side {
         a != b
     }
 
-    /// The store paths of base names taken from this side's path infos
-    /// (already checked by their parser).
+    /// The store paths of base names in this side's store directory.
     pub(crate) fn store_paths<'a>(
         &self,
-        bases: impl IntoIterator<Item = &'a String>,
-    ) -> Result<Vec<StorePath>> {
-        bases
-            .into_iter()
-            .map(|b| {
-                self.store_dir
-                    .join(b)
-                    .with_context(|| format!("`{}`", self.spec))
-            })
-            .collect()
+        bases: impl IntoIterator<Item = &'a StoreBaseName>,
+    ) -> Vec<StorePath> {
+        bases.into_iter().map(|b| self.store_dir.join(b)).collect()
     }
 
     /// The derivers of the roots, as far as the path infos record them.
-    pub(crate) fn derivers_of_roots(&self) -> Result<Vec<StorePath>> {
-        let derivers: Vec<&String> = self
-            .roots
-            .iter()
-            .filter_map(|r| self.infos.get(r.base_name()))
-            .filter_map(|i| i.deriver.as_ref())
-            .collect();
-        self.store_paths(derivers)
+    pub(crate) fn derivers_of_roots(&self) -> Vec<StorePath> {
+        self.store_paths(
+            self.roots
+                .iter()
+                .filter_map(|r| self.infos.get(r.base_name()))
+                .filter_map(|i| i.deriver.as_ref()),
+        )
     }
 
     /// The absolute path of a base name.
-    pub fn abs(&self, base: &str) -> String {
-        format!("{}/{base}", self.store_dir)
+    pub fn abs(&self, base: &StoreBaseName) -> String {
+        self.store_dir.abs(base)
     }
 
     /// Reads and parses a `.drv` by base name. `Ok(None)` when it is not available.
-    pub fn load_drv(&self, base: &str) -> Result<Option<Derivation>> {
+    pub fn load_drv(&self, base: &StoreBaseName) -> Result<Option<Derivation>> {
         match &self.drvs {
             Drvs::None => Ok(None),
             Drvs::Parsed(map) => Ok(map.get(base).cloned()),
@@ -189,18 +176,18 @@ fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Roots of a dump: the paths no other path refers to.
-pub(crate) fn infer_roots(infos: &FxHashMap<String, Arc<PathInfo>>) -> Vec<String> {
+pub(crate) fn infer_roots(infos: &FxHashMap<StoreBaseName, Arc<PathInfo>>) -> Vec<StoreBaseName> {
     let mut referenced = BTreeSet::new();
     for info in infos.values() {
         for r in &info.references {
             if r != &info.path {
-                referenced.insert(r.as_str());
+                referenced.insert(r);
             }
         }
     }
-    let mut roots: Vec<String> = infos
+    let mut roots: Vec<StoreBaseName> = infos
         .keys()
-        .filter(|p| !referenced.contains(p.as_str()))
+        .filter(|p| !referenced.contains(p))
         .cloned()
         .collect();
     roots.sort();
@@ -213,19 +200,22 @@ mod tests {
 
     #[test]
     fn roots_are_the_unreferenced_paths() {
+        let base = |name: &str| {
+            StoreBaseName::new(&format!("hbzqcq91kds495bgrlq6rpyp54q2y0xw-{name}")).unwrap()
+        };
         let mk = |p: &str, refs: &[&str]| PathInfo {
-            path: p.into(),
+            path: base(p),
             nar_hash: None,
             nar_size: None,
-            references: refs.iter().map(|s| (*s).to_owned()).collect(),
+            references: refs.iter().map(|s| base(s)).collect(),
             deriver: None,
             ca: None,
         };
-        let infos: FxHashMap<String, Arc<PathInfo>> =
+        let infos: FxHashMap<StoreBaseName, Arc<PathInfo>> =
             [mk("a", &["a", "b"]), mk("b", &["c"]), mk("c", &[])]
                 .into_iter()
                 .map(|i| (i.path.clone(), Arc::new(i)))
                 .collect();
-        assert_eq!(infer_roots(&infos), vec!["a"]);
+        assert_eq!(infer_roots(&infos), vec![base("a")]);
     }
 }

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{bail, Context as _, Result};
 use fromgit_nix::pathinfo::PathInfo;
-use fromgit_nix::store_path;
-use fromgit_nix::{Sha256Hash, StoreDir, StorePath};
+use fromgit_nix::{Sha256Hash, StoreBaseName, StoreDir, StorePath};
 use serde_json::{json, Value};
 
 use crate::side::{Drvs, Side, Source};
@@ -16,17 +15,13 @@ use crate::side::{Drvs, Side, Source};
 pub const SCHEMA: &str = "closure-diff-snapshot-v1";
 
 /// Every `.drv` reachable from the roots' derivers, as `ATerm` text.
-fn collect_drvs(side: &Side) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+fn collect_drvs(side: &Side) -> Result<(BTreeMap<StoreBaseName, String>, Vec<String>)> {
     let Drvs::Local(dir) = &side.drvs else {
         return Ok((BTreeMap::new(), Vec::new()));
     };
     let mut texts = BTreeMap::new();
     let mut missing = Vec::new();
-    let mut stack: Vec<String> = side
-        .root_drvs
-        .iter()
-        .map(|d| d.base_name().to_owned())
-        .collect();
+    let mut stack: Vec<StoreBaseName> = side.root_drvs.iter().map(StorePath::base).collect();
     let mut seen = BTreeSet::new();
     while let Some(base) = stack.pop() {
         if !seen.insert(base.clone()) {
@@ -44,7 +39,7 @@ fn collect_drvs(side: &Side) -> Result<(BTreeMap<String, String>, Vec<String>)> 
         let d = fromgit_nix::drv::parse_aterm(text.as_bytes())
             .with_context(|| format!("`{}` does not parse as a derivation", file.display()))?;
         for input in d.input_drvs.keys() {
-            stack.push(store_path::base_name_of(input, side.store_dir.as_str())?.to_owned());
+            stack.push(side.store_dir.base_name_of(input)?);
         }
         texts.insert(base, text);
     }
@@ -120,9 +115,9 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
         strings(doc.get(what), what, spec)?
             .iter()
             .map(|base| {
-                store_dir
-                    .join(base)
-                    .with_context(|| format!("`{spec}`: `{what}`"))
+                let base =
+                    StoreBaseName::new(base).with_context(|| format!("`{spec}`: `{what}`"))?;
+                Ok(store_dir.join(&base))
             })
             .collect()
     };
@@ -132,7 +127,7 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
         .with_context(|| format!("`{spec}`: no `paths` object"))?;
     let mut infos = rustc_hash::FxHashMap::default();
     for (base, v) in paths {
-        store_path::validate_base_name(base).with_context(|| format!("`{spec}`"))?;
+        let base = StoreBaseName::new(base).with_context(|| format!("`{spec}`"))?;
         let nar_hash = match v.get("narHash") {
             None | Some(Value::Null) => None,
             Some(h) => Some(
@@ -147,16 +142,22 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
                     .with_context(|| format!("`{spec}`: `{base}`: narSize is not a number"))?,
             ),
         };
-        let references = strings(v.get("references"), "references", spec)?;
-        for r in &references {
-            store_path::validate_base_name(r).with_context(|| format!("`{spec}`: `{base}`"))?;
-        }
-        let deriver = v.get("deriver").and_then(Value::as_str).map(str::to_owned);
+        let references = strings(v.get("references"), "references", spec)?
+            .iter()
+            .map(|r| StoreBaseName::new(r).with_context(|| format!("`{spec}`: `{base}`")))
+            .collect::<Result<Vec<_>>>()?;
+        let deriver = v
+            .get("deriver")
+            .and_then(Value::as_str)
+            .map(|d| {
+                StoreBaseName::new(d).with_context(|| format!("`{spec}`: `{base}`: `deriver`"))
+            })
+            .transpose()?;
         let ca = v.get("ca").and_then(Value::as_str).map(str::to_owned);
         infos.insert(
             base.clone(),
             std::sync::Arc::new(PathInfo {
-                path: base.clone(),
+                path: base,
                 nar_hash,
                 nar_size,
                 references,
@@ -175,7 +176,8 @@ pub fn load(spec: &str, doc: &Value) -> Result<Side> {
             let text = v
                 .as_str()
                 .with_context(|| format!("`{spec}`: drv `{k}` is not a string"))?;
-            drvs.insert(k.clone(), text.to_owned());
+            let base = StoreBaseName::new(k).with_context(|| format!("`{spec}`: drv `{k}`"))?;
+            drvs.insert(base, text.to_owned());
         }
     }
     let side = Side {
@@ -226,6 +228,29 @@ mod tests {
         assert_eq!(again["roots"], json!([ROOT]));
         assert_eq!(again["rootDrvs"], json!([DRV]));
         assert_eq!(again["storeDir"], json!("/tmp/st"));
+    }
+
+    #[test]
+    fn a_malformed_reference_deriver_or_drv_is_refused_at_load_by_name() {
+        const BAD: &str = "hbzqcq91kds495bgrlq6rpyp54q2y0ex-libfoo";
+        let mut bad_reference = doc("/nix/store", ROOT);
+        bad_reference["paths"][ROOT]["references"] = json!([BAD]);
+        let mut bad_deriver = doc("/nix/store", ROOT);
+        bad_deriver["paths"][ROOT]["deriver"] = json!(BAD);
+        let mut bad_drv = doc("/nix/store", ROOT);
+        bad_drv["drvs"] = json!({BAD: "Derive()"});
+        for (what, doc) in [
+            ("references", bad_reference),
+            ("deriver", bad_deriver),
+            ("drv", bad_drv),
+        ] {
+            let err = format!("{:#}", load("snap.json", &doc).expect_err(what));
+            assert!(
+                err.starts_with("`snap.json`: ")
+                    && err.contains(&format!("`{BAD}` is not a valid store path base name")),
+                "{what}: {err}"
+            );
+        }
     }
 
     #[test]

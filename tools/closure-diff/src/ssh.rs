@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context as _, Result};
 use fromgit_nix::command::{Argv, Nix, Ssh, SshHost};
-use fromgit_nix::{drv, pathinfo, store_path, StoreDir};
+use fromgit_nix::{drv, pathinfo, StoreDir};
 
 use crate::side::{Drvs, Side, Source};
 
@@ -123,7 +123,7 @@ pub fn load(spec: &str, store_dir: &StoreDir) -> Result<Side> {
     })?;
     if let Some(map) = v.as_object() {
         for (path, d) in map {
-            let base = store_path::base_name_of(path, store_dir.as_str())?.to_owned();
+            let base = store_dir.base_name_of(path)?;
             let parsed =
                 drv::from_json(d).with_context(|| format!("`{spec}`: derivation `{path}`"))?;
             drvs.insert(base, parsed);
@@ -151,9 +151,9 @@ pub fn load(spec: &str, store_dir: &StoreDir) -> Result<Side> {
     };
     side.roots = match root {
         Some(r) => vec![r],
-        None => side.store_paths(&crate::side::infer_roots(&side.infos))?,
+        None => side.store_paths(&crate::side::infer_roots(&side.infos)),
     };
-    side.root_drvs = side.derivers_of_roots()?;
+    side.root_drvs = side.derivers_of_roots();
     side.close_over_roots();
     Ok(side)
 }

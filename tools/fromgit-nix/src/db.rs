@@ -171,9 +171,8 @@ impl NixDb {
                 row: path.to_owned(),
                 why,
             };
-            let base = store_path::base_name_of(path, store_dir)
-                .map_err(|e| malformed(e.to_string()))?
-                .to_owned();
+            let base =
+                store_path::base_name_of(path, store_dir).map_err(|e| malformed(e.to_string()))?;
             let nar_hash = text(2)?
                 .map(|h| {
                     h.parse::<Sha256Hash>()
@@ -183,9 +182,7 @@ impl NixDb {
             let deriver = text(4)?
                 .filter(|d| !d.is_empty())
                 .map(|d| {
-                    store_path::base_name_of(d, store_dir)
-                        .map(str::to_owned)
-                        .map_err(|e| malformed(e.to_string()))
+                    store_path::base_name_of(d, store_dir).map_err(|e| malformed(e.to_string()))
                 })
                 .transpose()?;
             let ca = text(5)?.filter(|c| !c.is_empty()).map(str::to_owned);
@@ -212,7 +209,7 @@ impl NixDb {
             for r in refs {
                 let target = by_id.get(&r).ok_or_else(|| DbError::Malformed {
                     path: self.path.clone(),
-                    row: infos[i].path.clone(),
+                    row: infos[i].path.to_string(),
                     why: format!("reference to unknown row `{r}`"),
                 })?;
                 list.push(infos[*target].path.clone());

@@ -8,6 +8,7 @@
 //! The formats follow the Nix manual's protocol pages and were checked
 //! against Nix 2.8 (`nix-store --dump`, `nix-hash`, `nix path-info`).
 
+pub mod base_name;
 pub mod command;
 pub mod db;
 pub mod drv;
@@ -20,6 +21,7 @@ pub mod nix32;
 pub mod pathinfo;
 pub mod store_path;
 
+pub use base_name::StoreBaseName;
 pub use hash::Sha256Hash;
 pub use pathinfo::PathInfo;
 pub use store_path::{StoreDir, StorePath};

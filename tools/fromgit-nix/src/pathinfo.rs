@@ -4,22 +4,24 @@
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::base_name::{BadBaseName, StoreBaseName};
 use crate::hash::{HashError, Sha256Hash};
 use crate::store_path::{self, StorePathError};
 
-/// What is known about one store object. Paths are base names.
+/// What is known about one store object. Paths are base names, checked by
+/// the parser that read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInfo {
     /// Base name, `<hash>-<name>`.
-    pub path: String,
+    pub path: StoreBaseName,
     /// The NAR hash, when recorded.
     pub nar_hash: Option<Sha256Hash>,
     /// The NAR size, when recorded.
     pub nar_size: Option<u64>,
     /// References, as base names (may include the path itself).
-    pub references: Vec<String>,
+    pub references: Vec<StoreBaseName>,
     /// The deriver's base name.
-    pub deriver: Option<String>,
+    pub deriver: Option<StoreBaseName>,
     /// The content address, verbatim.
     pub ca: Option<String>,
 }
@@ -39,6 +41,9 @@ pub enum PathInfoError {
     /// A store path is malformed or outside the store directory.
     #[error(transparent)]
     StorePath(#[from] StorePathError),
+    /// A base name (of a path, reference or deriver) is malformed.
+    #[error(transparent)]
+    BaseName(#[from] BadBaseName),
     /// A hash is malformed.
     #[error("`{path}`: {source}")]
     Hash {
@@ -81,12 +86,11 @@ fn store_dir_of(abs: &str) -> Option<&str> {
 }
 
 /// Turns a path (absolute, or a base name in the v2+ formats) into a base name.
-fn to_base(p: &str, store_dir: &str) -> Result<String, PathInfoError> {
+fn to_base(p: &str, store_dir: &str) -> Result<StoreBaseName, PathInfoError> {
     if p.starts_with('/') {
-        Ok(store_path::base_name_of(p, store_dir)?.to_owned())
+        Ok(store_path::base_name_of(p, store_dir)?)
     } else {
-        store_path::validate_base_name(p)?;
-        Ok(p.to_owned())
+        Ok(StoreBaseName::new(p)?)
     }
 }
 
@@ -236,12 +240,13 @@ pub fn parse_path_info_json(bytes: &[u8], default_store_dir: &str) -> Result<Dum
 /// Drops repeated identical entries; a path repeated with different
 /// metadata is a [`PathInfoError::Conflict`].
 pub fn without_duplicates(infos: Vec<PathInfo>) -> Result<Vec<PathInfo>, PathInfoError> {
-    let mut first_at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut first_at: std::collections::HashMap<StoreBaseName, usize> =
+        std::collections::HashMap::new();
     let mut kept: Vec<PathInfo> = Vec::with_capacity(infos.len());
     for info in infos {
         match first_at.get(&info.path) {
             Some(&index) if kept[index] != info => {
-                return Err(PathInfoError::Conflict(info.path));
+                return Err(PathInfoError::Conflict(info.path.to_string()));
             }
             Some(_) => {}
             None => {
@@ -304,7 +309,7 @@ pub fn parse_narinfo(text: &str) -> Result<(String, PathInfo), PathInfoError> {
     let store_dir = store_dir_of(&abs)
         .ok_or_else(|| PathInfoError::NarInfo(format!("bad StorePath `{abs}`")))?
         .to_owned();
-    let base = store_path::base_name_of(&abs, &store_dir)?.to_owned();
+    let base = store_path::base_name_of(&abs, &store_dir)?;
     let nar_hash = nar_hash
         .map(|h| {
             h.parse::<Sha256Hash>()
@@ -314,12 +319,11 @@ pub fn parse_narinfo(text: &str) -> Result<(String, PathInfo), PathInfoError> {
                 })
         })
         .transpose()?;
-    for r in &references {
-        store_path::validate_base_name(r)?;
-    }
-    if let Some(d) = &deriver {
-        store_path::validate_base_name(d)?;
-    }
+    let references = references
+        .iter()
+        .map(|r| StoreBaseName::new(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deriver = deriver.as_deref().map(StoreBaseName::new).transpose()?;
     Ok((
         store_dir,
         PathInfo {
@@ -346,11 +350,14 @@ mod tests {
         let app = dump
             .infos
             .iter()
-            .find(|i| i.path.ends_with("app-2.0"))
+            .find(|i| i.path.name() == "app-2.0")
             .unwrap();
         assert_eq!(app.nar_size, Some(168));
         assert_eq!(app.nar_hash, Some(SRI.parse().unwrap()));
-        assert_eq!(app.references, vec![L.trim_start_matches("/nix/store/")]);
+        assert_eq!(
+            app.references,
+            vec![StoreBaseName::new(L.trim_start_matches("/nix/store/")).unwrap()]
+        );
     }
 
     #[test]
@@ -362,7 +369,7 @@ mod tests {
         let dump = parse_path_info_json(doc.as_bytes(), "/nix/store").unwrap();
         check(&dump);
         assert_eq!(
-            dump.infos[0].deriver.as_deref(),
+            dump.infos[0].deriver.as_ref().map(StoreBaseName::as_str),
             Some("8hil3nlif4bdxvavxkyd3yb42asik8zq-app-2.0.drv")
         );
     }
@@ -438,6 +445,32 @@ mod tests {
         assert!(parse_path_info_json(b"42", "/nix/store").is_err());
         let bad_hash = format!(r#"[{{"path":"{A}","narHash":"sha256-xx"}}]"#);
         assert!(parse_path_info_json(bad_hash.as_bytes(), "/nix/store").is_err());
+    }
+
+    #[test]
+    fn a_malformed_reference_or_deriver_is_refused_at_parse_time_by_name() {
+        const BAD: &str = "fy0hp0n6zv4k93b0fdgcblp223w0y3ne-libfoo-1.0";
+        let a = A.trim_start_matches("/nix/store/");
+        for doc in [
+            format!(r#"[{{"path":"{A}","narHash":"{SRI}","references":["/nix/store/{BAD}"]}}]"#),
+            format!(r#"{{"{A}":{{"narHash":"{SRI}","references":["/nix/store/{BAD}"]}}}}"#),
+            format!(
+                r#"{{"version":2,"storeDir":"/nix/store","info":{{"{a}":{{"narHash":"{SRI}","references":["{BAD}"]}}}}}}"#
+            ),
+            format!(r#"[{{"path":"{A}","narHash":"{SRI}","references":[],"deriver":"{BAD}"}}]"#),
+        ] {
+            let err = parse_path_info_json(doc.as_bytes(), "/nix/store").expect_err(&doc);
+            assert!(
+                err.to_string()
+                    == format!(
+                        "`{BAD}` is not a valid store path base name (`<32 Nix32 chars>-<name>`)"
+                    ),
+                "{err}"
+            );
+        }
+        let narinfo = format!("StorePath: {A}\nNarHash: {SRI}\nReferences: {BAD}\n");
+        let err = parse_narinfo(&narinfo).expect_err("bad reference");
+        assert!(err.to_string().contains(&format!("`{BAD}`")), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+use crate::base_name::{self, BadBaseName, StoreBaseName, HASH_LEN};
 use crate::nix32;
 
 /// The default store directory.
@@ -21,8 +22,8 @@ pub enum StorePathError {
         store_dir: String,
     },
     /// The base name is not `<32 Nix32 chars>-<name>` with a valid name.
-    #[error("`{0}` is not a valid store path base name (`<32 Nix32 chars>-<name>`)")]
-    BadBaseName(String),
+    #[error(transparent)]
+    BadBaseName(#[from] BadBaseName),
     /// The store directory is not a canonical absolute path.
     #[error("`{dir}` is not a valid store directory: {why}")]
     BadStoreDir {
@@ -37,46 +38,10 @@ pub enum StorePathError {
     NotAStorePath(String),
 }
 
-/// The length of the hash part of a store path base name.
-pub const HASH_LEN: usize = 32;
-
-/// The longest name Nix accepts (`StorePath::MaxPathLen`).
-pub const MAX_NAME_LEN: usize = 211;
-
-/// Whether `name` is a store path name as Nix's `checkName` accepts it:
-/// 1 to 211 characters from `[A-Za-z0-9+-._?=]`, whose first dash-separated
-/// component is not `.` or `..`.
-fn is_valid_name(name: &str) -> bool {
-    let first = name.split('-').next().unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && first != "."
-        && first != ".."
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))
-}
-
-/// Checks a store path base name: a 32-character Nix32 hash, `-`, then a
-/// name as [`is_valid_name`] describes it.
-pub fn validate_base_name(base: &str) -> Result<(), StorePathError> {
-    let bad = || StorePathError::BadBaseName(base.to_owned());
-    let (hash, name) = base.split_at_checked(HASH_LEN).ok_or_else(bad)?;
-    let name = name.strip_prefix('-').ok_or_else(bad)?;
-    if !nix32::is_nix32(hash) || !is_valid_name(name) {
-        return Err(bad());
-    }
-    Ok(())
-}
-
-/// The name part of a valid base name (after the hash and `-`).
-pub fn name_of(base: &str) -> &str {
-    base.get(33..).unwrap_or(base)
-}
-
-/// Splits an absolute store path into its base name, validating it. Anything
-/// below the store object (`/nix/store/x-foo/bin/sh`) is cut off.
-pub fn base_name_of<'a>(path: &'a str, store_dir: &str) -> Result<&'a str, StorePathError> {
+/// Splits an absolute path in `store_dir` into the base name of the store
+/// object it is or lies below (`/nix/store/x-foo/bin/sh` gives `x-foo`),
+/// checked.
+fn split_base<'a>(path: &'a str, store_dir: &str) -> Result<&'a str, StorePathError> {
     let not_in_store = || StorePathError::NotInStore {
         path: path.to_owned(),
         store_dir: store_dir.to_owned(),
@@ -86,8 +51,14 @@ pub fn base_name_of<'a>(path: &'a str, store_dir: &str) -> Result<&'a str, Store
         .and_then(|r| r.strip_prefix('/'))
         .ok_or_else(not_in_store)?;
     let base = rest.split('/').next().unwrap_or(rest);
-    validate_base_name(base)?;
+    base_name::check(base)?;
     Ok(base)
+}
+
+/// The base name of the store object an absolute path in `store_dir` is,
+/// or lies below (`/nix/store/x-foo/bin/sh` gives `x-foo`).
+pub fn base_name_of(path: &str, store_dir: &str) -> Result<StoreBaseName, StorePathError> {
+    split_base(path, store_dir).map(StoreBaseName::from_checked)
 }
 
 /// A store directory: an absolute, canonical path such as `/nix/store`
@@ -126,12 +97,21 @@ impl StoreDir {
     }
 
     /// The store path of a base name in this directory.
-    pub fn join(&self, base: &str) -> Result<StorePath, StorePathError> {
-        validate_base_name(base)?;
-        Ok(StorePath {
+    pub fn join(&self, base: &StoreBaseName) -> StorePath {
+        StorePath {
             path: format!("{}/{base}", self.0).into(),
             base_start: self.0.len() + 1,
-        })
+        }
+    }
+
+    /// The absolute path of a base name in this directory, as a string.
+    pub fn abs(&self, base: &StoreBaseName) -> String {
+        format!("{}/{base}", self.0)
+    }
+
+    /// The base name of the store object `path` is, or lies below.
+    pub fn base_name_of(&self, path: &str) -> Result<StoreBaseName, StorePathError> {
+        base_name_of(path, &self.0)
     }
 
     /// Parses `path` as a store path in this directory; a path below a store
@@ -147,7 +127,7 @@ impl StoreDir {
     /// The store object `path` is, or lies below (`/nix/store/x-foo/bin/sh`
     /// gives `/nix/store/x-foo`).
     pub fn store_path_of(&self, path: &str) -> Result<StorePath, StorePathError> {
-        let base = base_name_of(path, &self.0)?;
+        let base = split_base(path, &self.0)?;
         Ok(StorePath {
             path: path[..self.0.len() + 1 + base.len()].into(),
             base_start: self.0.len() + 1,
@@ -240,6 +220,11 @@ impl StorePath {
     /// The base name, `<hash>-<name>`.
     pub fn base_name(&self) -> &str {
         &self.path[self.base_start..]
+    }
+
+    /// The base name, as its own type (the identity within the store).
+    pub fn base(&self) -> StoreBaseName {
+        StoreBaseName::from_checked(self.base_name())
     }
 
     /// The 32-character Nix32 hash part.
@@ -360,58 +345,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validates_base_names() {
-        validate_base_name("hbzqcq91kds495bgrlq6rpyp54q2y0xw-t").unwrap();
-        validate_base_name("b6wzvjp55iapvbbnd0fx9w1ag6bznr1q-hello-1.0.drv").unwrap();
-        for bad in [
-            "hbzqcq91kds495bgrlq6rpyp54q2y0xw",
-            "hbzqcq91kds495bgrlq6rpyp54q2y0xw-",
-            "hbzqcq91kds495bgrlq6rpyp54q2y0ex-t",
-            "hbzqcq91kds495bgrlq6rpyp54q2y0xw-a/b",
-            "short-name",
-        ] {
-            assert!(validate_base_name(bad).is_err(), "{bad}");
-        }
+    fn paths_in_a_store_dir_split_into_checked_base_names() {
         assert_eq!(
             base_name_of(
                 "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t/bin/x",
                 "/nix/store"
-            ),
-            Ok("hbzqcq91kds495bgrlq6rpyp54q2y0xw-t")
+            )
+            .unwrap()
+            .as_str(),
+            "hbzqcq91kds495bgrlq6rpyp54q2y0xw-t"
         );
-        assert!(base_name_of("/tmp/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t", "/nix/store").is_err());
-    }
-
-    #[test]
-    fn names_follow_nix_check_name() {
-        let hash = "hbzqcq91kds495bgrlq6rpyp54q2y0xw";
-        for ok in [
-            ".a",
-            "..a",
-            ".gitignore",
-            "a.",
-            "a-.",
-            "a?b=c+d_e",
-            &"x".repeat(211),
-        ] {
-            validate_base_name(&format!("{hash}-{ok}")).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-        for bad in [
-            ".",
-            "..",
-            ".-a",
-            "..-a",
-            "a b",
-            "a/b",
-            "a:b",
-            "é",
-            &"x".repeat(212),
-        ] {
-            assert!(
-                validate_base_name(&format!("{hash}-{bad}")).is_err(),
-                "{bad}"
-            );
-        }
+        assert!(matches!(
+            base_name_of("/tmp/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t", "/nix/store"),
+            Err(StorePathError::NotInStore { .. })
+        ));
+        let err = base_name_of(
+            "/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0ex-t",
+            "/nix/store",
+        )
+        .expect_err("bad hash");
+        assert_eq!(
+            err.to_string(),
+            "`hbzqcq91kds495bgrlq6rpyp54q2y0ex-t` is not a valid store path base name \
+             (`<32 Nix32 chars>-<name>`)"
+        );
     }
 
     #[test]
@@ -486,7 +443,8 @@ mod tests {
         let p = dir
             .parse("/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t")
             .unwrap();
-        assert_eq!(dir.join(p.base_name()).unwrap(), p);
+        assert_eq!(dir.join(&p.base()), p);
+        assert_eq!(dir.abs(&p.base()), p.as_str());
         assert_eq!(
             dir.store_path_of("/nix/store/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t/bin/x")
                 .unwrap(),
@@ -504,7 +462,6 @@ mod tests {
             dir.parse("/nix/storefoo/hbzqcq91kds495bgrlq6rpyp54q2y0xw-t"),
             Err(StorePathError::NotInStore { .. })
         ));
-        assert!(dir.join("not-a-base-name").is_err());
     }
 
     #[test]
