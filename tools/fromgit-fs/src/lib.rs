@@ -20,6 +20,8 @@
 //! are then written to it in place. Any other target that is not a regular
 //! file is refused.
 
+pub mod walk;
+
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
