@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use fromgit_fs::walk::{IgnoreFiles, Kind, SkipName, Walk};
 use rayon::prelude::*;
 
 use crate::engine::{display_bytes, Engine, Hit};
@@ -96,16 +97,21 @@ fn ignored_entries(
     let mut out = Vec::new();
     let mut dirs: Vec<(PathBuf, bool)> = walked_dirs.iter().map(|d| (d.clone(), false)).collect();
     while let Some((dir, inside_ignored)) = dirs.pop() {
-        let Ok(children) = fs_err::read_dir(&dir) else {
-            continue;
-        };
-        for child in children.flatten() {
-            let path = child.path();
-            if child.file_name() == ".git" || (!inside_ignored && walked.contains(&path)) {
+        // The children of one directory, as the file system lists them; an
+        // unreadable directory or entry is left out, as the walk left it.
+        let children = Walk::new(&dir)
+            .skip(SkipName::Exactly(".git"))
+            .max_depth(1)
+            .sorted(false)
+            .entries()
+            .flatten();
+        for child in children {
+            let is_dir = child.kind() == Kind::Dir;
+            let path = child.into_path();
+            if !inside_ignored && walked.contains(&path) {
                 continue;
             }
             let relative = path.strip_prefix(root).unwrap_or(&path);
-            let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
             if tracked.contains(relative) {
                 continue;
             }
@@ -135,31 +141,40 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
         }
         None => None,
     };
-    let honour_ignore_files = tracked.is_some();
-    let walk = ignore::WalkBuilder::new(root)
-        .standard_filters(honour_ignore_files)
-        .hidden(false)
-        .parents(false)
-        .require_git(false)
-        .git_global(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
+    // Inside a work tree the repository's own ignore files skip untracked
+    // entries (tracked ones are added back below); never the user's global
+    // excludes, nor the ignore files of the directories above the root.
+    let honour = tracked.is_some();
+    let walk = Walk::new(root)
+        .skip(SkipName::Exactly(".git"))
+        .ignore_files(IgnoreFiles {
+            gitignore: honour,
+            dot_ignore: honour,
+            git_exclude: honour,
+            git_global: false,
+            parents: false,
+            require_git: false,
+        })
+        .include_hidden(true)
+        .follow_symlinks(false)
+        .sorted(false);
     let mut files: Vec<(PathBuf, u64)> = Vec::new();
-    let mut walked: HashSet<PathBuf> = HashSet::new();
-    let mut walked_dirs: Vec<PathBuf> = Vec::new();
-    for entry in walk {
+    let mut walked: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
+    let mut walked_dirs: Vec<PathBuf> = vec![root.to_path_buf()];
+    for entry in walk.entries() {
         match entry {
             Ok(entry) => {
-                let file_type = entry.file_type();
-                if file_type.is_some_and(|t| t.is_file()) {
-                    let size = entry.metadata().map_or(0, |m| m.len());
-                    files.push((entry.path().to_path_buf(), size));
-                } else if file_type.is_some_and(|t| t.is_dir()) {
-                    walked_dirs.push(entry.path().to_path_buf());
+                match entry.kind() {
+                    Kind::File => {
+                        let size = entry.metadata().map_or(0, |m| m.len());
+                        files.push((entry.path().to_path_buf(), size));
+                    }
+                    Kind::Dir => walked_dirs.push(entry.path().to_path_buf()),
+                    Kind::Symlink | Kind::Other => {}
                 }
                 walked.insert(entry.into_path());
             }
-            Err(err) => unproven.push(format!("cannot walk: {err}")),
+            Err(err) => unproven.push(format!("cannot walk: {:#}", anyhow::Error::new(err))),
         }
     }
     let mut ignored = Vec::new();
