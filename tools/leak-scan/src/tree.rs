@@ -130,7 +130,14 @@ fn ignored_entries(
     out
 }
 
-pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeOutcome> {
+/// Scans the tree under `root`; `progress` draws the walk's count and the
+/// scan's bar on stderr when it is a terminal.
+pub fn scan(
+    root: &Path,
+    engine: &Engine,
+    max_size: u64,
+    progress: bool,
+) -> anyhow::Result<TreeOutcome> {
     let policy = Policy::load(root)?;
     let mut unproven = Vec::new();
     let tracked = match tracked_files(root) {
@@ -161,7 +168,9 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
     let mut files: Vec<(PathBuf, u64)> = Vec::new();
     let mut walked: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
     let mut walked_dirs: Vec<PathBuf> = vec![root.to_path_buf()];
+    let listing = fromgit_cli::progress::counter(progress, "walking the tree");
     for entry in walk.entries() {
+        listing.inc(1);
         match entry {
             Ok(entry) => {
                 match entry.kind() {
@@ -177,6 +186,7 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
             Err(err) => unproven.push(format!("cannot walk: {:#}", anyhow::Error::new(err))),
         }
     }
+    listing.finish_and_clear();
     let mut ignored = Vec::new();
     if let Some(tracked) = &tracked {
         for relative in tracked {
@@ -194,8 +204,10 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
         ignored = ignored_entries(root, &walked, &walked_dirs, tracked);
     }
     files.sort();
+    let bar = fromgit_cli::progress::bar(progress, files.len() as u64, "scanning files");
     let results: Vec<FileResult> = files
         .par_iter()
+        .inspect(|_| bar.inc(1))
         .map(|(path, size)| {
             let rel = relative(root, path);
             let mut hits: Vec<TreeHit> = engine
@@ -241,6 +253,7 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
             (hits, None, None, data.len() as u64)
         })
         .collect();
+    bar.finish_and_clear();
     let mut coverage = Coverage {
         ignored,
         ..Coverage::default()
