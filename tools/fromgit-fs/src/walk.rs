@@ -328,7 +328,10 @@ fn broken_link(root: &Path, err: &WalkError) -> Option<Entry> {
     };
     let depth = path.strip_prefix(root).ok()?.components().count();
     let is_link = fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    (depth > 0 && is_link).then(|| Entry {
+    // A link to a directory that cannot be listed was walked as that
+    // directory: its error stays an error.
+    let broken = fs_err::metadata(path).is_err();
+    (depth > 0 && is_link && broken).then(|| Entry {
         path: path.clone(),
         depth,
         kind: Kind::Symlink,
