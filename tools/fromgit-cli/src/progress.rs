@@ -20,6 +20,19 @@ pub fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner counting steps whose total is not known yet, labelled `what`
+/// (`"listing files"`); hidden unless `show` and stderr is a terminal.
+pub fn counter(show: bool, what: &str) -> ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let counter = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}")) {
+        counter.set_style(style);
+    }
+    counter
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +47,15 @@ mod tests {
         assert_eq!(bar.position(), 3);
         bar.finish_and_clear();
         assert!(super::bar(false, 1, "off").is_hidden());
+    }
+
+    #[test]
+    fn a_counter_is_drawn_only_on_a_terminal_and_always_counts() {
+        let counter = counter(true, "listing");
+        assert_eq!(counter.is_hidden(), !std::io::stderr().is_terminal());
+        counter.inc(2);
+        assert_eq!(counter.position(), 2);
+        counter.finish_and_clear();
+        assert!(super::counter(false, "off").is_hidden());
     }
 }

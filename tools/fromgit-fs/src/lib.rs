@@ -19,6 +19,11 @@
 //! `/dev/stdout`, has nothing to replace: the check runs on the bytes, which
 //! are then written to it in place. Any other target that is not a regular
 //! file is refused.
+//!
+//! Reading a tree is the other half of the crate's domain: [`walk`] is the
+//! one directory walker of the suite.
+
+pub mod walk;
 
 use std::convert::Infallible;
 use std::io::Write as _;

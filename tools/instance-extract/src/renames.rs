@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fromgit_fs::walk::{Kind, SkipName, Walk, WalkError};
 use rnix::SyntaxKind;
 
 use crate::nixsrc::{self, NixFile};
@@ -52,25 +53,20 @@ fn rename_text(text: &str, domain: &str) -> String {
 
 /// Every file under `base` (not `.git`, hidden or `result*`) whose path
 /// names the domain, relative to `base`, in path order.
-pub fn named_files(base: &Path, domain: &str) -> std::io::Result<Vec<PathBuf>> {
+/// An unreadable directory fails, naming it.
+pub fn named_files(base: &Path, domain: &str) -> Result<Vec<PathBuf>, WalkError> {
+    let walk = Walk::new(base)
+        .include_hidden(false)
+        .skip(SkipName::StartsWith("result"))
+        .follow_symlinks(false);
     let mut out = Vec::new();
-    let mut stack = vec![base.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs_err::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with("result") {
-                continue;
-            }
+    for entry in walk.entries() {
+        let entry = entry?;
+        if entry.kind() == Kind::File {
             let path = entry.path();
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                stack.push(path);
-            } else if file_type.is_file() {
-                let relative = path.strip_prefix(base).unwrap_or(&path).to_path_buf();
-                if renamed(&relative, domain).is_some() {
-                    out.push(relative);
-                }
+            let relative = path.strip_prefix(base).unwrap_or(path).to_path_buf();
+            if renamed(&relative, domain).is_some() {
+                out.push(relative);
             }
         }
     }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context as _;
+use fromgit_fs::walk::{Entry, Kind as WalkKind, Walk};
 use fromgit_nix::literal::string as nix_string;
 use fromgit_sops::{config, EncryptedFile, Format, Identities, Kind, Map, Value};
 use serde::Deserialize;
@@ -359,8 +360,7 @@ fn value_checks(
             }
         }
     }
-    let mut files = Vec::new();
-    collect_sops_files(&instance.join("secrets"), &mut files);
+    let files = sops_files(&instance.join("secrets"));
     let mut undeclared = Vec::new();
     for file in files {
         let canonical = fs_err::canonicalize(&file).unwrap_or(file.clone());
@@ -438,47 +438,40 @@ fn collect_leaves(map: &Map, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-fn collect_sops_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs_err::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            collect_sops_files(&path, out);
-        } else if Format::from_path(&path).is_some() {
-            out.push(path);
-        }
-    }
+/// What under `secrets/` is named as a sops file and is not a directory
+/// (links listed, not followed); what cannot be read is left out.
+fn sops_files(dir: &Path) -> Vec<PathBuf> {
+    let walk = Walk::new(dir).include_hidden(true).follow_symlinks(false);
+    let mut out: Vec<PathBuf> = walk
+        .entries()
+        .flatten()
+        .filter(|entry| entry.kind() != WalkKind::Dir && Format::from_path(entry.path()).is_some())
+        .map(Entry::into_path)
+        .collect();
     out.sort();
+    out
 }
 
 /// Symlinks under `secrets/` whose target lies outside the instance repo:
 /// what they point at is not in git, so the repo would not be the secrets.
 pub fn symlinks_outside(instance: &Path) -> Vec<String> {
     let root = fs_err::canonicalize(instance).unwrap_or_else(|_| instance.to_path_buf());
+    // What cannot be read is left out.
+    let walk = Walk::new(instance.join("secrets"))
+        .include_hidden(true)
+        .follow_symlinks(false);
     let mut found = Vec::new();
-    let mut stack = vec![instance.join("secrets")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs_err::read_dir(&dir) else {
+    for entry in walk.entries().flatten() {
+        if entry.kind() != WalkKind::Symlink {
             continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_symlink() {
-                let inside = fs_err::canonicalize(&path).is_ok_and(|t| t.starts_with(&root));
-                if !inside {
-                    let target = fs_err::read_link(&path)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
-                    found.push(format!("`{}` → `{target}`", path.display()));
-                }
-            } else if kind.is_dir() {
-                stack.push(path);
-            }
+        }
+        let path = entry.path();
+        let inside = fs_err::canonicalize(path).is_ok_and(|t| t.starts_with(&root));
+        if !inside {
+            let target = fs_err::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            found.push(format!("`{}` → `{target}`", path.display()));
         }
     }
     found.sort();

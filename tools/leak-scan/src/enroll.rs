@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use fromgit_fs::walk::{IgnoreFiles, Kind, SkipName, Walk};
 use fromgit_sops::detect;
 use fromgit_sops::keys::Identities;
 use fromgit_sops::value::PathStep;
@@ -46,19 +47,28 @@ pub struct EnrollSummary {
     pub warnings: Vec<String>,
 }
 
+/// The sops files under `dir`: every ignore file is honoured, the user's
+/// global excludes and those of the directories above included (what
+/// enrollment has always done); an unreadable directory is left out.
 fn sops_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in ignore::WalkBuilder::new(dir)
-        .hidden(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build()
+    let walk = Walk::new(dir)
+        .skip(SkipName::Exactly(".git"))
+        .ignore_files(IgnoreFiles {
+            gitignore: true,
+            dot_ignore: true,
+            git_exclude: true,
+            git_global: true,
+            parents: true,
+            require_git: true,
+        })
+        .include_hidden(true)
+        .follow_symlinks(false);
+    let mut out: Vec<PathBuf> = walk
+        .entries()
         .flatten()
-    {
-        let path = entry.path();
-        if entry.file_type().is_some_and(|t| t.is_file()) && Format::from_path(path).is_some() {
-            out.push(path.to_path_buf());
-        }
-    }
+        .filter(|entry| entry.kind() == Kind::File && Format::from_path(entry.path()).is_some())
+        .map(fromgit_fs::walk::Entry::into_path)
+        .collect();
     out.sort();
     out
 }

@@ -200,6 +200,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
     let engine = Engine::new(rules, known, &salt);
     let catalog = engine.catalog();
 
+    let progress = global.quiet == 0 && !global.json && args.format == Format::Human;
     let (mode, located, coverage, more_unproven) = if let Some(repo) = repo {
         if args.staged {
             let outcome = git::staged(&repo, &engine, args.max_size, cache_key.as_deref())?;
@@ -214,7 +215,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
                 since: args.since.as_deref(),
                 max_size: args.max_size,
                 cache_key,
-                progress: global.quiet == 0 && !global.json && args.format == Format::Human,
+                progress,
             };
             let outcome = git::history(&repo, &engine, &options)?;
             (
@@ -225,7 +226,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
             )
         }
     } else {
-        let outcome = tree::scan(&root, &engine, args.max_size)?;
+        let outcome = tree::scan(&root, &engine, args.max_size, progress)?;
         let located = outcome
             .hits
             .into_iter()

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use fromgit_fs::walk::{IgnoreFiles, Kind, SkipName, Walk};
 use rayon::prelude::*;
 
 use crate::engine::{display_bytes, Engine, Hit};
@@ -96,16 +97,21 @@ fn ignored_entries(
     let mut out = Vec::new();
     let mut dirs: Vec<(PathBuf, bool)> = walked_dirs.iter().map(|d| (d.clone(), false)).collect();
     while let Some((dir, inside_ignored)) = dirs.pop() {
-        let Ok(children) = fs_err::read_dir(&dir) else {
-            continue;
-        };
-        for child in children.flatten() {
-            let path = child.path();
-            if child.file_name() == ".git" || (!inside_ignored && walked.contains(&path)) {
+        // The children of one directory, as the file system lists them; an
+        // unreadable directory or entry is left out, as the walk left it.
+        let children = Walk::new(&dir)
+            .skip(SkipName::Exactly(".git"))
+            .max_depth(1)
+            .sorted(false)
+            .entries()
+            .flatten();
+        for child in children {
+            let is_dir = child.kind() == Kind::Dir;
+            let path = child.into_path();
+            if !inside_ignored && walked.contains(&path) {
                 continue;
             }
             let relative = path.strip_prefix(root).unwrap_or(&path);
-            let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
             if tracked.contains(relative) {
                 continue;
             }
@@ -124,7 +130,14 @@ fn ignored_entries(
     out
 }
 
-pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeOutcome> {
+/// Scans the tree under `root`; `progress` draws the walk's count and the
+/// scan's bar on stderr when it is a terminal.
+pub fn scan(
+    root: &Path,
+    engine: &Engine,
+    max_size: u64,
+    progress: bool,
+) -> anyhow::Result<TreeOutcome> {
     let policy = Policy::load(root)?;
     let mut unproven = Vec::new();
     let tracked = match tracked_files(root) {
@@ -135,33 +148,45 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
         }
         None => None,
     };
-    let honour_ignore_files = tracked.is_some();
-    let walk = ignore::WalkBuilder::new(root)
-        .standard_filters(honour_ignore_files)
-        .hidden(false)
-        .parents(false)
-        .require_git(false)
-        .git_global(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
+    // Inside a work tree the repository's own ignore files skip untracked
+    // entries (tracked ones are added back below); never the user's global
+    // excludes, nor the ignore files of the directories above the root.
+    let honour = tracked.is_some();
+    let walk = Walk::new(root)
+        .skip(SkipName::Exactly(".git"))
+        .ignore_files(IgnoreFiles {
+            gitignore: honour,
+            dot_ignore: honour,
+            git_exclude: honour,
+            git_global: false,
+            parents: false,
+            require_git: false,
+        })
+        .include_hidden(true)
+        .follow_symlinks(false)
+        .sorted(false);
     let mut files: Vec<(PathBuf, u64)> = Vec::new();
-    let mut walked: HashSet<PathBuf> = HashSet::new();
-    let mut walked_dirs: Vec<PathBuf> = Vec::new();
-    for entry in walk {
+    let mut walked: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
+    let mut walked_dirs: Vec<PathBuf> = vec![root.to_path_buf()];
+    let listing = fromgit_cli::progress::counter(progress, "walking the tree");
+    for entry in walk.entries() {
+        listing.inc(1);
         match entry {
             Ok(entry) => {
-                let file_type = entry.file_type();
-                if file_type.is_some_and(|t| t.is_file()) {
-                    let size = entry.metadata().map_or(0, |m| m.len());
-                    files.push((entry.path().to_path_buf(), size));
-                } else if file_type.is_some_and(|t| t.is_dir()) {
-                    walked_dirs.push(entry.path().to_path_buf());
+                match entry.kind() {
+                    Kind::File => {
+                        let size = entry.metadata().map_or(0, |m| m.len());
+                        files.push((entry.path().to_path_buf(), size));
+                    }
+                    Kind::Dir => walked_dirs.push(entry.path().to_path_buf()),
+                    Kind::Symlink | Kind::Other => {}
                 }
                 walked.insert(entry.into_path());
             }
-            Err(err) => unproven.push(format!("cannot walk: {err}")),
+            Err(err) => unproven.push(format!("cannot walk: {:#}", anyhow::Error::new(err))),
         }
     }
+    listing.finish_and_clear();
     let mut ignored = Vec::new();
     if let Some(tracked) = &tracked {
         for relative in tracked {
@@ -179,8 +204,10 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
         ignored = ignored_entries(root, &walked, &walked_dirs, tracked);
     }
     files.sort();
+    let bar = fromgit_cli::progress::bar(progress, files.len() as u64, "scanning files");
     let results: Vec<FileResult> = files
         .par_iter()
+        .inspect(|_| bar.inc(1))
         .map(|(path, size)| {
             let rel = relative(root, path);
             let mut hits: Vec<TreeHit> = engine
@@ -226,6 +253,7 @@ pub fn scan(root: &Path, engine: &Engine, max_size: u64) -> anyhow::Result<TreeO
             (hits, None, None, data.len() as u64)
         })
         .collect();
+    bar.finish_and_clear();
     let mut coverage = Coverage {
         ignored,
         ..Coverage::default()

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fromgit_fs::walk::{Kind, SkipName, Walk, WalkError};
 use rnix::SyntaxNode;
 
 /// A Nix file of the base, with its text and parse tree.
@@ -35,6 +36,8 @@ pub enum SourceError {
     },
     #[error("`{path}` is a symbolic link to `{target}`, outside the base; `apply` would copy it into the base (replace it with the file itself or drop it)")]
     SymlinkOutside { path: PathBuf, target: PathBuf },
+    #[error(transparent)]
+    Walk(#[from] WalkError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -103,9 +106,8 @@ impl NixFile {
 /// Every `.nix` file under `base` (not `.git`, `result*` or hidden
 /// directories), parsed, in path order.
 pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
-    let mut paths = Vec::new();
     let root = fs_err::canonicalize(base)?;
-    collect(base, &root, base, &mut paths)?;
+    let mut paths = nix_paths(base, &root)?;
     paths.sort();
     paths
         .into_iter()
@@ -116,32 +118,33 @@ pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
         .collect()
 }
 
-fn collect(
-    base: &Path,
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<PathBuf>,
-) -> Result<(), SourceError> {
-    for entry in fs_err::read_dir(dir)? {
+/// The `.nix` files under `base`, relative to it; `root` is `base`
+/// resolved. An unreadable directory fails, naming it.
+fn nix_paths(base: &Path, root: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let walk = Walk::new(base)
+        .include_hidden(false)
+        .skip(SkipName::StartsWith("result"))
+        .follow_symlinks(false);
+    let mut out = Vec::new();
+    for entry in walk.entries() {
         let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name.starts_with("result") {
-            continue;
-        }
-        if entry.file_type()?.is_symlink() {
-            let target = fs_err::canonicalize(&path)?;
-            if !target.starts_with(root) {
-                return Err(SourceError::SymlinkOutside { path, target });
+        match entry.kind() {
+            Kind::Symlink => {
+                let path = entry.into_path();
+                let target = fs_err::canonicalize(&path)?;
+                if !target.starts_with(root) {
+                    return Err(SourceError::SymlinkOutside { path, target });
+                }
+                // A link within the base: its target is read where it lives.
             }
-            // A link within the base: its target is read where it lives.
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            collect(base, root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "nix") {
-            out.push(path.strip_prefix(base).unwrap_or(&path).to_path_buf());
+            Kind::Dir => {}
+            Kind::File | Kind::Other => {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "nix") {
+                    out.push(path.strip_prefix(base).unwrap_or(path).to_path_buf());
+                }
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use fromgit_cli::{ExitStatus, Printer};
+use fromgit_fs::walk::{Entry, Kind, SkipName, Walk};
 use fromgit_sops::{config, EncryptedFile, Format};
 use serde::Serialize;
 
@@ -44,8 +45,7 @@ pub fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<ExitStatus
         );
     }
     let mut checks = Vec::new();
-    let mut files = Vec::new();
-    collect_files(&args.instance.join("secrets"), &mut files)?;
+    let files = secrets_files(&args.instance.join("secrets"));
     if files.is_empty() {
         checks.push(Check {
             name: "secrets".into(),
@@ -158,20 +158,19 @@ pub fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<ExitStatus
     })
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let Ok(entries) = fs_err::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
+/// Everything under `secrets/` that is not a directory, links followed (a
+/// broken link is listed, and fails its check); what cannot be read, a
+/// missing `secrets/` included, is left out.
+fn secrets_files(dir: &Path) -> Vec<PathBuf> {
+    let walk = Walk::new(dir).include_hidden(true).follow_symlinks(true);
+    let mut out: Vec<PathBuf> = walk
+        .entries()
+        .flatten()
+        .filter(|entry| entry.kind() != Kind::Dir)
+        .map(Entry::into_path)
+        .collect();
     out.sort();
-    Ok(())
+    out
 }
 
 fn verify_secrets_file(
@@ -245,8 +244,7 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
             )
         })?
         .to_owned();
-    let mut text_files = Vec::new();
-    collect_text_files(base, base, &mut text_files)?;
+    let text_files = text_files(base)?;
     let mut domain_hits = Vec::new();
     let mut path_hits = Vec::new();
     let secret_path = regex::Regex::new(
@@ -305,23 +303,25 @@ fn verify_base(base: &Path, instance: &Path) -> anyhow::Result<Vec<Check>> {
     Ok(checks)
 }
 
-fn collect_text_files(
-    base: &Path,
-    dir: &Path,
-    out: &mut Vec<(PathBuf, String)>,
-) -> std::io::Result<()> {
-    for entry in fs_err::read_dir(dir)? {
+/// The UTF-8 files of the base (not `.git`, not `result*`), relative to
+/// it, in path order; a symlink is read through. An unreadable directory
+/// or file fails, naming it.
+fn text_files(base: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let walk = Walk::new(base)
+        .include_hidden(true)
+        .skip(SkipName::Exactly(".git"))
+        .skip(SkipName::StartsWith("result"))
+        .follow_symlinks(false);
+    let mut out = Vec::new();
+    for entry in walk.entries() {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".git" || name.starts_with("result") {
+        if entry.kind() == Kind::Dir {
             continue;
         }
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect_text_files(base, &path, out)?;
-        } else if let Ok(text) = String::from_utf8(fs_err::read(&path)?) {
-            out.push((path.strip_prefix(base).unwrap_or(&path).to_path_buf(), text));
+        if let Ok(text) = String::from_utf8(fs_err::read(path)?) {
+            out.push((path.strip_prefix(base).unwrap_or(path).to_path_buf(), text));
         }
     }
-    Ok(())
+    Ok(out)
 }
