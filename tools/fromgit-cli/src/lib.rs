@@ -31,7 +31,7 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of human text
     #[arg(long, global = true)]
     pub json: bool,
-    /// When to colour: stderr's messages, and a human report on stdout (never a file or JSON)
+    /// When to colour stderr, and a human report on a terminal
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
     /// Write a man page or a shell completion script to stdout and exit (given alone)

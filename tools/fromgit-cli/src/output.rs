@@ -11,12 +11,11 @@ use clap::ValueHint;
 
 use crate::GlobalArgs;
 
-/// The data forms of a report.
+/// The data forms of a report: text for people, or one pretty-printed JSON
+/// document. (Variants without doc comments keep `--help` to one line each.)
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
-    /// Text for people
     Human,
-    /// Pretty-printed JSON, one document
     Json,
 }
 

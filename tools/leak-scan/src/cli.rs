@@ -30,7 +30,7 @@ pub enum Command {
     /// and e-mail addresses: salted keyed hashes only, no plaintext
     Enroll(EnrollArgs),
     /// List the rules, with their ids and descriptions
-    Rules,
+    Rules(RulesArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,12 @@ impl ScanArgs {
 
 /// `--max-size`'s default: 64 MiB.
 pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
+
+#[derive(Args, Debug)]
+pub struct RulesArgs {
+    #[command(flatten)]
+    pub report: fromgit_cli::ReportArgs,
+}
 
 #[derive(Args, Debug)]
 pub struct EnrollArgs {

@@ -47,20 +47,14 @@ pub struct EnrollSummary {
     pub warnings: Vec<String>,
 }
 
-/// The sops files under `dir`: every ignore file is honoured, the user's
-/// global excludes and those of the directories above included (what
-/// enrollment has always done); an unreadable directory is left out.
+/// The sops files under `dir`, whatever an ignore file says: a secret kept
+/// out of the instance's git (a `.gitignore`d file) or hidden by a committed
+/// `.ignore` is still a secret the base must never hold, so it is enrolled;
+/// an unreadable directory is left out.
 fn sops_files(dir: &Path) -> Vec<PathBuf> {
     let walk = Walk::new(dir)
         .skip(SkipName::Exactly(".git"))
-        .ignore_files(IgnoreFiles {
-            gitignore: true,
-            dot_ignore: true,
-            git_exclude: true,
-            git_global: true,
-            parents: true,
-            require_git: true,
-        })
+        .ignore_files(IgnoreFiles::NONE)
         .include_hidden(true)
         .follow_symlinks(false);
     let mut out: Vec<PathBuf> = walk
@@ -305,5 +299,30 @@ mod tests {
         let ips: Vec<String> = found.addresses.iter().map(ToString::to_string).collect();
         assert_eq!(ips, ["192.0.2.10", "2001:db8::10"]);
         assert!(is_public("cache.nixos.org"));
+    }
+
+    #[test]
+    fn no_ignore_file_hides_a_sops_file_from_enrollment() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, text) in [
+            (".ignore", "*\n"),
+            (".gitignore", "secrets/\nlocal.yaml\n"),
+            ("secrets/web.yaml", "a: 1\n"),
+            ("local.yaml", "b: 2\n"),
+            (".git/config.yaml", "c: 3\n"),
+        ] {
+            fs_err::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            fromgit_fs::write(&root.join(path), text.as_bytes(), fromgit_fs::Mode::Private)
+                .unwrap();
+        }
+        let found: Vec<PathBuf> = sops_files(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            found,
+            [PathBuf::from("local.yaml"), PathBuf::from("secrets/web.yaml")]
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use fromgit_cli::{ExitStatus, GlobalArgs};
 
-use crate::cli::{Command, EnrollArgs, Format, ScanArgs};
+use crate::cli::{Command, EnrollArgs, Format, RulesArgs, ScanArgs};
 use crate::engine::{Engine, Hit, Level};
 use crate::known::KnownSet;
 use crate::report::{Finding, Report, Source, UnusedSuppression};
@@ -41,7 +41,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     if let Some(command) = &cli.command {
         let name = match command {
             Command::Enroll(_) => "enroll",
-            Command::Rules => "rules",
+            Command::Rules(_) => "rules",
         };
         let stray = cli.scan.scan_flags_given();
         if !stray.is_empty() {
@@ -53,7 +53,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     }
     match &cli.command {
         Some(Command::Enroll(args)) => enroll_command(args, &cli.global),
-        Some(Command::Rules) => rules_command(&cli.scan, &cli.global),
+        Some(Command::Rules(rules)) => rules_command(&cli.scan, rules, &cli.global),
         None => scan_command(&cli.scan, &cli.global),
     }
 }
@@ -81,22 +81,24 @@ fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn rules_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let rules = RuleSet::load(&args.rules)?;
-    let engine = Engine::new(rules, None, suppress::DEFAULT_SALT);
-    let catalog = engine.catalog();
-    let text = if global.json || args.format == Format::Json {
-        let mut text = serde_json::to_string_pretty(&catalog)?;
-        text.push('\n');
-        text
-    } else {
+fn rules_command(
+    args: &ScanArgs,
+    rules: &RulesArgs,
+    global: &GlobalArgs,
+) -> anyhow::Result<ExitStatus> {
+    let catalog = Engine::new(RuleSet::load(&args.rules)?, None, suppress::DEFAULT_SALT).catalog();
+    // `leak-scan --format json rules`, the scan's flag before the command, still works.
+    let mut report = rules.report.clone();
+    if report.format.format.is_none() && args.format == Format::Json {
+        report.format.format = Some(fromgit_cli::ReportFormat::Json);
+    }
+    fromgit_cli::Printer::new(global, &report)?.print(&catalog, || {
         let mut text = String::new();
         for rule in &catalog {
             let _ = writeln!(text, "{:<28} {}", rule.id, rule.name);
         }
         text
-    };
-    emit(args.output.as_deref(), &text)?;
+    })?;
     Ok(ExitStatus::Success)
 }
 
