@@ -348,7 +348,7 @@ fn path_info_cli(roots: &[StorePath], store: &StoreArgs) -> Result<Vec<PathInfo>
         .command()
         .env("NIX_CONFIG", "substituters =")
         .output()
-        .with_context(|| format!("cannot run `{argv}`"))?;
+        .with_context(|| format!("Failed to run `{argv}`"))?;
     if !out.status.success() {
         bail!(
             "`{argv}` failed ({}): {}",

@@ -116,7 +116,7 @@ fn spawn_walk<'scope, 'env>(
     std::thread::Builder::new()
         .stack_size(256 * 1024 * 1024)
         .spawn_scoped(s, move || rootcause::analyse(old, new, patterns))
-        .context("cannot start the root-cause thread")
+        .context("Failed to start the root-cause thread")
 }
 
 fn compare(args: &CompareArgs, global: &GlobalArgs) -> Result<ExitStatus> {

@@ -103,7 +103,7 @@ pub fn load(spec: &str, store_dir: &StoreDir) -> Result<Side> {
         .command()
         .stdin(std::process::Stdio::null())
         .output()
-        .with_context(|| "cannot run `ssh`".to_owned())?;
+        .with_context(|| "Failed to run `ssh`".to_owned())?;
     if !out.status.success() {
         bail!(
             "`{spec}`: the remote query failed ({}): {}",

@@ -40,9 +40,9 @@ pub fn generate_if_asked<C: clap::CommandFactory>() -> Option<ExitCode> {
         .and_then(|kind| {
             let mut out = Vec::new();
             write_generated(C::command(), kind, &mut out)
-                .map_err(|err| anyhow::Error::new(err).context("cannot generate"))?;
+                .map_err(|err| anyhow::Error::new(err).context("Failed to generate"))?;
             crate::write_stdout(&out)
-                .map_err(|err| anyhow::Error::new(err).context("cannot write to stdout"))
+                .map_err(|err| anyhow::Error::new(err).context("Failed to write to stdout"))
         });
     Some(match outcome {
         Ok(()) => crate::ExitStatus::Success.into(),

@@ -137,7 +137,7 @@ pub fn clear_summary(tree: &Map) -> Option<CertSummary> {
 pub enum SealedError {
     #[error(transparent)]
     Read(#[from] std::io::Error),
-    #[error("Failed to read sops file `{path}`")]
+    #[error("cannot read sops file `{path}`")]
     Parse {
         path: String,
         #[source]

@@ -101,7 +101,7 @@ pub fn enroll(
         "`{}` is not a directory",
         instance.display()
     );
-    let mut enroller = Enroller::new().context("cannot draw a random salt")?;
+    let mut enroller = Enroller::new().context("Failed to draw a random salt")?;
     let mut summary = EnrollSummary {
         secrets: 0,
         domains: 0,
@@ -127,15 +127,15 @@ pub fn enroll(
         let file = EncryptedFile::parse(&text, format)
             .with_context(|| format!("`{rel}` is not a valid sops file"))?;
         if keys.is_none() {
-            keys = Some(
-                Identities::from_files_or_env(identities)
-                    .context("cannot load the identities to decrypt the instance's sops files")?,
-            );
+            keys =
+                Some(Identities::from_files_or_env(identities).context(
+                    "Failed to load the identities to decrypt the instance's sops files",
+                )?);
         }
         let Some(ids) = keys.as_ref() else { continue };
         let decrypted = file
             .decrypt(ids)
-            .with_context(|| format!("cannot decrypt `{rel}`"))?;
+            .with_context(|| format!("Failed to decrypt `{rel}`"))?;
         let decrypted_tree = Value::Map(decrypted.tree.clone());
         for (key_path, value) in leaves(&file.tree, &decrypted_tree) {
             let origin = format!("`{rel}`: `{key_path}`");
@@ -322,7 +322,10 @@ mod tests {
             .collect();
         assert_eq!(
             found,
-            [PathBuf::from("local.yaml"), PathBuf::from("secrets/web.yaml")]
+            [
+                PathBuf::from("local.yaml"),
+                PathBuf::from("secrets/web.yaml")
+            ]
         );
     }
 }

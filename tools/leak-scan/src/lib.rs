@@ -170,10 +170,10 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         .or_else(|| Some(root.join(SUPPRESSIONS_FILE)).filter(|p| p.is_file()));
     let mut suppressions = match &suppressions_path {
         Some(path) => Suppressions::load(path)
-            .with_context(|| format!("cannot use the suppressions in `{}`", path.display()))?,
+            .with_context(|| format!("Failed to use the suppressions in `{}`", path.display()))?,
         None => Suppressions::default(),
     };
-    let rules = RuleSet::load(&args.rules).context("cannot load the rules")?;
+    let rules = RuleSet::load(&args.rules).context("Failed to load the rules")?;
     let mut unproven = Vec::new();
     let known = match &args.fingerprints {
         Some(path) => match KnownSet::load(path) {

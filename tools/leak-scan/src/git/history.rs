@@ -120,7 +120,7 @@ fn enumerate_objects(
     let iter = repo
         .objects
         .iter()
-        .context("cannot list the object database")?
+        .context("Failed to list the object database")?
         .with_ordering(
             gix::odb::store::iter::Ordering::PackAscendingOffsetThenLooseLexicographical,
         );
@@ -416,7 +416,7 @@ fn unproven_repo_state(repo: &gix::Repository) -> Vec<String> {
 fn reachable_from(repo: &gix::Repository, rev: &str) -> anyhow::Result<HashSet<ObjectId>> {
     let tip = repo
         .rev_parse_single(rev)
-        .with_context(|| format!("cannot resolve `--since {rev}`"))?
+        .with_context(|| format!("Failed to resolve `--since {rev}`"))?
         .detach();
     let mut seen = HashSet::new();
     let mut buf = Vec::new();

@@ -25,7 +25,9 @@ pub fn staged(
     let root = root_of(repo);
     let mut unproven = Vec::new();
     let mut coverage = Coverage::default();
-    let index = repo.index_or_empty().context("cannot read the git index")?;
+    let index = repo
+        .index_or_empty()
+        .context("Failed to read the git index")?;
     let mut head: HashMap<BString, ObjectId> = HashMap::new();
     if let Ok(tree) = repo.head_tree_id() {
         let mut buf = Vec::new();
