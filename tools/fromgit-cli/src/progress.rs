@@ -3,8 +3,9 @@
 //! and never on stdout, which carries results.
 
 use std::io::IsTerminal as _;
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 /// A bar of `len` steps labelled `what` (`"hashing store paths"`); hidden
 /// unless `show` and stderr is a terminal.
@@ -33,6 +34,25 @@ pub fn counter(show: bool, what: &str) -> ProgressBar {
     counter
 }
 
+/// A spinner with the time elapsed, for a wait whose end no count can
+/// tell (an instance booting); it ticks on its own thread, so it keeps
+/// moving while the caller awaits. Hidden unless `show` and stderr is a
+/// terminal; `set_message` changes what it says is awaited.
+pub fn waiting(show: bool, what: &str) -> ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    // Cleared when dropped too: an error on the way out must not leave it drawn.
+    let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        .with_finish(ProgressFinish::AndClear);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        spinner.set_style(style);
+    }
+    spinner.set_message(what.to_owned());
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +77,13 @@ mod tests {
         assert_eq!(counter.position(), 2);
         counter.finish_and_clear();
         assert!(super::counter(false, "off").is_hidden());
+    }
+
+    #[test]
+    fn a_wait_is_drawn_only_on_a_terminal() {
+        let spinner = waiting(true, "waiting");
+        assert_eq!(spinner.is_hidden(), !std::io::stderr().is_terminal());
+        spinner.finish_and_clear();
+        assert!(super::waiting(false, "off").is_hidden());
     }
 }

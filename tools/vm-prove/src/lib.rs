@@ -98,9 +98,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             report,
         } => {
             let cfg = load(config)?;
+            let printer = printer(report)?;
             let options = prove::RunOptions {
                 keep_on_failure: *keep_on_failure,
-                printer: printer(report)?,
+                progress: cli.global.quiet == 0 && !printer.json(),
+                printer,
             };
             runtime.block_on(prove::run(&cfg, &config.config, options))
         }

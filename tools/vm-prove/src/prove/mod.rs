@@ -46,6 +46,8 @@ use teardown::teardown;
 pub struct RunOptions {
     pub keep_on_failure: bool,
     pub printer: fromgit_cli::Printer,
+    /// Spinners on stderr while the instance is created, boots and is deleted.
+    pub progress: bool,
 }
 
 /// How the guarded part ended.
@@ -141,6 +143,7 @@ pub async fn run(
             &instance_config,
             &evaluation,
             &mut ev,
+            options.progress,
         );
         tokio::select! {
             result = steps => match result {
@@ -190,7 +193,12 @@ pub async fn run(
             client.project()
         ));
     } else {
+        let spinner = fromgit_cli::progress::waiting(
+            options.progress,
+            &format!("deleting instance `{name}`"),
+        );
         ev.teardown = teardown(&client, &name, &run_id).await;
+        spinner.finish_and_clear();
     }
     ev.finished = Some(now());
     ev.write(&dir).context("Failed to write the evidence")?;

@@ -26,6 +26,7 @@ pub(super) enum StepsEnd {
 }
 
 /// The guarded steps; `Err` is an error, not a verdict on the host.
+#[allow(clippy::too_many_arguments)] // the run's parts, each borrowed apart from `ev`, which it fills
 pub(super) async fn steps(
     client: &Client,
     config: &Config,
@@ -34,6 +35,7 @@ pub(super) async fn steps(
     instance_config: &BTreeMap<String, String>,
     evaluation: &Evaluation,
     ev: &mut Evidence,
+    progress: bool,
 ) -> anyhow::Result<StepsEnd> {
     // Create (and start).
     let start_with_create = client.server.has("instance_create_start");
@@ -53,6 +55,7 @@ pub(super) async fn steps(
         "start": start_with_create,
     });
     let t0 = Instant::now();
+    let spinner = fromgit_cli::progress::waiting(progress, &format!("creating instance `{name}`"));
     client
         .create_instance(&body, Duration::from_secs(300))
         .await
@@ -66,7 +69,9 @@ pub(super) async fn steps(
             .await?;
     }
     // Wait until it is up.
+    spinner.set_message(format!("waiting for instance `{name}` to boot"));
     let ready = wait_ready(client, name, config.instance.ready_timeout.duration()).await?;
+    spinner.finish_and_clear();
     ev.readiness = Some(format!("{ready} after {:.1} s", t0.elapsed().as_secs_f64()));
     tracing::info!("instance `{name}` is up: {ready}");
     let (os, nixos) = detect_os(client, name).await?;
