@@ -1626,3 +1626,41 @@ fn verify_fails_while_the_base_history_still_names_the_instance() {
         "{report}"
     );
 }
+
+#[test]
+#[cfg_attr(
+    any(missing_sops, missing_nix_instantiate, missing_age_keygen),
+    ignore = "needs `sops`, `nix-instantiate` and `age-keygen`; one was not found when the tests were built: `bash tests/run --install-only` installs them; under CI=true the test fails instead"
+)]
+fn the_history_check_reads_secrets_in_nested_directories_too() {
+    let Some(run) = Run::new(&TOKENS) else { return };
+    let base = run.path(NAME);
+    git(&base, &["init", "-q"]);
+    git(&base, &["add", "-A"]);
+    git(&base, &["commit", "-q", "-m", "vpn hub"]);
+    success(&run.apply(), "apply");
+    git(&base, &["add", "-A"]);
+    git(&base, &["commit", "-q", "-m", "generic now"]);
+    // An operator who files the host's secrets one level down.
+    let secrets = run.path("instance/secrets");
+    let nested = secrets.join("hosts");
+    fs_err::create_dir_all(&nested).unwrap();
+    let mut moved = 0;
+    for entry in fs_err::read_dir(&secrets).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            fs_err::rename(&path, nested.join(path.file_name().unwrap())).unwrap();
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "no sops file in `{}`", secrets.display());
+    let verify = run.verify();
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    let report = stdout(&verify);
+    assert!(
+        report.contains("FAIL base: history holds no fact or secret")
+            && report.contains("(a secret of the instance)"),
+        "{report}"
+    );
+    assert!(!report.contains("Zk4mR8vQ"), "{report}");
+}

@@ -31,10 +31,6 @@ const SINGLE_DIRECTORY: &[(&str, &str)] = &[
         "lists the `.narinfo` files of one binary cache directory",
     ),
     (
-        "instance-extract/src/historycheck.rs",
-        "lists the sops files directly in `secrets/`",
-    ),
-    (
         "instance-extract/src/split/apply.rs",
         "checks whether the instance directory is empty",
     ),

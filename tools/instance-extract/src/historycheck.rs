@@ -42,14 +42,12 @@ fn secret_leaves(encrypted: &Value, decrypted: &Value, out: &mut Vec<Zeroizing<V
     }
 }
 
-/// The decrypted values of every sops file under `instance/secrets`.
+/// The decrypted values of every sops file under `instance/secrets`, at any
+/// depth (`secrets/hosts/web.yaml` as well as `secrets/web.yaml`), as the
+/// sops checks find them.
 fn secret_values(instance: &Path, identities: &Identities) -> Vec<Zeroizing<Vec<u8>>> {
     let mut out = Vec::new();
-    let Ok(entries) = fs_err::read_dir(instance.join("secrets")) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    for path in crate::sops_check::sops_files(&instance.join("secrets")) {
         let Some(format) = Format::from_path(&path) else {
             continue;
         };

@@ -440,7 +440,7 @@ fn collect_leaves(map: &Map, prefix: &str, out: &mut BTreeSet<String>) {
 
 /// What under `secrets/` is named as a sops file and is not a directory
 /// (links listed, not followed); what cannot be read is left out.
-fn sops_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn sops_files(dir: &Path) -> Vec<PathBuf> {
     let walk = Walk::new(dir).include_hidden(true).follow_symlinks(false);
     let mut out: Vec<PathBuf> = walk
         .entries()
