@@ -7,9 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-
-use fromgit_testkit::repo_root;
+use fromgit_testkit::source::{calls, crates_except, hits_outside, non_test_lines};
 
 /// Calls that list a directory or walk a tree.
 const WALKS: &[&str] = &[
@@ -40,102 +38,14 @@ const SINGLE_DIRECTORY: &[(&str, &str)] = &[
     ),
 ];
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = fs_err::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// The lines of a source file before its unit tests (a `#[cfg(test)]`
-/// that opens a module: tests sit at the bottom of a file).
-fn non_test_lines(text: &str) -> Vec<(usize, &str)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        if line.trim() == "#[cfg(test)]" {
-            let next = lines[index + 1..].iter().find(|l| !l.trim().is_empty());
-            if next.is_some_and(|l| l.trim_start().starts_with("mod ")) {
-                break;
-            }
-        }
-        out.push((index + 1, *line));
-    }
-    out
-}
-
-/// Whether `code` holds `call` as a whole path: `read_dir(` is in
-/// `fs_err::read_dir(` but not in `my_read_dir(`.
-fn calls(code: &str, call: &str) -> bool {
-    code.match_indices(call).any(|(at, _)| {
-        !code[..at]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_')
-    })
-}
-
-/// Files declared only under `#[cfg(test)]`.
-fn is_test_module(path: &Path) -> bool {
-    let (Some(stem), Some(dir)) = (path.file_stem().and_then(|s| s.to_str()), path.parent()) else {
-        return false;
-    };
-    let declaration = format!("mod {stem};");
-    ["lib.rs", "main.rs", "mod.rs"]
-        .iter()
-        .filter_map(|parent| fs_err::read_to_string(dir.join(parent)).ok())
-        .any(|text| {
-            let lines: Vec<&str> = text.lines().map(str::trim).collect();
-            lines.iter().enumerate().any(|(index, line)| {
-                line.ends_with(&declaration) && index > 0 && lines[index - 1] == "#[cfg(test)]"
-            })
-        })
-}
-
-fn crates() -> Vec<PathBuf> {
-    let mut crates: Vec<PathBuf> = fs_err::read_dir(repo_root().join("tools"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("src").is_dir() && !p.ends_with("fromgit-fs"))
-        .collect();
-    crates.sort();
-    assert!(crates.len() >= 7, "found only {crates:?}");
-    crates
-}
-
 #[test]
 fn every_tree_is_walked_by_fromgit_fs() {
-    let tools = repo_root().join("tools");
     let mut found = Vec::new();
     let mut used = vec![false; SINGLE_DIRECTORY.len()];
-    for krate in crates() {
-        let mut files = Vec::new();
-        rust_files(&krate.join("src"), &mut files);
-        for file in files.iter().filter(|f| !is_test_module(f)) {
-            let relative = file
-                .strip_prefix(&tools)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let text = fs_err::read_to_string(file).unwrap();
-            for (number, line) in non_test_lines(&text) {
-                let code = line.split("//").next().unwrap_or_default();
-                if !WALKS.iter().any(|call| calls(code, call)) {
-                    continue;
-                }
-                match SINGLE_DIRECTORY.iter().position(|(f, _)| *f == relative) {
-                    Some(index) => used[index] = true,
-                    None => found.push(format!("tools/{relative}:{number}: `{}`", line.trim())),
-                }
-            }
+    for hit in hits_outside("fromgit-fs", WALKS) {
+        match SINGLE_DIRECTORY.iter().position(|(f, _)| *f == hit.file) {
+            Some(index) => used[index] = true,
+            None => found.push(format!("tools/{}:{}: `{}`", hit.file, hit.line, hit.text)),
         }
     }
     assert!(
@@ -155,7 +65,7 @@ fn every_tree_is_walked_by_fromgit_fs() {
 #[test]
 fn no_other_crate_depends_on_a_walker() {
     let mut found = Vec::new();
-    for krate in crates() {
+    for krate in crates_except("fromgit-fs") {
         let manifest = fs_err::read_to_string(krate.join("Cargo.toml")).unwrap();
         for line in manifest.lines() {
             let name = line.split(['=', ' ', '.']).next().unwrap_or_default();
@@ -179,5 +89,4 @@ fn the_scan_sees_a_walk() {
         .map(|(number, _)| number)
         .collect();
     assert_eq!(hits, [2, 3]);
-    assert!(!calls("my_read_dir(p)", "read_dir("));
 }

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod git;
 pub mod peers;
 pub mod snapshot;
+pub mod source;
 
 pub use git::{git, write_file, Rng, ALNUM, BASE64, GIT_IDENTITY};
 pub use insta;
