@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fromgit_fs::walk::{Kind, SkipName, Walk, WalkError};
+use fromgit_fs::walk::{Kind, WalkError};
 use rnix::SyntaxKind;
 
 use crate::nixsrc::{self, NixFile};
@@ -55,10 +55,7 @@ fn rename_text(text: &str, domain: &str) -> String {
 /// names the domain, relative to `base`, in path order.
 /// An unreadable directory fails, naming it.
 pub fn named_files(base: &Path, domain: &str) -> Result<Vec<PathBuf>, WalkError> {
-    let walk = Walk::new(base)
-        .include_hidden(false)
-        .skip(SkipName::StartsWith("result"))
-        .follow_symlinks(false);
+    let walk = crate::nixsrc::base_tree(base);
     let mut out = Vec::new();
     for entry in walk.entries() {
         let entry = entry?;

@@ -118,13 +118,19 @@ pub fn read_tree(base: &Path) -> Result<Vec<NixFile>, SourceError> {
         .collect()
 }
 
+/// The base's own tree as a split reads it: no hidden entry (`.git`), no
+/// `result*` build link, links listed and not followed.
+pub fn base_tree(base: &Path) -> Walk {
+    Walk::new(base)
+        .include_hidden(false)
+        .skip(SkipName::StartsWith("result"))
+        .follow_symlinks(false)
+}
+
 /// The `.nix` files under `base`, relative to it; `root` is `base`
 /// resolved. An unreadable directory fails, naming it.
 fn nix_paths(base: &Path, root: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    let walk = Walk::new(base)
-        .include_hidden(false)
-        .skip(SkipName::StartsWith("result"))
-        .follow_symlinks(false);
+    let walk = base_tree(base);
     let mut out = Vec::new();
     for entry in walk.entries() {
         let entry = entry?;

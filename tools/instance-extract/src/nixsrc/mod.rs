@@ -14,6 +14,6 @@ mod scan;
 mod tests;
 
 pub use domain::{domain_matches, replace_domain};
-pub use file::{line_column, read_tree, NixFile, SourceError};
+pub use file::{base_tree, line_column, read_tree, NixFile, SourceError};
 pub use finding::{Context, Finding, FindingKind, Needles};
 pub use scan::scan;
