@@ -4,7 +4,7 @@
 //! additional data, and the 16-byte tag stored apart from the ciphertext.
 
 use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use aes_gcm::aes::Aes256;
 use aes_gcm::AesGcm;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -130,10 +130,10 @@ impl EncValue {
         let mut sealed = Vec::with_capacity(self.data.len() + TAG_LEN);
         sealed.extend_from_slice(&self.data);
         sealed.extend_from_slice(&self.tag);
-        let plaintext = if self.iv.len() == IV_LEN {
+        let plaintext = if let Ok(iv) = Nonce::<SopsGcm>::try_from(self.iv.as_slice()) {
             let cipher = SopsGcm::new(key.as_bytes().into());
             cipher.decrypt(
-                self.iv.as_slice().into(),
+                &iv,
                 Payload {
                     msg: &sealed,
                     aad: aad.as_bytes(),
@@ -161,11 +161,9 @@ fn open_with_short_iv(
     sealed: &[u8],
     aad: &[u8],
 ) -> Result<Result<Vec<u8>, aes_gcm::Error>, CipherError> {
-    if iv.len() != 12 {
-        return Err(CipherError::BadLength("iv"));
-    }
+    let iv = Nonce::<aes_gcm::Aes256Gcm>::try_from(iv).map_err(|_| CipherError::BadLength("iv"))?;
     let cipher = aes_gcm::Aes256Gcm::new(key.as_bytes().into());
-    Ok(cipher.decrypt(iv.into(), Payload { msg: sealed, aad }))
+    Ok(cipher.decrypt(&iv, Payload { msg: sealed, aad }))
 }
 
 /// Encrypts `plaintext` with a fresh random IV and returns the `ENC[…]` text.
@@ -210,9 +208,13 @@ fn unreachable_gcm_limit() -> Vec<u8> {
     panic!("AES-GCM message length limit exceeded")
 }
 
+/// The operating system's CSPRNG. Like the `OsRng` it replaces, a failure of
+/// the OS generator is fatal: a key or IV must never be made from anything else.
+#[allow(clippy::panic)]
 fn fill_random(buf: &mut [u8]) {
-    use aes_gcm::aead::rand_core::RngCore;
-    aes_gcm::aead::OsRng.fill_bytes(buf);
+    if let Err(err) = getrandom::fill(buf) {
+        panic!("the operating system's random number generator failed: {err}");
+    }
 }
 
 #[cfg(test)]

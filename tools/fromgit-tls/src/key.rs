@@ -70,13 +70,13 @@ pub fn certificate_key(cert: &X509Certificate<'_>) -> Option<PublicKeyBits> {
 }
 
 fn sec1_uncompressed_p256(key: &p256::PublicKey) -> Vec<u8> {
-    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    key.to_encoded_point(false).as_bytes().to_vec()
+    use p256::elliptic_curve::sec1::ToSec1Point as _;
+    key.to_sec1_point(false).as_bytes().to_vec()
 }
 
 fn sec1_uncompressed_p384(key: &p384::PublicKey) -> Vec<u8> {
-    use p384::elliptic_curve::sec1::ToEncodedPoint as _;
-    key.to_encoded_point(false).as_bytes().to_vec()
+    use p384::elliptic_curve::sec1::ToSec1Point as _;
+    key.to_sec1_point(false).as_bytes().to_vec()
 }
 
 /// The public half of a private key given as the DER of a PEM block and
@@ -84,6 +84,8 @@ fn sec1_uncompressed_p384(key: &p384::PublicKey) -> Vec<u8> {
 pub fn private_key_public_bits(label: &str, der: &[u8]) -> Option<PublicKeyBits> {
     use p256::pkcs8::DecodePrivateKey as _;
     use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    // rsa 0.9 is on pkcs8 0.10, p256 and ed25519-dalek on 0.11.
+    use rsa::pkcs8::DecodePrivateKey as _;
     use rsa::traits::PublicKeyParts as _;
     let rsa_public = |private: rsa::RsaPrivateKey| {
         let public = private.to_public_key();

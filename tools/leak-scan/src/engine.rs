@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 

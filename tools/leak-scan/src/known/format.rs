@@ -2,7 +2,7 @@
 //! enrolment writes and matching recomputes: both sides call the same
 //! functions here, so a file enrolled today still matches tomorrow.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
