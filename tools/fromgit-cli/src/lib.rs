@@ -17,7 +17,7 @@ mod output;
 pub mod progress;
 
 pub use generate::{generate_if_asked, Generate};
-pub use output::{FormatArgs, OutputError, Printer, ReportArgs, ReportFormat};
+pub use output::{write_report, FormatArgs, OutputError, Printer, ReportArgs, ReportFormat};
 
 /// Flags every tool accepts.
 #[derive(clap::Args, Debug, Clone, Default)]

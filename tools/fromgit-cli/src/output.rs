@@ -66,22 +66,12 @@ pub struct Printer {
 impl Printer {
     /// A printer for a command with `--format` and `-o`.
     pub fn new(global: &GlobalArgs, args: &ReportArgs) -> Result<Self, OutputError> {
-        let output = args.output.clone().filter(|path| path != Path::new("-"));
-        Self::build(global, &args.format, output)
+        Self::build(global, &args.format, args.output.clone())
     }
 
     /// A printer for a command with `--format` only (its `-o` is another file).
     pub fn to_stdout(global: &GlobalArgs, args: &FormatArgs) -> Result<Self, OutputError> {
         Self::build(global, args, None)
-    }
-
-    /// A printer for a command without `--format`: `--json` alone decides.
-    pub fn from_global(global: &GlobalArgs) -> Self {
-        Self {
-            json: global.json,
-            output: None,
-            color: !global.json && global.stdout_color(),
-        }
     }
 
     fn build(
@@ -94,7 +84,8 @@ impl Printer {
             (true, _) | (false, Some(ReportFormat::Json)) => true,
             (false, None | Some(ReportFormat::Human)) => false,
         };
-        let color = !json && output.is_none() && global.stdout_color();
+        let to_file = output.as_deref().is_some_and(|path| path != Path::new("-"));
+        let color = !json && !to_file && global.stdout_color();
         Ok(Self {
             json,
             output,
@@ -112,11 +103,6 @@ impl Printer {
     /// in JSON, otherwise as `--color` and `NO_COLOR` say for stdout.
     pub fn color(&self) -> bool {
         self.color
-    }
-
-    /// The file the report goes to, when not stdout.
-    pub fn output(&self) -> Option<&Path> {
-        self.output.as_deref()
     }
 
     /// Prints the report: `value` as pretty JSON when JSON was asked for,
@@ -141,16 +127,22 @@ impl Printer {
         self.print_text(&text)
     }
 
-    /// Prints text as it is, to stdout or to the `-o` file (0644 when new,
-    /// an existing file's mode kept, written whole or not at all).
+    /// Prints text as it is, to stdout or to the `-o` file (see [`write_report`]).
     pub fn print_text(&self, text: &str) -> Result<(), OutputError> {
-        match &self.output {
-            Some(path) => {
-                fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)?;
-                Ok(())
-            }
-            None => Ok(crate::write_stdout(text.as_bytes())?),
+        write_report(self.output.as_deref(), text)
+    }
+}
+
+/// Writes a report to `output` (0644 when new, an existing file's mode
+/// kept, written whole or not at all), or to stdout when there is none or
+/// it is `-`: the one place a report reaches its destination.
+pub fn write_report(output: Option<&Path>, text: &str) -> Result<(), OutputError> {
+    match output.filter(|path| *path != Path::new("-")) {
+        Some(path) => {
+            fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)?;
+            Ok(())
         }
+        None => Ok(crate::write_stdout(text.as_bytes())?),
     }
 }
 
@@ -196,11 +188,9 @@ mod tests {
             .color());
         assert!(Printer::new(&global, &args(None, Some("-")))
             .unwrap()
-            .output()
-            .is_none());
+            .color());
         global.json = true;
         assert!(!Printer::new(&global, &args(None, None)).unwrap().color());
-        assert!(!Printer::from_global(&global).color());
     }
 
     #[test]

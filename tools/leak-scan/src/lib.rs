@@ -19,7 +19,7 @@ pub mod suppress;
 pub mod tree;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use fromgit_cli::{ExitStatus, GlobalArgs};
@@ -70,14 +70,6 @@ fn format_of(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<Format> {
             hint: Some("give `--format sarif` or `--json`, not both"),
         }
         .into()),
-    }
-}
-
-fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
-    match output.filter(|path| *path != Path::new("-")) {
-        Some(path) => fromgit_fs::write(path, text.as_bytes(), fromgit_fs::Mode::KeepOrPublic)
-            .map_err(Into::into),
-        None => fromgit_cli::write_stdout(text.as_bytes()).map_err(Into::into),
     }
 }
 
@@ -305,7 +297,7 @@ fn scan_command(args: &ScanArgs, global: &GlobalArgs) -> anyhow::Result<ExitStat
         Format::Json => report::json(&report)?,
         Format::Sarif => report::sarif(&report)?,
     };
-    emit(args.output.as_deref(), &text)?;
+    fromgit_cli::write_report(args.output.as_deref(), &text)?;
     Ok(
         if !report.findings.is_empty()
             || (args.fail_unused_suppressions && !report.unused_suppressions.is_empty())
